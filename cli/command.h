@@ -1,0 +1,40 @@
+// The `bpo` binary's subcommands. Each lives in its own *_main.cc, which
+// defines its Abseil flags (flags are defined only in mains) and a Command
+// that names the file, so `bpo <command> --help` lists exactly its flags and
+// a flag of another command is refused.
+#ifndef BPO_CLI_COMMAND_H_
+#define BPO_CLI_COMMAND_H_
+
+#include <string>
+#include <vector>
+
+namespace bpo::cli {
+
+struct Command {
+  const char* name;        // "config check": one or more words
+  const char* summary;     // one line for `bpo --help`
+  const char* usage;       // "bpo config check FILE [flags]"
+  const char* flags_file;  // __FILE__ of the file that defines its flags
+  int min_args;
+  int max_args;
+  // Runs with the positional arguments after the command words; returns the
+  // process exit code.
+  int (*run)(const std::vector<std::string>& args);
+};
+
+// Exit codes shared by all commands.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the command ran and failed (bad config, ...)
+inline constexpr int kExitUsage = 2;    // bad command line
+
+const Command& ConfigCheckCommand();
+const Command& ConfigDefaultsCommand();
+const Command& InfoCommand();
+const Command& RunCommand();
+
+// Every command, in the order `bpo --help` lists them.
+std::vector<const Command*> AllCommands();
+
+}  // namespace bpo::cli
+
+#endif  // BPO_CLI_COMMAND_H_

@@ -1,0 +1,166 @@
+// The `bpo` binary end to end: help, dispatch, config errors with exact
+// messages, example configs, and clear errors for bad flags and busy ports.
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "absl/time/clock.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/subprocess.h"
+
+namespace bpo {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+testing::CommandResult Bpo(std::vector<std::string> args) {
+  args.insert(args.begin(), BPO_BINARY);
+  auto result = testing::RunCommand(args, absl::Seconds(120));
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : testing::CommandResult{};
+}
+
+TEST(CliTest, TopLevelHelpListsCommandsOneLineEach) {
+  auto r = Bpo({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("\n  run              Run the main job"));
+  EXPECT_THAT(r.out, HasSubstr("\n  config check     Validate a run config"));
+  EXPECT_THAT(r.out, HasSubstr("\n  info             "));
+  EXPECT_THAT(r.out, HasSubstr("--log_level"));
+  EXPECT_EQ(Bpo({}).exit_code, 2);
+}
+
+TEST(CliTest, CommandHelpListsOnlyItsFlags) {
+  auto r = Bpo({"config", "check", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: bpo config check FILE"));
+  EXPECT_THAT(r.out, HasSubstr("--skip_file_checks"));
+  EXPECT_THAT(r.out, HasSubstr("--log_level"));
+  EXPECT_THAT(r.out, Not(HasSubstr("--matmul_size")));
+  EXPECT_THAT(Bpo({"info", "--help"}).out, HasSubstr("--matmul_size"));
+}
+
+TEST(CliTest, BadCommandLines) {
+  auto unknown = Bpo({"trian"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_EQ(unknown.err,
+            "bpo: unknown command 'trian'; commands: run, config check, config defaults, info "
+            "(bpo --help)\n");
+  auto foreign_flag = Bpo({"info", "--skip_file_checks"});
+  EXPECT_EQ(foreign_flag.exit_code, 2);
+  EXPECT_EQ(foreign_flag.err,
+            "bpo info: unknown flag --skip_file_checks (bpo info --help lists its flags)\n");
+  auto missing_arg = Bpo({"config", "check"});
+  EXPECT_EQ(missing_arg.exit_code, 2);
+  EXPECT_THAT(missing_arg.err, HasSubstr("bpo config check: expected 1 argument(s), got 0"));
+  auto bad_level = Bpo({"config", "defaults", "--log_level=loud"});
+  EXPECT_EQ(bad_level.exit_code, 2);
+  EXPECT_EQ(bad_level.err,
+            "bpo config defaults: unknown log level 'loud': expected debug, info, warning or "
+            "error\n");
+}
+
+TEST(CliTest, EveryExampleConfigChecks) {
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(BPO_SOURCE_DIR) / "configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    // Model directories of the examples exist only on the user's machine.
+    auto r = Bpo({"config", "check", "--skip_file_checks", entry.path().string()});
+    EXPECT_EQ(r.exit_code, 0) << entry.path() << "\n" << r.err;
+    EXPECT_THAT(r.out, HasSubstr("# schedule (Algorithm 1)"));
+    ++checked;
+  }
+  EXPECT_GE(checked, 5);
+  auto r = Bpo({"config", "check", absl::StrCat(BPO_SOURCE_DIR, "/configs/tldr-bpo-f2.yaml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("  phases: 2\n"));
+  EXPECT_THAT(r.out, HasSubstr("  pairs_per_phase: 4800\n"));
+  EXPECT_THAT(r.out, HasSubstr("# T = 600 steps, F = 2 phases, K = 300 steps/phase"));
+}
+
+TEST(CliTest, ConfigErrorsAreExactAndExitNonZero) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_cli_test_", getpid());
+  fs::create_directories(dir);
+  const std::string bad = (dir / "bad.yaml").string();
+  std::ofstream(bad) << "schedule:\n  total_steps: 100\n  phases: 3\nlora:\n  rnak: 8\n";
+  auto r = Bpo({"config", "check", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, absl::StrCat(bad, ":5:3: lora.rnak: unknown key 'rnak' (did you mean 'rank'?)\n",
+                                "bpo config check: ", bad, ": 1 error\n"));
+
+  std::ofstream(bad) << "schedule:\n  total_steps: 100\n  phases: 3\nloss: {beta: -1}\n";
+  r = Bpo({"config", "check", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            absl::StrCat(bad, ":3:3: schedule.phases: F = 3 does not divide "
+                              "schedule.total_steps = 100\n",
+                         bad, ":4:8: loss.beta: must be > 0, got -1\n", "bpo config check: ", bad,
+                         ": 2 errors\n"));
+
+  std::ofstream(bad) << "data: {prompts: [unclosed\n";
+  r = Bpo({"config", "check", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat(bad, ":2:1: <yaml>: invalid YAML: ")));
+  EXPECT_THAT(r.err, Not(HasSubstr("terminate")));
+
+  r = Bpo({"config", "check", (dir / "absent.yaml").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("absent.yaml': cannot open: No such file or directory"));
+  fs::remove_all(dir);
+}
+
+TEST(CliTest, ConfigJsonAndDefaults) {
+  auto json = Bpo({"config", "check", "--format=json",
+                   absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml")});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"total_steps\": 8"));
+  EXPECT_THAT(json.out, HasSubstr("\"type\": \"DPO\""));
+  auto defaults = Bpo({"config", "defaults"});
+  EXPECT_EQ(defaults.exit_code, 0);
+  EXPECT_THAT(defaults.out, HasSubstr("schedule:\n  total_steps: 625\n  phases: 625\n"));
+  EXPECT_THAT(Bpo({"config", "check", "--format=xml",
+                   absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml")})
+                  .exit_code,
+              2);
+}
+
+TEST(CliTest, RunPlansTheScheduleAndServesMetrics) {
+  auto r = Bpo({"run", "--config", absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml"),
+                "--log_level=warning"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("run tiny-cpu"));
+  EXPECT_THAT(r.out, HasSubstr("T = 8 steps, F = 2 phases, K = 4 steps/phase, B = 4"));
+  EXPECT_THAT(r.out, HasSubstr("metrics: http://127.0.0.1:"));
+}
+
+TEST(CliTest, RunOnABusyPortFailsClearly) {
+  // Hold a port with a first `bpo run`, then ask a second one for it.
+  const int port = testing::PickFreePort();
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  const fs::path log = fs::temp_directory_path() / absl::StrCat("bpo_cli_hold_", getpid());
+  auto holder = testing::Subprocess::Start(
+      {BPO_BINARY, "run", "--metrics_address=" + address, "--serve_seconds=60"}, log.string());
+  ASSERT_TRUE(holder.ok());
+  // The holder serves its metrics (LibTorch is loaded in that process too).
+  bool serving = false;
+  for (int attempt = 0; attempt < 200 && !serving; ++attempt) {
+    auto got = testing::HttpGet("127.0.0.1", port, "/metrics");
+    serving = got.ok() && got->status == 200 &&
+              got->body.find("bpo_run_schedule{quantity=\"total_steps\"") != std::string::npos;
+    if (!serving) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(serving);
+  testing::CommandResult r = Bpo({"run", "--metrics_address=" + address, "--log_level=error"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("bpo run: cannot serve HTTP on ", address, ": ")));
+  EXPECT_THAT(r.err, HasSubstr("in use"));
+  fs::remove(log);
+}
+
+}  // namespace
+}  // namespace bpo

@@ -1,0 +1,52 @@
+// Child processes for tests: run a command to completion, or keep a server
+// running until the test ends.
+#ifndef BPO_TESTS_TESTING_SUBPROCESS_H_
+#define BPO_TESTS_TESTING_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace bpo::testing {
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal or the timeout
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (searched on PATH) with no stdin; kills it after `timeout`.
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                         absl::Duration timeout = absl::Seconds(60));
+
+// A long-running child whose stdout and stderr go to `log_path`. The
+// destructor kills it (SIGTERM, then SIGKILL) and reaps it.
+class Subprocess {
+ public:
+  static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
+                                          const std::string& log_path);
+  Subprocess(Subprocess&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+  Subprocess& operator=(Subprocess&&) = delete;
+  ~Subprocess();
+
+  pid_t pid() const { return pid_; }
+  bool Running();
+
+ private:
+  explicit Subprocess(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int PickFreePort();
+
+// Full path of `name` on PATH, or "".
+std::string FindProgram(const std::string& name);
+
+}  // namespace bpo::testing
+
+#endif  // BPO_TESTS_TESTING_SUBPROCESS_H_
