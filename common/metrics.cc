@@ -290,8 +290,14 @@ void WriteSample(absl::string_view name, const Labels& labels, double value, std
 std::string FormatValue(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  // Counts and most gauges are whole numbers.
+  if (std::trunc(value) == value && std::fabs(value) < 1e15) {
+    return absl::StrCat(static_cast<int64_t>(value));
+  }
+  // Otherwise the shortest of 15, 16 or 17 significant digits that reads back
+  // as the same double.
   char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
+  for (int precision = 15; precision <= 17; ++precision) {
     std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
     if (std::strtod(buf, nullptr) == value) break;
   }
