@@ -88,8 +88,9 @@ class Parser {
     const Descriptor* desc = msg->GetDescriptor();
     std::map<std::string, int> seen;  // key -> line
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      // Copies: yaml-cpp's iterator hands out a temporary pair.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       const SourcePosition key_pos = ToPosition(key.Mark());
       if (!key.IsScalar()) {
         errors_->AddAt(key_pos, path.empty() ? "<top level>" : path,
