@@ -4,8 +4,9 @@
 //
 // Tolerances (max |Δ| relative to the largest reference magnitude):
 //   fp32 logits and log-probs: 1e-4;
-//   bf16 logits against HF's bf16 logits: 2e-2 (bf16 keeps 8 bits of mantissa,
-//   and BLAS and HF sum in different orders; measured values are printed);
+//   bf16 logits: error against the fp32 reference at most 1.5x that of HF's own
+//   bf16 model, and within 3e-2 of HF's bf16 logits (bf16 keeps 8 bits of
+//   mantissa and BLAS sums in different orders; measured values are printed);
 //   greedy tokens: identical.
 #include <ATen/ATen.h>
 
@@ -79,11 +80,16 @@ TEST_P(CausalLmParityTest, Bf16LogitsMatch) {
   at::NoGradGuard no_grad;
   const at::Tensor mask = ref["attention_mask"];
   const at::Tensor logits = (*model)->ForwardLogits(ref["input_ids"], mask);
-  const double err = RelativeError(logits, ref["logits_bf16"], mask);
-  std::cout << GetParam() << " bf16 logits vs HF bf16: max rel |delta| = " << err
-            << " (HF bf16 vs HF fp32: "
-            << RelativeError(ref["logits_bf16"], ref["logits"], mask) << ")\n";
-  EXPECT_LE(err, 2e-2);
+  // bf16 rounding differs with summation order (BLAS kernels, head layout),
+  // so the bound is stated against the fp32 truth: our bf16 model must be as
+  // accurate as HF's bf16 model (within 1.5x of its error), and close to it.
+  const double vs_hf = RelativeError(logits, ref["logits_bf16"], mask);
+  const double ours = RelativeError(logits, ref["logits"], mask);
+  const double theirs = RelativeError(ref["logits_bf16"], ref["logits"], mask);
+  std::cout << GetParam() << " bf16: ours vs fp32 " << ours << ", HF bf16 vs fp32 " << theirs
+            << ", ours vs HF bf16 " << vs_hf << "\n";
+  EXPECT_LE(ours, 1.5 * theirs);
+  EXPECT_LE(vs_hf, 3e-2);
 }
 
 TEST_P(CausalLmParityTest, SequenceLogprobsMatch) {
@@ -142,7 +148,7 @@ TEST(CausalLmLoadTest, ErrorsNameTheFileAndTensor) {
   auto missing = CausalLm::Load("/nonexistent");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(missing.status().message(),
-            "/nonexistent/config.json: cannot open: No such file or directory");
+            "/nonexistent: no such model directory or file");
   EXPECT_EQ(CausalLm::Load(FixtureDir("llama"), {at::kHalf, at::kCPU}).status().message(),
             FixtureDir("llama") + ": unsupported dtype Half (float32 or bfloat16)");
   // DeBERTa is a reward model, not a causal LM.
