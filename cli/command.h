@@ -20,6 +20,8 @@ struct Command {
   // Runs with the positional arguments after the command words; returns the
   // process exit code.
   int (*run)(const std::vector<std::string>& args);
+  // When several commands share one file's flags: the names this one takes.
+  std::vector<std::string> only_flags = {};
 };
 
 // Exit codes shared by all commands.
@@ -31,6 +33,10 @@ const Command& ConfigCheckCommand();
 const Command& ConfigDefaultsCommand();
 const Command& InfoCommand();
 const Command& RunCommand();
+const Command& ModelInfoCommand();
+const Command& GenerateCommand();
+const Command& LogprobsCommand();
+const Command& ScoreCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

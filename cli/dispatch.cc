@@ -16,11 +16,16 @@
 namespace bpo::cli {
 namespace {
 
-// Flags defined in `file`, sorted by name.
-std::vector<absl::CommandLineFlag*> FlagsOf(const char* file) {
+bool Allowed(const std::vector<std::string>& only, absl::string_view name) {
+  return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
+}
+
+// Flags defined in `file` (restricted to `only` when given), sorted by name.
+std::vector<absl::CommandLineFlag*> FlagsOf(const char* file,
+                                            const std::vector<std::string>& only = {}) {
   std::vector<absl::CommandLineFlag*> out;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (flag->Filename() == file) out.push_back(flag);
+    if (flag->Filename() == file && Allowed(only, flag->Name())) out.push_back(flag);
   }
   std::sort(out.begin(), out.end(),
             [](auto* a, auto* b) { return a->Name() < b->Name(); });
@@ -56,7 +61,7 @@ void PrintTopHelp(const std::vector<const Command*>& commands, const char* globa
 
 void PrintCommandHelp(const Command& c, const char* global_file) {
   std::cout << "usage: " << c.usage << "\n\n" << c.summary << "\n";
-  const auto own = FlagsOf(c.flags_file);
+  const auto own = FlagsOf(c.flags_file, c.only_flags);
   if (!own.empty()) {
     std::cout << "\nflags:\n";
     PrintFlags(own);
@@ -132,8 +137,9 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
     if (flag == nullptr && absl::StartsWith(name, "no")) {
       flag = absl::FindCommandLineFlag(name.substr(2));
     }
-    if (flag == nullptr || (flag->Filename() != command->flags_file &&
-                            flag->Filename() != global_flags_file)) {
+    const bool own = flag != nullptr && flag->Filename() == command->flags_file &&
+                     Allowed(command->only_flags, flag->Name());
+    if (!own && (flag == nullptr || flag->Filename() != global_flags_file)) {
       std::cerr << "bpo " << command->name << ": unknown flag --" << name << " (bpo "
                 << command->name << " --help lists its flags)\n";
       return kExitUsage;

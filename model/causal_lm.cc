@@ -26,6 +26,24 @@ at::Tensor Activate(const at::Tensor& x, Activation act) {
   return x;
 }
 
+// LibTorch 1.13's CPU bf16 kernels for batched matmul and the activations
+// round more than once (several ulps off torch 2.x, which accumulates in
+// float32 and rounds once); on that path they run in float32 and round to
+// bf16 at the end, as HF's reference does. linear() is exact already.
+bool NeedsUpcast(const at::Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 && t.device().is_cpu();
+}
+
+at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) {
+  if (!NeedsUpcast(a)) return at::matmul(a, b);
+  return at::matmul(a.to(at::kFloat), b.to(at::kFloat)).to(a.scalar_type());
+}
+
+at::Tensor Act(const at::Tensor& x, Activation act) {
+  if (!NeedsUpcast(x)) return Activate(x, act);
+  return Activate(x.to(at::kFloat), act).to(x.scalar_type());
+}
+
 at::Tensor SoftCap(const at::Tensor& x, double cap) {
   return at::tanh(x / cap) * cap;
 }
@@ -201,11 +219,11 @@ at::Tensor CausalLm::Attention(const at::Tensor& x, int64_t layer, const at::Ten
   // Grouped-query attention without repeating K and V: the G query heads of
   // one kv-head are stacked along the sequence axis.
   at::Tensor qg = q.reshape({B, KV, G * S, D});
-  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)) * scaling;  // [B, KV, G*S, T]
+  at::Tensor scores = MatMul(qg, k.transpose(2, 3)) * scaling;  // [B, KV, G*S, T]
   if (config_.attn_logit_softcap > 0) scores = SoftCap(scores, config_.attn_logit_softcap);
   scores = scores.view({B, KV, G, S, T}) + mask.unsqueeze(1).unsqueeze(1);  // mask [B, S, T]
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  at::Tensor out = at::matmul(probs.view({B, KV, G * S, T}), v);  // [B, KV, G*S, D]
+  at::Tensor out = MatMul(probs.view({B, KV, G * S, T}), v);  // [B, KV, G*S, D]
   out = out.view({B, H, S, D}).transpose(1, 2).reshape({B, S, H * D});
   return Project(out, layer, LinearKind::kO, adapter);
 }
@@ -268,14 +286,14 @@ at::Tensor CausalLm::Forward(const at::Tensor& input_ids, const at::Tensor& posi
     if (config_.sandwich_norms) {
       h = h + Norm(a, l.post_attn_norm);
       at::Tensor x = Norm(h, l.pre_ffn_norm);
-      at::Tensor f = Project(Activate(Project(x, i, LinearKind::kGate, adapter), config_.activation) *
+      at::Tensor f = Project(Act(Project(x, i, LinearKind::kGate, adapter), config_.activation) *
                                  Project(x, i, LinearKind::kUp, adapter),
                              i, LinearKind::kDown, adapter);
       h = h + Norm(f, l.post_ffn_norm);
     } else {
       h = h + a;
       at::Tensor x = Norm(h, l.post_attn_norm);
-      h = h + Project(Activate(Project(x, i, LinearKind::kGate, adapter), config_.activation) *
+      h = h + Project(Act(Project(x, i, LinearKind::kGate, adapter), config_.activation) *
                           Project(x, i, LinearKind::kUp, adapter),
                       i, LinearKind::kDown, adapter);
     }

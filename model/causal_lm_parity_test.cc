@@ -4,9 +4,10 @@
 //
 // Tolerances (max |Δ| relative to the largest reference magnitude):
 //   fp32 logits and log-probs: 1e-4;
-//   bf16 logits: error against the fp32 reference at most 1.5x that of HF's own
-//   bf16 model, and within 3e-2 of HF's bf16 logits (bf16 keeps 8 bits of
-//   mantissa and BLAS sums in different orders; measured values are printed);
+//   bf16 logits: error against the fp32 reference at most 1.25x that of HF's
+//   own bf16 model, and within 1.5e-2 of HF's bf16 logits (bf16 keeps 8 bits
+//   of mantissa and reductions sum in different orders; measured: llama 0,
+//   gemma 5.6e-3, gemma2 8.5e-3, each as accurate as HF's against fp32);
 //   greedy tokens: identical.
 #include <ATen/ATen.h>
 
@@ -80,16 +81,15 @@ TEST_P(CausalLmParityTest, Bf16LogitsMatch) {
   at::NoGradGuard no_grad;
   const at::Tensor mask = ref["attention_mask"];
   const at::Tensor logits = (*model)->ForwardLogits(ref["input_ids"], mask);
-  // bf16 rounding differs with summation order (BLAS kernels, head layout),
-  // so the bound is stated against the fp32 truth: our bf16 model must be as
-  // accurate as HF's bf16 model (within 1.5x of its error), and close to it.
+  // bf16 rounding differs with summation order, so the bound is stated against
+  // the fp32 truth: our bf16 model must be as accurate as HF's, and close to it.
   const double vs_hf = RelativeError(logits, ref["logits_bf16"], mask);
   const double ours = RelativeError(logits, ref["logits"], mask);
   const double theirs = RelativeError(ref["logits_bf16"], ref["logits"], mask);
   std::cout << GetParam() << " bf16: ours vs fp32 " << ours << ", HF bf16 vs fp32 " << theirs
             << ", ours vs HF bf16 " << vs_hf << "\n";
-  EXPECT_LE(ours, 1.5 * theirs);
-  EXPECT_LE(vs_hf, 3e-2);
+  EXPECT_LE(ours, 1.25 * theirs);
+  EXPECT_LE(vs_hf, 1.5e-2);
 }
 
 TEST_P(CausalLmParityTest, SequenceLogprobsMatch) {

@@ -67,6 +67,11 @@ std::string Checkpoint::FileOf(const std::string& name) const {
   return it == where_.end() ? dir_ : it->second->path();
 }
 
+const TensorInfo* Checkpoint::Info(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? nullptr : it->second->header().Find(name);
+}
+
 absl::StatusOr<at::Tensor> Checkpoint::Take(const std::string& name, at::IntArrayRef shape,
                                             const at::TensorOptions& options) {
   auto it = where_.find(name);

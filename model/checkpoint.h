@@ -26,6 +26,8 @@ class Checkpoint {
   std::vector<std::string> Names() const;
   // The file a tensor lives in (for messages).
   std::string FileOf(const std::string& name) const;
+  // Header entry (dtype, shape) of a tensor, or nullptr.
+  const TensorInfo* Info(const std::string& name) const;
 
   // Takes tensor `name` converted to `options` (dtype, device), checking its
   // shape. INVALID_ARGUMENT/NOT_FOUND name the file and the tensor.

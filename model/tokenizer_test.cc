@@ -40,6 +40,13 @@ TEST_P(CausalTokenizerTest, MatchesHuggingFaceIdsAndDecoding) {
     EXPECT_EQ((*tok)->Encode(texts[i]), ids[i]) << texts[i];
     EXPECT_EQ((*tok)->Decode(ids[i]), decoded[i]);
   }
+  // Prompts and responses tokenized separately, as the log-prob fixtures were.
+  for (size_t i = 0; i < ref["lp_prompts"].size(); ++i) {
+    EXPECT_EQ((*tok)->Encode(ref["lp_prompts"][i].get<std::string>(), false),
+              ref["lp_prompt_ids"][i].get<std::vector<int64_t>>());
+    EXPECT_EQ((*tok)->Encode(ref["lp_responses"][i].get<std::string>(), false),
+              ref["lp_response_ids"][i].get<std::vector<int64_t>>());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, CausalTokenizerTest, ::testing::Values("llama", "gemma"));

@@ -42,14 +42,21 @@ TEST(CliTest, CommandHelpListsOnlyItsFlags) {
   EXPECT_THAT(r.out, HasSubstr("--log_level"));
   EXPECT_THAT(r.out, Not(HasSubstr("--matmul_size")));
   EXPECT_THAT(Bpo({"info", "--help"}).out, HasSubstr("--matmul_size"));
+  // Commands sharing one file's flags list only their own.
+  const std::string score = Bpo({"score", "--help"}).out;
+  EXPECT_THAT(score, HasSubstr("--reward_model"));
+  EXPECT_THAT(score, Not(HasSubstr("--temperature")));
+  auto foreign = Bpo({"score", "--temperature=2"});
+  EXPECT_EQ(foreign.exit_code, 2);
+  EXPECT_EQ(foreign.err, "bpo score: unknown flag --temperature (bpo score --help lists its flags)\n");
 }
 
 TEST(CliTest, BadCommandLines) {
   auto unknown = Bpo({"trian"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_EQ(unknown.err,
-            "bpo: unknown command 'trian'; commands: run, config check, config defaults, info "
-            "(bpo --help)\n");
+            "bpo: unknown command 'trian'; commands: run, config check, config defaults, model "
+            "info, generate, logprobs, score, info (bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
   EXPECT_EQ(foreign_flag.exit_code, 2);
   EXPECT_EQ(foreign_flag.err,

@@ -1,0 +1,347 @@
+// Checkpoint tools: bpo model info, bpo generate, bpo logprobs, bpo score.
+// They share one set of flags; each command lists the ones it takes.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "cli/command.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+#include "model/hf_config.h"
+#include "model/json_reader.h"
+#include "model/logprobs.h"
+#include "model/policy.h"
+#include "model/reward.h"
+#include "model/safetensors.h"
+
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory of the policy (causal LM).");
+ABSL_FLAG(std::string, adapter, "",
+          "PEFT LoRA adapter directories, comma-separated; several are merged (--merge_mode).");
+ABSL_FLAG(std::string, merge_mode, "peft_linear", "How several adapters merge: peft_linear or "
+          "mean_delta.");
+ABSL_FLAG(std::string, reward_model, "", "Hugging Face directory of a DeBERTa-v3 reward model.");
+ABSL_FLAG(std::string, prompt, "", "Prompt text.");
+ABSL_FLAG(std::string, prompts, "", "JSONL file with one {\"prompt\": ...} object a line.");
+ABSL_FLAG(std::string, response, "", "Response text.");
+ABSL_FLAG(std::string, pairs, "",
+          "JSONL file with one {\"prompt\": ..., \"response\": ...} object a line.");
+ABSL_FLAG(int64_t, max_new_tokens, 128, "Tokens to generate at most.");
+ABSL_FLAG(bool, greedy, false, "Greedy decoding (ignores temperature, top_k, top_p).");
+ABSL_FLAG(double, temperature, 1.0, "Sampling temperature.");
+ABSL_FLAG(int64_t, top_k, 50, "Top-k filtering; 0 disables.");
+ABSL_FLAG(double, top_p, 1.0, "Nucleus (top-p) filtering; 1 disables.");
+ABSL_FLAG(int64_t, samples, 1, "Samples per prompt (they share the prompt's prefill).");
+ABSL_FLAG(uint64_t, seed, 0, "Sampling seed.");
+ABSL_FLAG(int64_t, max_length, 640, "Reward model: max tokens of [CLS] prompt [SEP] response [SEP].");
+ABSL_FLAG(int64_t, batch_size, 16, "Prompts or pairs per batch.");
+ABSL_FLAG(std::string, dtype, "float32", "float32 or bfloat16.");
+ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
+ABSL_FLAG(bool, json, false, "Print JSON (one object per line) for scripts.");
+
+namespace bpo::cli {
+namespace {
+
+using nlohmann::json;
+
+int Fail(const char* command, const absl::Status& status) {
+  std::cerr << "bpo " << command << ": " << status.message() << "\n";
+  return kExitFailure;
+}
+
+absl::StatusOr<model::LoadOptions> Load() {
+  return model::ParseLoadOptions(absl::GetFlag(FLAGS_dtype), absl::GetFlag(FLAGS_device));
+}
+
+absl::StatusOr<model::Policy> LoadPolicyFromFlags() {
+  if (absl::GetFlag(FLAGS_model).empty()) return absl::InvalidArgumentError("--model is required");
+  auto load = Load();
+  if (!load.ok()) return load.status();
+  model::PolicyOptions options;
+  options.load = *load;
+  for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_adapter), ',', absl::SkipEmpty())) {
+    options.adapters.emplace_back(a);
+  }
+  const std::string mode = absl::GetFlag(FLAGS_merge_mode);
+  if (mode != "peft_linear" && mode != "mean_delta") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--merge_mode '", mode, "': expected peft_linear or mean_delta"));
+  }
+  options.merge_mode =
+      mode == "mean_delta" ? model::MergeMode::kMeanDelta : model::MergeMode::kPeftLinear;
+  return model::LoadPolicy(absl::GetFlag(FLAGS_model), options);
+}
+
+// Objects of a JSONL file; errors name the file and line.
+absl::StatusOr<std::vector<json>> ReadJsonl(const std::string& path,
+                                            const std::vector<const char*>& keys) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::vector<json> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": not a JSON object"));
+    }
+    for (const char* key : keys) {
+      if (!j.contains(key) || !j[key].is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", n, ": missing string field \"", key, "\""));
+      }
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// ---- bpo model info ----
+
+int RunModelInfo(const std::vector<std::string>& args) {
+  const std::string& dir = args[0];
+  auto text = model::ReadTextFile(dir + "/config.json");
+  if (!text.ok()) return Fail("model info", text.status());
+  const json cfg = json::parse(*text, nullptr, false);
+  std::string arch = cfg.is_object() && cfg.contains("architectures") &&
+                             cfg["architectures"].is_array() && !cfg["architectures"].empty()
+                         ? cfg["architectures"][0].get<std::string>()
+                         : "";
+  auto ckpt = model::Checkpoint::Open(dir);
+  if (!ckpt.ok()) return Fail("model info", ckpt.status());
+  std::map<std::string, int64_t> dtype_params;
+  int64_t stored = 0;
+  for (const std::string& name : (*ckpt)->Names()) {
+    const model::TensorInfo* t = (*ckpt)->Info(name);
+    dtype_params[std::string(model::DTypeName(t->dtype))] += t->numel();
+    stored += t->numel();
+  }
+  json out = {{"path", dir}, {"architecture", arch}, {"stored_parameters", stored}};
+  for (const auto& [d, n] : dtype_params) out["dtypes"][d] = n;
+  // Loading validates every tensor's name and shape against config.json.
+  if (arch == "DebertaV2ForSequenceClassification") {
+    auto rm = model::LoadRewardModel(dir, {});
+    if (!rm.ok()) return Fail("model info", rm.status());
+    const auto& c = rm->model->config();
+    out["kind"] = "reward model";
+    out["layers"] = c.num_layers;
+    out["hidden_size"] = c.hidden_size;
+    out["heads"] = c.num_heads;
+    out["vocab_size"] = c.vocab_size;
+    out["tokenizer"] = rm->tokenizer->path();
+  } else {
+    auto m = model::CausalLm::Load(dir);
+    if (!m.ok()) return Fail("model info", m.status());
+    const auto& c = (*m)->config();
+    out["kind"] = "policy";
+    out["parameters"] = (*m)->NumParameters();
+    out["layers"] = c.num_layers;
+    out["hidden_size"] = c.hidden_size;
+    out["heads"] = c.num_heads;
+    out["kv_heads"] = c.num_kv_heads;
+    out["head_dim"] = c.head_dim;
+    out["vocab_size"] = c.vocab_size;
+    out["tied_embeddings"] = c.tie_word_embeddings;
+    auto tok = model::Tokenizer::Load(dir);
+    if (tok.ok()) {
+      out["tokenizer"] = (*tok)->path();
+      out["tokenizer_pieces"] = (*tok)->vocab_size();
+      out["bos_eos_pad"] = {(*tok)->bos_id(), (*tok)->eos_id(), (*tok)->pad_id()};
+    } else {
+      out["tokenizer"] = std::string(tok.status().message());
+    }
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << out.dump() << "\n";
+    return kExitOk;
+  }
+  for (const auto& [k, v] : out.items()) {
+    std::cout << absl::StrFormat("%-18s %s\n", k, v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  return kExitOk;
+}
+
+// ---- bpo generate ----
+
+int RunGenerate(const std::vector<std::string>&) {
+  std::vector<std::string> prompts;
+  if (!absl::GetFlag(FLAGS_prompts).empty()) {
+    auto rows = ReadJsonl(absl::GetFlag(FLAGS_prompts), {"prompt"});
+    if (!rows.ok()) return Fail("generate", rows.status());
+    for (const json& r : *rows) prompts.push_back(r["prompt"].get<std::string>());
+  } else if (!absl::GetFlag(FLAGS_prompt).empty()) {
+    prompts.push_back(absl::GetFlag(FLAGS_prompt));
+  } else {
+    return Fail("generate", absl::InvalidArgumentError("give --prompt or --prompts"));
+  }
+  auto policy = LoadPolicyFromFlags();
+  if (!policy.ok()) return Fail("generate", policy.status());
+  model::GenerateOptions g;
+  g.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
+  g.greedy = absl::GetFlag(FLAGS_greedy);
+  g.temperature = absl::GetFlag(FLAGS_temperature);
+  g.top_k = absl::GetFlag(FLAGS_top_k);
+  g.top_p = absl::GetFlag(FLAGS_top_p);
+  g.samples_per_prompt = absl::GetFlag(FLAGS_samples);
+  g.seed = absl::GetFlag(FLAGS_seed);
+  g.pad_token_id = policy->tokenizer->pad_id();
+  if (policy->tokenizer->eos_id() >= 0) g.eos_token_ids = {policy->tokenizer->eos_id()};
+  const int64_t batch = std::max<int64_t>(1, absl::GetFlag(FLAGS_batch_size));
+  for (size_t start = 0; start < prompts.size(); start += batch) {
+    const size_t end = std::min(prompts.size(), start + static_cast<size_t>(batch));
+    std::vector<std::vector<int64_t>> ids;
+    int64_t longest = 0;
+    for (size_t i = start; i < end; ++i) {
+      ids.push_back(policy->tokenizer->Encode(prompts[i]));
+      longest = std::max<int64_t>(longest, ids.back().size());
+    }
+    const int64_t n = static_cast<int64_t>(ids.size());
+    at::Tensor input = at::full({n, longest}, policy->tokenizer->pad_id(), at::kLong);
+    at::Tensor mask = at::zeros({n, longest}, at::kLong);
+    for (int64_t r = 0; r < n; ++r) {  // left padding
+      const int64_t len = static_cast<int64_t>(ids[r].size());
+      input[r].narrow(0, longest - len, len).copy_(at::tensor(ids[r], at::kLong));
+      mask[r].narrow(0, longest - len, len).fill_(1);
+    }
+    auto gen = model::Generate(*policy->model, input, mask, g, policy->adapter());
+    if (!gen.ok()) return Fail("generate", gen.status());
+    const at::Tensor tokens = gen->tokens.cpu(), logprobs = gen->logprobs.cpu(),
+                     lengths = gen->lengths.cpu(), finished = gen->finished.cpu();
+    for (int64_t row = 0; row < tokens.size(0); ++row) {
+      const int64_t len = lengths[row].item<int64_t>();
+      std::vector<int64_t> out_ids(tokens[row].data_ptr<int64_t>(),
+                                   tokens[row].data_ptr<int64_t>() + len);
+      const std::string text = policy->tokenizer->Decode(out_ids);
+      const size_t prompt_index = start + row / g.samples_per_prompt;
+      if (absl::GetFlag(FLAGS_json)) {
+        std::vector<float> lp(logprobs[row].data_ptr<float>(), logprobs[row].data_ptr<float>() + len);
+        json j = {{"prompt_index", prompt_index}, {"sample", row % g.samples_per_prompt},
+                  {"text", text}, {"token_ids", out_ids}, {"token_logprobs", lp},
+                  {"logprob", logprobs[row].sum().item<double>()},
+                  {"finished", finished[row].item<bool>()}};
+        std::cout << j.dump() << "\n";
+      } else {
+        std::cout << prompts[prompt_index] << text << "\n";
+        if (g.samples_per_prompt > 1 || prompts.size() > 1) std::cout << "---\n";
+      }
+    }
+  }
+  return kExitOk;
+}
+
+// ---- bpo logprobs ----
+
+int RunLogprobs(const std::vector<std::string>&) {
+  const std::string prompt = absl::GetFlag(FLAGS_prompt), response = absl::GetFlag(FLAGS_response);
+  if (response.empty()) return Fail("logprobs", absl::InvalidArgumentError("--response is required"));
+  auto policy = LoadPolicyFromFlags();
+  if (!policy.ok()) return Fail("logprobs", policy.status());
+  const auto& tok = *policy->tokenizer;
+  std::vector<int64_t> ids = tok.Encode(prompt, /*add_bos=*/true);
+  const size_t prompt_len = ids.size();
+  std::vector<int64_t> resp = tok.Encode(response, /*add_bos=*/false);
+  if (tok.eos_id() >= 0) resp.push_back(tok.eos_id());
+  ids.insert(ids.end(), resp.begin(), resp.end());
+  const int64_t L = static_cast<int64_t>(ids.size());
+  const at::Tensor input = at::tensor(ids, at::kLong).view({1, L});
+  at::Tensor response_mask = at::zeros({1, L}, at::kLong);
+  response_mask.narrow(1, prompt_len, L - prompt_len).fill_(1);
+  at::NoGradGuard no_grad;
+  const model::SequenceLogprobs lp = model::ComputeSequenceLogprobs(
+      *policy->model, input, at::ones({1, L}, at::kLong), response_mask, policy->adapter());
+  const at::Tensor per_token = lp.tokens.cpu()[0].narrow(0, prompt_len, L - prompt_len);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::vector<float> v(per_token.data_ptr<float>(), per_token.data_ptr<float>() + per_token.numel());
+    json j = {{"sum", lp.sum.item<double>()}, {"mean", lp.mean.item<double>()},
+              {"tokens", lp.count.item<int64_t>()}, {"token_ids", resp}, {"token_logprobs", v}};
+    std::cout << j.dump() << "\n";
+    return kExitOk;
+  }
+  std::cout << absl::StrFormat("sum %.6f  mean %.6f  over %d response tokens (EOS included)\n",
+                               lp.sum.item<double>(), lp.mean.item<double>(),
+                               lp.count.item<int64_t>());
+  for (int64_t i = 0; i < per_token.numel(); ++i) {
+    std::cout << absl::StrFormat("%6d  %-20s %.6f\n", resp[i], tok.Decode({resp[i]}, false),
+                                 per_token[i].item<double>());
+  }
+  return kExitOk;
+}
+
+// ---- bpo score ----
+
+int RunScore(const std::vector<std::string>&) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  if (!absl::GetFlag(FLAGS_pairs).empty()) {
+    auto rows = ReadJsonl(absl::GetFlag(FLAGS_pairs), {"prompt", "response"});
+    if (!rows.ok()) return Fail("score", rows.status());
+    for (const json& r : *rows) {
+      pairs.emplace_back(r["prompt"].get<std::string>(), r["response"].get<std::string>());
+    }
+  } else if (!absl::GetFlag(FLAGS_response).empty()) {
+    pairs.emplace_back(absl::GetFlag(FLAGS_prompt), absl::GetFlag(FLAGS_response));
+  } else {
+    return Fail("score", absl::InvalidArgumentError("give --prompt and --response, or --pairs"));
+  }
+  if (absl::GetFlag(FLAGS_reward_model).empty()) {
+    return Fail("score", absl::InvalidArgumentError("--reward_model is required"));
+  }
+  auto load = Load();
+  if (!load.ok()) return Fail("score", load.status());
+  auto rm = model::LoadRewardModel(absl::GetFlag(FLAGS_reward_model), *load);
+  if (!rm.ok()) return Fail("score", rm.status());
+  auto scores = model::ScorePairs(*rm, pairs, absl::GetFlag(FLAGS_max_length),
+                                  std::max<int64_t>(1, absl::GetFlag(FLAGS_batch_size)));
+  if (!scores.ok()) return Fail("score", scores.status());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (absl::GetFlag(FLAGS_json)) {
+      std::cout << json{{"index", i}, {"reward", (*scores)[i]}}.dump() << "\n";
+    } else {
+      std::cout << absl::StrFormat("%.6f\n", (*scores)[i]);
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& ModelInfoCommand() {
+  static const Command kCommand{
+      "model info", "Validate a Hugging Face model directory and print what it holds.",
+      "bpo model info DIR [--json]", __FILE__, 1, 1, &RunModelInfo, {"json"}};
+  return kCommand;
+}
+
+const Command& GenerateCommand() {
+  static const Command kCommand{
+      "generate", "Generate continuations of prompts with a policy (and LoRA adapters).",
+      "bpo generate --model DIR [--adapter DIR,...] --prompt TEXT | --prompts FILE.jsonl [flags]",
+      __FILE__, 0, 0, &RunGenerate,
+      {"model", "adapter", "merge_mode", "prompt", "prompts", "max_new_tokens", "greedy",
+       "temperature", "top_k", "top_p", "samples", "seed", "batch_size", "dtype", "device",
+       "json"}};
+  return kCommand;
+}
+
+const Command& LogprobsCommand() {
+  static const Command kCommand{
+      "logprobs", "Sequence and per-token log-probs of a response under a policy.",
+      "bpo logprobs --model DIR [--adapter DIR,...] --prompt P --response R [--json]", __FILE__,
+      0, 0, &RunLogprobs,
+      {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"}};
+  return kCommand;
+}
+
+const Command& ScoreCommand() {
+  static const Command kCommand{
+      "score", "Reward-model scores of (prompt, response) pairs.",
+      "bpo score --reward_model DIR --prompt P --response R | --pairs FILE.jsonl [--json]",
+      __FILE__, 0, 0, &RunScore,
+      {"reward_model", "prompt", "response", "pairs", "max_length", "batch_size", "dtype",
+       "device", "json"}};
+  return kCommand;
+}
+
+}  // namespace bpo::cli
