@@ -246,25 +246,34 @@ std::vector<at::Tensor> LoraEnsemble::Parameters(int member) const {
 }
 
 MergedLora LoraEnsemble::Merge(MergeMode mode) const {
+  std::vector<std::vector<at::Tensor>> params;
+  for (int i = 0; i < members(); ++i) params.push_back(Parameters(i));
+  return MergeParameters(mode, params);
+}
+
+MergedLora LoraEnsemble::MergeParameters(MergeMode mode,
+                                         const std::vector<std::vector<at::Tensor>>& params) const {
   at::NoGradGuard no_grad;
   MergedLora m;
   m.slot_ = slot_;
-  const double E = members(), s = scaling();
-  for (size_t t = 0; t < targets_.size(); ++t) {
+  const size_t n = targets_.size();
+  const int E = static_cast<int>(params.size());
+  const double s = scaling();
+  for (size_t t = 0; t < n; ++t) {
     if (mode == MergeMode::kMeanDelta) {
       std::vector<at::Tensor> as, bs;
-      for (int i = 0; i < members(); ++i) {
-        as.push_back(a_[i][t]);
-        bs.push_back(b_[i][t] * (s / E));
+      for (int i = 0; i < E; ++i) {
+        as.push_back(params[i][t]);
+        bs.push_back(params[i][n + t] * (s / E));
       }
       m.a_.push_back(at::cat(as, 0));  // [E*r, in]
       m.b_.push_back(at::cat(bs, 1));  // [out, E*r]
     } else {
       const double w = std::sqrt(s / E);
-      at::Tensor a = a_[0][t] * w, b = b_[0][t] * w;
-      for (int i = 1; i < members(); ++i) {
-        a = a + a_[i][t] * w;
-        b = b + b_[i][t] * w;
+      at::Tensor a = params[0][t] * w, b = params[0][n + t] * w;
+      for (int i = 1; i < E; ++i) {
+        a = a + params[i][t] * w;
+        b = b + params[i][n + t] * w;
       }
       m.a_.push_back(a);
       m.b_.push_back(b);

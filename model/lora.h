@@ -99,6 +99,9 @@ class LoraEnsemble {
 
   LoraMember Member(int i, bool training = false) const { return LoraMember(this, i, training); }
   MergedLora Merge(MergeMode mode) const;
+  // Merges other tensors of this ensemble's shape: params[i] laid out as
+  // Parameters(i) (e.g. an exponential moving average of the members).
+  MergedLora MergeParameters(MergeMode mode, const std::vector<std::vector<at::Tensor>>& params) const;
 
   // Adds (or removes) a merged ensemble's ΔW to the model's weights in place,
   // so that sampling runs at base-model speed. Unmerge subtracts the same
