@@ -87,6 +87,15 @@ at::Tensor MergedLora::Delta(int64_t layer, LinearKind kind, const at::Tensor& x
   return at::linear(at::linear(x, a_[slot]), b_[slot]);
 }
 
+MergedLora MergedLora::FromTensors(std::vector<int> slots, std::vector<at::Tensor> a,
+                                   std::vector<at::Tensor> b) {
+  MergedLora m;
+  m.slot_ = std::move(slots);
+  m.a_ = std::move(a);
+  m.b_ = std::move(b);
+  return m;
+}
+
 int LoraEnsemble::Slot(int64_t layer, LinearKind kind) const {
   return slot_[layer * kNumLinearKinds + static_cast<int>(kind)];
 }

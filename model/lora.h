@@ -67,6 +67,11 @@ class MergedLora : public LinearAdapter {
   const std::vector<at::Tensor>& a() const { return a_; }
   const std::vector<at::Tensor>& b() const { return b_; }
   int64_t rank() const { return a_.empty() ? 0 : a_[0].size(0); }
+  // slots: [layers * kNumLinearKinds] -> index into a/b or -1 (as saved by
+  // checkpoints and snapshots).
+  const std::vector<int>& slots() const { return slot_; }
+  static MergedLora FromTensors(std::vector<int> slots, std::vector<at::Tensor> a,
+                                std::vector<at::Tensor> b);
 
  private:
   friend class LoraEnsemble;
