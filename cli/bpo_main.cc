@@ -9,9 +9,9 @@ ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warni
 namespace bpo::cli {
 
 std::vector<const Command*> AllCommands() {
-  return {&RunCommand(),      &ConfigCheckCommand(), &ConfigDefaultsCommand(),
-          &ModelInfoCommand(), &GenerateCommand(),    &LogprobsCommand(),
-          &ScoreCommand(),     &InfoCommand()};
+  return {&RunCommand(),       &LearnerCommand(),   &ConfigCheckCommand(),
+          &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
+          &LogprobsCommand(),  &ScoreCommand(),     &InfoCommand()};
 }
 
 }  // namespace bpo::cli

@@ -22,6 +22,8 @@ struct Command {
   int (*run)(const std::vector<std::string>& args);
   // When several commands share one file's flags: the names this one takes.
   std::vector<std::string> only_flags = {};
+  // Flags of cli/shared_flags.cc this command takes.
+  std::vector<std::string> shared_flags = {};
 };
 
 // Exit codes shared by all commands.
@@ -37,6 +39,7 @@ const Command& ModelInfoCommand();
 const Command& GenerateCommand();
 const Command& LogprobsCommand();
 const Command& ScoreCommand();
+const Command& LearnerCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

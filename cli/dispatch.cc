@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cli/shared_flags.h"
 #include "common/version.h"
 
 namespace bpo::cli {
@@ -61,7 +62,11 @@ void PrintTopHelp(const std::vector<const Command*>& commands, const char* globa
 
 void PrintCommandHelp(const Command& c, const char* global_file) {
   std::cout << "usage: " << c.usage << "\n\n" << c.summary << "\n";
-  const auto own = FlagsOf(c.flags_file, c.only_flags);
+  auto own = FlagsOf(c.flags_file, c.only_flags);
+  if (!c.shared_flags.empty()) {
+    for (absl::CommandLineFlag* f : FlagsOf(SharedFlagsFile(), c.shared_flags)) own.push_back(f);
+    std::sort(own.begin(), own.end(), [](auto* a, auto* b) { return a->Name() < b->Name(); });
+  }
   if (!own.empty()) {
     std::cout << "\nflags:\n";
     PrintFlags(own);
@@ -137,8 +142,11 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
     if (flag == nullptr && absl::StartsWith(name, "no")) {
       flag = absl::FindCommandLineFlag(name.substr(2));
     }
-    const bool own = flag != nullptr && flag->Filename() == command->flags_file &&
-                     Allowed(command->only_flags, flag->Name());
+    const bool own = flag != nullptr &&
+                     ((flag->Filename() == command->flags_file &&
+                       Allowed(command->only_flags, flag->Name())) ||
+                      (flag->Filename() == SharedFlagsFile() && !command->shared_flags.empty() &&
+                       Allowed(command->shared_flags, flag->Name())));
     if (!own && (flag == nullptr || flag->Filename() != global_flags_file)) {
       std::cerr << "bpo " << command->name << ": unknown flag --" << name << " (bpo "
                 << command->name << " --help lists its flags)\n";

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
+#include "cli/shared_flags.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "model/hf_config.h"
@@ -27,8 +28,6 @@ ABSL_FLAG(std::string, reward_model, "", "Hugging Face directory of a DeBERTa-v3
 ABSL_FLAG(std::string, prompt, "", "Prompt text.");
 ABSL_FLAG(std::string, prompts, "", "JSONL file with one {\"prompt\": ...} object a line.");
 ABSL_FLAG(std::string, response, "", "Response text.");
-ABSL_FLAG(std::string, pairs, "",
-          "JSONL file with one {\"prompt\": ..., \"response\": ...} object a line.");
 ABSL_FLAG(int64_t, max_new_tokens, 128, "Tokens to generate at most.");
 ABSL_FLAG(bool, greedy, false, "Greedy decoding (ignores temperature, top_k, top_p).");
 ABSL_FLAG(double, temperature, 1.0, "Sampling temperature.");
@@ -339,8 +338,8 @@ const Command& ScoreCommand() {
       "score", "Reward-model scores of (prompt, response) pairs.",
       "bpo score --reward_model DIR --prompt P --response R | --pairs FILE.jsonl [--json]",
       __FILE__, 0, 0, &RunScore,
-      {"reward_model", "prompt", "response", "pairs", "max_length", "batch_size", "dtype",
-       "device", "json"}};
+      {"reward_model", "prompt", "response", "max_length", "batch_size", "dtype", "device", "json"},
+      {"pairs"}};
   return kCommand;
 }
 

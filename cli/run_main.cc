@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cli/command.h"
+#include "cli/shared_flags.h"
 #include "common/config.h"
 #include "common/http_server.h"
 #include "common/logging.h"
@@ -18,9 +19,6 @@
 #include "coordinator/run_plan.h"
 #include "model/runtime.h"
 
-ABSL_FLAG(std::string, config, "", "Run config (YAML); empty uses the built-in defaults.");
-ABSL_FLAG(std::string, metrics_address, "",
-          "Serve /metrics here (host:port); empty uses endpoints.metrics of the config.");
 ABSL_FLAG(double, serve_seconds, 0, "Keep serving /metrics this long before exiting.");
 
 namespace bpo::cli {
@@ -88,7 +86,7 @@ const Command& RunCommand() {
   static const Command kCommand{
       "run", "Run the main job on a config (today: validate, plan, serve metrics).",
       "bpo run [--config=FILE] [--metrics_address=HOST:PORT] [--serve_seconds=S]", __FILE__, 0,
-      0, &Run};
+      0, &Run, {}, {"config", "metrics_address"}};
   return kCommand;
 }
 

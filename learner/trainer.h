@@ -90,6 +90,7 @@ class EnsembleTrainer {
   // responses, missing behavior log-probs or an unregistered snapshot.
   absl::StatusOr<StepMetrics> Step(const PairBatch& batch);
 
+  const std::map<uint64_t, model::MergedLora>& behavior_snapshots() const { return behavior_; }
   int64_t steps_done() const { return step_; }
   void set_steps_done(int64_t step) { step_ = step; }
   const TrainerOptions& options() const { return options_; }

@@ -94,8 +94,9 @@ class LoraEnsemble {
   double scaling() const { return options_.alpha / options_.rank; }
   const LoraOptions& options() const { return options_; }
   const std::vector<LoraTarget>& targets() const { return targets_; }
-  // Target index of (layer, kind), or -1.
+  // Target index of (layer, kind), or -1; all of them ([layers * kNumLinearKinds]).
   int Slot(int64_t layer, LinearKind kind) const;
+  const std::vector<int>& slots() const { return slot_; }
 
   // Member i's tensors A then B per target; they require grad.
   std::vector<at::Tensor> Parameters(int member) const;

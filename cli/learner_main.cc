@@ -1,0 +1,227 @@
+// bpo learner: trains the LoRA ensemble. Offline mode (--pairs) trains from a
+// static preference file, which is also the offline-DPO baseline (F = 1).
+#include <filesystem>
+#include <iostream>
+#include <numeric>
+#include <random>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli/command.h"
+#include "cli/shared_flags.h"
+#include "common/config.h"
+#include "common/http_server.h"
+#include "common/logging.h"
+#include "common/process_metrics.h"
+#include "learner/checkpoint.h"
+#include "learner/learner_metrics.h"
+#include "learner/pairs.h"
+#include "learner/trainer.h"
+#include "model/policy.h"
+
+ABSL_FLAG(std::string, policy, "", "Policy model directory; overrides model.policy.");
+ABSL_FLAG(std::string, output, "", "Output directory; overrides output_dir (run files go to "
+          "<output>/<run_id>).");
+ABSL_FLAG(bool, resume, true, "Resume from the newest complete checkpoint of the run.");
+ABSL_FLAG(int64_t, max_steps, 0, "Stop after this many steps in this invocation (0: run to T).");
+ABSL_FLAG(int64_t, max_prompt_tokens, 512, "Longer prompts keep BOS and their last tokens.");
+
+namespace bpo::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+int Fail(const absl::Status& s) {
+  std::cerr << "bpo learner: " << s.message() << "\n";
+  return kExitFailure;
+}
+
+absl::StatusOr<learner::TrainerOptions> TrainerOptionsFrom(const bpo::v1::RunConfig& c) {
+  learner::TrainerOptions o;
+  switch (c.loss().type()) {
+    case v1::LossConfig::DPO: o.loss.type = learner::LossType::kDpo; break;
+    case v1::LossConfig::IPO: o.loss.type = learner::LossType::kIpo; break;
+    case v1::LossConfig::SLIC: o.loss.type = learner::LossType::kSlic; break;
+  }
+  o.loss.beta = c.loss().beta();
+  o.loss.label_smoothing = c.loss().label_smoothing();
+  switch (c.loss().logprob_reduction()) {
+    case v1::LossConfig::AUTO:
+      o.reduction = c.loss().type() == v1::LossConfig::IPO ? learner::Reduction::kMean
+                                                           : learner::Reduction::kSum;
+      break;
+    case v1::LossConfig::SUM: o.reduction = learner::Reduction::kSum; break;
+    case v1::LossConfig::MEAN: o.reduction = learner::Reduction::kMean; break;
+  }
+  switch (c.reference().mode()) {
+    case v1::ReferenceConfig::BEHAVIOR: o.reference = learner::ReferenceMode::kBehavior; break;
+    case v1::ReferenceConfig::SFT: o.reference = learner::ReferenceMode::kSft; break;
+    case v1::ReferenceConfig::EMA: o.reference = learner::ReferenceMode::kEma; break;
+    case v1::ReferenceConfig::STATIC: o.reference = learner::ReferenceMode::kStatic; break;
+  }
+  o.behavior_logps_from_actor = c.reference().logprob_source() == v1::ReferenceConfig::ACTOR;
+  o.ema_rate = c.reference().ema_rate();
+  o.merge_mode = c.lora().merge_mode() == v1::LoraConfig::MEAN_DELTA ? model::MergeMode::kMeanDelta
+                                                                     : model::MergeMode::kPeftLinear;
+  o.adam = {c.optimizer().adam_beta1(), c.optimizer().adam_beta2(), c.optimizer().adam_eps(),
+            c.optimizer().weight_decay()};
+  o.learning_rate = c.optimizer().learning_rate();
+  o.grad_clip = c.optimizer().grad_clip();
+  o.total_steps = c.schedule().total_steps();
+  o.warmup_steps = c.optimizer().warmup_steps();
+  return o;
+}
+
+int RunLearner(const std::vector<std::string>&) {
+  const std::string config_path = absl::GetFlag(FLAGS_config);
+  absl::StatusOr<RunConfigFile> file =
+      config_path.empty() ? DefaultRunConfig() : LoadRunConfig(config_path);
+  if (!file.ok()) return Fail(file.status());
+  bpo::v1::RunConfig config = file->config;
+  if (!absl::GetFlag(FLAGS_policy).empty()) config.mutable_model()->set_policy(absl::GetFlag(FLAGS_policy));
+  if (!absl::GetFlag(FLAGS_output).empty()) config.set_output_dir(absl::GetFlag(FLAGS_output));
+  if (absl::GetFlag(FLAGS_pairs).empty()) {
+    return Fail(absl::UnimplementedError(
+        "only offline mode (--pairs FILE) exists so far; the online learner that takes batches "
+        "from the coordinator is not built yet"));
+  }
+  if (config.model().policy().empty()) {
+    return Fail(absl::InvalidArgumentError("model.policy (or --policy) names no model directory"));
+  }
+  auto options = TrainerOptionsFrom(config);
+  if (!options.ok()) return Fail(options.status());
+  if (options->reference == learner::ReferenceMode::kStatic && !config.reference().static_adapter().empty()) {
+    // Loaded below with the policy.
+  }
+
+  auto load = model::ParseLoadOptions(
+      config.model().dtype() == v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
+      config.model().device());
+  if (!load.ok()) return Fail(load.status());
+  model::PolicyOptions policy_options;
+  policy_options.load = *load;
+  policy_options.tokenizer = config.model().tokenizer();
+  if (!fs::exists(policy_options.tokenizer)) policy_options.tokenizer.clear();
+  auto policy = model::LoadPolicy(config.model().policy(), policy_options);
+  if (!policy.ok()) return Fail(policy.status());
+
+  model::LoraOptions lo;
+  lo.members = config.lora().members();
+  lo.rank = config.lora().rank();
+  lo.alpha = config.lora().alpha();
+  lo.dropout = config.lora().dropout();
+  lo.target_modules.assign(config.lora().target_modules().begin(), config.lora().target_modules().end());
+  lo.seed = config.seeds().lora_init();
+  auto lora = model::LoraEnsemble::Create(*policy->model, lo);
+  if (!lora.ok()) return Fail(lora.status());
+
+  auto pairs = learner::ReadPairsJsonl(absl::GetFlag(FLAGS_pairs));
+  if (!pairs.ok()) return Fail(pairs.status());
+  const int64_t T = config.schedule().total_steps(), B = config.schedule().batch_size();
+  if (static_cast<int64_t>(pairs->size()) < T * B) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        absl::GetFlag(FLAGS_pairs), ": has ", pairs->size(), " pairs; T*B = ", T, "*", B, " = ",
+        T * B, " are needed (each pair is used once)")));
+  }
+  std::vector<size_t> order(pairs->size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(config.seeds().prompts()));
+
+  // Dropout draws from the default generator: seeded, and saved in checkpoints.
+  at::manual_seed(config.seeds().global());
+  learner::EnsembleTrainer trainer(policy->model.get(), lora->get(), *options);
+  // Offline: every pair was sampled by the initial (SFT) policy, snapshot 0.
+  trainer.SetBehaviorSnapshot(0, (*lora)->Merge(options->merge_mode));
+  if (options->reference == learner::ReferenceMode::kStatic && !config.reference().static_adapter().empty()) {
+    auto fixed = model::LoraEnsemble::LoadPeft(*policy->model, {config.reference().static_adapter()});
+    if (!fixed.ok()) return Fail(fixed.status());
+    trainer.SetStaticReference((*fixed)->Merge(options->merge_mode));
+  }
+
+  const std::string run_dir = absl::StrCat(config.output_dir(), "/", config.run_id());
+  const std::string ckpt_dir = run_dir + "/checkpoints";
+  std::error_code ec;
+  fs::create_directories(ckpt_dir, ec);
+  if (ec) return Fail(absl::PermissionDeniedError(absl::StrCat(ckpt_dir, ": ", ec.message())));
+  auto signature = learner::ModelSignature(config.model().policy());
+  if (!signature.ok()) return Fail(signature.status());
+  learner::CheckpointMeta meta{config.run_id(), *signature, 0, config.seeds().prompts()};
+  if (absl::GetFlag(FLAGS_resume)) {
+    auto latest = learner::LatestCheckpoint(ckpt_dir);
+    if (latest.ok()) {
+      auto restored = learner::LoadCheckpoint(*latest, 0, meta, trainer, **lora);
+      if (!restored.ok()) return Fail(restored.status());
+      for (auto& [v, adapter] : restored->behavior) trainer.SetBehaviorSnapshot(v, std::move(adapter));
+      BPO_LOG(INFO) << "resumed from " << *latest << " at step " << restored->step;
+    }
+  }
+
+  metrics::Registry registry;
+  registry.AddCollector(metrics::MakeProcessCollector("learner"));
+  auto lm = learner::LearnerMetrics::Create(&registry, lo.members);
+  if (!lm.ok()) return Fail(lm.status());
+  std::string address = absl::GetFlag(FLAGS_metrics_address);
+  if (address.empty()) address = config.endpoints().metrics();
+  auto server = HttpServer::Start({address});
+  if (!server.ok()) return Fail(server.status());
+  ServeMetrics(&registry, server->get());
+  auto log = learner::StepLog::Open(run_dir + "/steps.jsonl");
+  if (!log.ok()) return Fail(log.status());
+
+  const int64_t every = config.learner().checkpoint_every();
+  const int64_t limit = absl::GetFlag(FLAGS_max_steps);
+  int64_t taken = 0;
+  const int64_t max_prompt = absl::GetFlag(FLAGS_max_prompt_tokens);
+  const int64_t max_response = config.sampling().max_new_tokens();
+  while (trainer.steps_done() < T && (limit == 0 || taken < limit)) {
+    const int64_t t = trainer.steps_done();
+    std::vector<learner::TextPair> batch_pairs;
+    for (int64_t i = 0; i < B; ++i) batch_pairs.push_back((*pairs)[order[t * B + i]]);
+    const learner::PairBatch batch =
+        learner::TokenizePairs(*policy->tokenizer, batch_pairs, max_prompt, max_response, 0);
+    auto m = trainer.Step(batch);
+    if (!m.ok()) return Fail(m.status());
+    ++taken;
+    lm->Record(*m);
+    if (auto s = log->Append(*m, B); !s.ok()) return Fail(s);
+    std::cout << absl::StrFormat("step %d/%d  loss %.4f  margin %.4f  acc %.2f  kl_ref %.4f  lr %.2e  %.2f pairs/s\n",
+                                 t + 1, T, m->loss, m->margin, m->accuracy, m->kl_reference,
+                                 m->learning_rate, m->pairs_per_second)
+              << std::flush;
+    const bool last = trainer.steps_done() == T;
+    if ((every > 0 && trainer.steps_done() % every == 0) || last || (limit > 0 && taken == limit)) {
+      if (auto s = learner::SaveCheckpoint(ckpt_dir, 0, 1, meta, trainer, **lora,
+                                           trainer.behavior_snapshots());
+          !s.ok()) {
+        return Fail(s);
+      }
+    }
+  }
+  if (trainer.steps_done() == T) {
+    if (auto s = (*lora)->ExportMergedPeft(options->merge_mode, run_dir + "/adapter", *policy->model); !s.ok()) {
+      return Fail(s);
+    }
+    for (int i = 0; i < (*lora)->members(); ++i) {
+      if (auto s = (*lora)->SavePeft(i, absl::StrCat(run_dir, "/members/member", i), *policy->model);
+          !s.ok()) {
+        return Fail(s);
+      }
+    }
+    std::cout << "trained " << T << " steps; merged adapter (" << model::MergeModeName(options->merge_mode)
+              << ", PEFT format) in " << run_dir << "/adapter\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& LearnerCommand() {
+  static const Command kCommand{
+      "learner", "Train the LoRA ensemble (offline mode: --pairs FILE).",
+      "bpo learner --config FILE --pairs FILE.jsonl [--policy DIR] [--output DIR]", __FILE__, 0,
+      0, &RunLearner, {}, {"config", "pairs", "metrics_address"}};
+  return kCommand;
+}
+
+}  // namespace bpo::cli
