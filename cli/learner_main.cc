@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "common/process_metrics.h"
 #include "learner/checkpoint.h"
+#include "learner/collective.h"
 #include "learner/learner_metrics.h"
 #include "learner/pairs.h"
 #include "learner/trainer.h"
@@ -26,6 +27,10 @@ ABSL_FLAG(std::string, output, "", "Output directory; overrides output_dir (run 
 ABSL_FLAG(bool, resume, true, "Resume from the newest complete checkpoint of the run.");
 ABSL_FLAG(int64_t, max_steps, 0, "Stop after this many steps in this invocation (0: run to T).");
 ABSL_FLAG(int64_t, max_prompt_tokens, 512, "Longer prompts keep BOS and their last tokens.");
+ABSL_FLAG(int, rank, 0, "This process's rank among learner.world_size data-parallel ranks.");
+ABSL_FLAG(std::string, rendezvous, "",
+          "Where ranks meet: file:DIR (a shared directory) or tcp:HOST:PORT (rank 0 listens); "
+          "empty: file:<run dir>/rendezvous.");
 
 namespace bpo::cli {
 namespace {
@@ -128,8 +133,41 @@ int RunLearner(const std::vector<std::string>&) {
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), std::mt19937_64(config.seeds().prompts()));
 
-  // Dropout draws from the default generator: seeded, and saved in checkpoints.
-  at::manual_seed(config.seeds().global());
+  const int world = config.learner().world_size(), rank = absl::GetFlag(FLAGS_rank);
+  if (rank < 0 || rank >= world) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--rank ", rank, " is outside learner.world_size = ", world)));
+  }
+  const std::string run_dir = absl::StrCat(config.output_dir(), "/", config.run_id());
+  std::unique_ptr<learner::Collective> collective;
+  if (world > 1) {
+    learner::CollectiveOptions co;
+    co.rank = rank;
+    co.world_size = world;
+    // Ranks meet once per launch: a resumed launch starts from another step.
+    auto latest = learner::LatestCheckpoint(run_dir + "/checkpoints");
+    co.run_id = absl::StrCat(config.run_id(), "-from-",
+                             latest.ok() && absl::GetFlag(FLAGS_resume)
+                                 ? fs::path(*latest).filename().string()
+                                 : "start");
+    co.rendezvous = absl::GetFlag(FLAGS_rendezvous);
+    if (co.rendezvous.empty()) {
+      fs::create_directories(run_dir + "/rendezvous");
+      co.rendezvous = "file:" + run_dir + "/rendezvous";
+    }
+    auto backend = learner::ParseBackend(
+        config.learner().backend() == v1::LearnerConfig::NCCL   ? "nccl"
+        : config.learner().backend() == v1::LearnerConfig::GLOO ? "gloo"
+                                                                 : "auto");
+    if (!backend.ok()) return Fail(backend.status());
+    auto c = learner::CreateCollective(co, *backend);
+    if (!c.ok()) return Fail(c.status());
+    collective = std::move(*c);
+    options->collective = collective.get();
+  }
+  // Dropout draws from the default generator: seeded per rank, and saved in
+  // checkpoints.
+  at::manual_seed(config.seeds().global() + static_cast<uint64_t>(rank));
   learner::EnsembleTrainer trainer(policy->model.get(), lora->get(), *options);
   // Offline: every pair was sampled by the initial (SFT) policy, snapshot 0.
   trainer.SetBehaviorSnapshot(0, (*lora)->Merge(options->merge_mode));
@@ -139,7 +177,6 @@ int RunLearner(const std::vector<std::string>&) {
     trainer.SetStaticReference((*fixed)->Merge(options->merge_mode));
   }
 
-  const std::string run_dir = absl::StrCat(config.output_dir(), "/", config.run_id());
   const std::string ckpt_dir = run_dir + "/checkpoints";
   std::error_code ec;
   fs::create_directories(ckpt_dir, ec);
@@ -150,7 +187,7 @@ int RunLearner(const std::vector<std::string>&) {
   if (absl::GetFlag(FLAGS_resume)) {
     auto latest = learner::LatestCheckpoint(ckpt_dir);
     if (latest.ok()) {
-      auto restored = learner::LoadCheckpoint(*latest, 0, meta, trainer, **lora);
+      auto restored = learner::LoadCheckpoint(*latest, rank, meta, trainer, **lora);
       if (!restored.ok()) return Fail(restored.status());
       for (auto& [v, adapter] : restored->behavior) trainer.SetBehaviorSnapshot(v, std::move(adapter));
       BPO_LOG(INFO) << "resumed from " << *latest << " at step " << restored->step;
@@ -166,7 +203,8 @@ int RunLearner(const std::vector<std::string>&) {
   auto server = HttpServer::Start({address});
   if (!server.ok()) return Fail(server.status());
   ServeMetrics(&registry, server->get());
-  auto log = learner::StepLog::Open(run_dir + "/steps.jsonl");
+  auto log = learner::StepLog::Open(
+      rank == 0 ? run_dir + "/steps.jsonl" : absl::StrCat(run_dir, "/steps.rank", rank, ".jsonl"));
   if (!log.ok()) return Fail(log.status());
 
   const int64_t every = config.learner().checkpoint_every();
@@ -176,8 +214,12 @@ int RunLearner(const std::vector<std::string>&) {
   const int64_t max_response = config.sampling().max_new_tokens();
   while (trainer.steps_done() < T && (limit == 0 || taken < limit)) {
     const int64_t t = trainer.steps_done();
+    // This rank's B/R pairs of the global batch.
     std::vector<learner::TextPair> batch_pairs;
-    for (int64_t i = 0; i < B; ++i) batch_pairs.push_back((*pairs)[order[t * B + i]]);
+    const int64_t per_rank = B / world;
+    for (int64_t i = rank * per_rank; i < (rank + 1) * per_rank; ++i) {
+      batch_pairs.push_back((*pairs)[order[t * B + i]]);
+    }
     const learner::PairBatch batch =
         learner::TokenizePairs(*policy->tokenizer, batch_pairs, max_prompt, max_response, 0);
     auto m = trainer.Step(batch);
@@ -185,20 +227,30 @@ int RunLearner(const std::vector<std::string>&) {
     ++taken;
     lm->Record(*m);
     if (auto s = log->Append(*m, B); !s.ok()) return Fail(s);
-    std::cout << absl::StrFormat("step %d/%d  loss %.4f  margin %.4f  acc %.2f  kl_ref %.4f  lr %.2e  %.2f pairs/s\n",
+    if (rank == 0) std::cout << absl::StrFormat("step %d/%d  loss %.4f  margin %.4f  acc %.2f  kl_ref %.4f  lr %.2e  %.2f pairs/s\n",
                                  t + 1, T, m->loss, m->margin, m->accuracy, m->kl_reference,
                                  m->learning_rate, m->pairs_per_second)
               << std::flush;
     const bool last = trainer.steps_done() == T;
     if ((every > 0 && trainer.steps_done() % every == 0) || last || (limit > 0 && taken == limit)) {
-      if (auto s = learner::SaveCheckpoint(ckpt_dir, 0, 1, meta, trainer, **lora,
+      if (auto s = learner::SaveCheckpoint(ckpt_dir, rank, world, meta, trainer, **lora,
                                            trainer.behavior_snapshots());
           !s.ok()) {
         return Fail(s);
       }
+      if (world > 1) {
+        // Every rank's part is durable before rank 0 marks the checkpoint complete.
+        if (auto s = collective->Barrier(); !s.ok()) return Fail(s);
+        if (rank == 0) {
+          if (auto s = learner::MarkComplete(absl::StrCat(ckpt_dir, "/step-", trainer.steps_done()));
+              !s.ok()) {
+            return Fail(s);
+          }
+        }
+      }
     }
   }
-  if (trainer.steps_done() == T) {
+  if (trainer.steps_done() == T && rank == 0) {
     if (auto s = (*lora)->ExportMergedPeft(options->merge_mode, run_dir + "/adapter", *policy->model); !s.ok()) {
       return Fail(s);
     }

@@ -170,6 +170,11 @@ absl::StatusOr<StepMetrics> EnsembleTrainer::Step(const PairBatch& b) {
       if (p.grad().defined()) p.mutable_grad().zero_();
     }
     loss.backward();
+    if (options_.collective != nullptr && options_.collective->world_size() > 1) {
+      std::vector<at::Tensor> grads;
+      for (const at::Tensor& p : lora_->Parameters(i)) grads.push_back(p.grad());
+      if (absl::Status s = options_.collective->AllReduceMean(grads); !s.ok()) return s;
+    }
     const double norm = ClipGradNorm(lora_->Parameters(i), options_.grad_clip);
     optimizers_[i].Step(m.learning_rate);
 

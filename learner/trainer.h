@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "learner/collective.h"
 #include "learner/losses.h"
 #include "learner/optimizer.h"
 #include "model/causal_lm.h"
@@ -56,6 +57,10 @@ struct TrainerOptions {
   double grad_clip = 1.0;
   int64_t total_steps = 625;
   int64_t warmup_steps = 0;
+  // Data parallelism: each rank steps on its own B/R pairs; every member's
+  // gradients are averaged over ranks before clipping and its optimizer step.
+  // Not owned; null (or world size 1) for one process.
+  Collective* collective = nullptr;
 };
 
 struct StepMetrics {
@@ -87,7 +92,9 @@ class EnsembleTrainer {
 
   // One step on every member. INVALID_ARGUMENT (nothing changed) when the
   // batch is malformed: shapes, token ids outside the vocabulary, empty
-  // responses, missing behavior log-probs or an unregistered snapshot.
+  // responses, missing behavior log-probs or an unregistered snapshot. With
+  // several ranks, a failed all-reduce returns its error (a peer died: the
+  // process should restart from the last checkpoint).
   absl::StatusOr<StepMetrics> Step(const PairBatch& batch);
 
   const std::map<uint64_t, model::MergedLora>& behavior_snapshots() const { return behavior_; }

@@ -109,6 +109,50 @@ TEST(LearnerCliTest, SurvivesSigkillAndResumesExactly) {
   ExpectSameMembers(full, killed);
 }
 
+// Two `bpo learner` processes with learner.world_size 2 (Gloo, file
+// rendezvous) end where one process does (members within 1e-6).
+TEST(LearnerCliTest, TwoRanksEqualOneRank) {
+  const std::string dir = Temp("dp");
+  fs::create_directories(dir);
+  auto config = [&](int world) {
+    const std::string path = absl::StrCat(dir, "/world", world, ".yaml");
+    std::ofstream(path) << absl::StrCat(
+        "run_id: dp\nschedule: {total_steps: 4, phases: 1, batch_size: 4}\n"
+        "lora: {members: 2, rank: 4, alpha: 8, dropout: 0.0}\nsampling: {max_new_tokens: 32}\n"
+        "model: {policy: ", BPO_SOURCE_DIR, "/tests/fixtures/gemma}\n"
+        "learner: {world_size: ", world, ", checkpoint_every: 2}\n"
+        "endpoints: {metrics: \"127.0.0.1:0\"}\n");
+    return path;
+  };
+  auto args = [&](int world, const std::string& out) {
+    return std::vector<std::string>{BPO_BINARY, "learner", "--config", config(world), "--pairs",
+                                    absl::StrCat(BPO_SOURCE_DIR, "/configs/pairs-tiny.jsonl"),
+                                    "--output", out, "--log_level=warning"};
+  };
+  ASSERT_EQ(RunBpo(args(1, dir + "/one")).exit_code, 0);
+  auto rank1_args = args(2, dir + "/two");
+  rank1_args.push_back("--rank=1");
+  auto rank1 = testing::Subprocess::Start(rank1_args, dir + "/rank1.log");
+  ASSERT_TRUE(rank1.ok());
+  auto rank0_args = args(2, dir + "/two");
+  rank0_args.push_back("--rank=0");
+  auto r0 = RunBpo(rank0_args);
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  EXPECT_TRUE(fs::exists(dir + "/two/dp/checkpoints/step-4/rank-1.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/two/dp/checkpoints/step-4/DONE"));
+  for (int i = 0; i < 2; ++i) {
+    const std::string rel = absl::StrCat("/dp/members/member", i, "/adapter_model.safetensors");
+    auto a = model::SafetensorsFile::Open(dir + "/one" + rel);
+    auto b = model::SafetensorsFile::Open(dir + "/two" + rel);
+    ASSERT_TRUE(a.ok() && b.ok());
+    double worst = 0;
+    for (const auto& t : (*a)->header().tensors) {
+      worst = std::max(worst, (*(*a)->Tensor(t.name) - *(*b)->Tensor(t.name)).abs().max().item<double>());
+    }
+    EXPECT_LE(worst, 1e-6) << "member " << i;
+  }
+}
+
 TEST(LearnerCliTest, BadInputIsNamed) {
   const std::string out = Temp("bad");
   const std::string pairs = out + ".jsonl";
