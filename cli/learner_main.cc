@@ -1,5 +1,6 @@
 // bpo learner: trains the LoRA ensemble. Offline mode (--pairs) trains from a
 // static preference file, which is also the offline-DPO baseline (F = 1).
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <numeric>
@@ -18,6 +19,9 @@
 #include "learner/collective.h"
 #include "learner/learner_metrics.h"
 #include "learner/pairs.h"
+#include "learner/snapshot.h"
+#include "learner/snapshot_service.h"
+#include "common/rpc.h"
 #include "learner/trainer.h"
 #include "model/policy.h"
 
@@ -27,6 +31,10 @@ ABSL_FLAG(std::string, output, "", "Output directory; overrides output_dir (run 
 ABSL_FLAG(bool, resume, true, "Resume from the newest complete checkpoint of the run.");
 ABSL_FLAG(int64_t, max_steps, 0, "Stop after this many steps in this invocation (0: run to T).");
 ABSL_FLAG(int64_t, max_prompt_tokens, 512, "Longer prompts keep BOS and their last tokens.");
+ABSL_FLAG(int64_t, snapshot_every, 0,
+          "Rank 0 publishes a behavior snapshot (the merged ensemble) every N steps, served by "
+          "the snapshot service on endpoints.snapshots and written to learner.snapshot_dir when "
+          "set; 0: none. (The coordinator will ask for them every K steps.)");
 ABSL_FLAG(int, rank, 0, "This process's rank among learner.world_size data-parallel ranks.");
 ABSL_FLAG(std::string, rendezvous, "",
           "Where ranks meet: file:DIR (a shared directory) or tcp:HOST:PORT (rank 0 listens); "
@@ -207,6 +215,38 @@ int RunLearner(const std::vector<std::string>&) {
       rank == 0 ? run_dir + "/steps.jsonl" : absl::StrCat(run_dir, "/steps.rank", rank, ".jsonl"));
   if (!log.ok()) return Fail(log.status());
 
+  // Snapshot publishing (rank 0): version v = steps / snapshot_every.
+  const int64_t snapshot_every = absl::GetFlag(FLAGS_snapshot_every);
+  std::unique_ptr<learner::SnapshotStore> store;
+  std::unique_ptr<learner::SnapshotServiceImpl> snapshot_service;
+  GrpcServer snapshot_server;
+  auto publish = [&]() -> absl::Status {
+    const auto t0 = std::chrono::steady_clock::now();
+    const uint64_t version = static_cast<uint64_t>(trainer.steps_done() / snapshot_every);
+    auto bytes = learner::EncodeSnapshot(**lora, options->merge_mode, /*include_members=*/false,
+                                         version, trainer.steps_done());
+    if (!bytes.ok()) return bytes.status();
+    auto info = store->Publish(version, trainer.steps_done(), std::move(*bytes));
+    if (!info.ok()) return info.status();
+    std::cout << absl::StrFormat("snapshot v%d at step %d: %d bytes, sha256 %s…, published in %.1f ms\n",
+                                 version, trainer.steps_done(), info->size_bytes(),
+                                 info->sha256().substr(0, 12),
+                                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    return absl::OkStatus();
+  };
+  if (snapshot_every > 0 && rank == 0) {
+    learner::SnapshotStoreOptions so;
+    so.shared_dir = config.learner().snapshot_dir();
+    store = std::make_unique<learner::SnapshotStore>(so);
+    snapshot_service = std::make_unique<learner::SnapshotServiceImpl>(store.get());
+    auto started = StartGrpcServer(config.endpoints().snapshots(), {snapshot_service.get()});
+    if (!started.ok()) return Fail(started.status());
+    snapshot_server = std::move(*started);
+    if (trainer.steps_done() % snapshot_every == 0) {
+      if (auto s = publish(); !s.ok()) return Fail(s);
+    }
+  }
+
   const int64_t every = config.learner().checkpoint_every();
   const int64_t limit = absl::GetFlag(FLAGS_max_steps);
   int64_t taken = 0;
@@ -231,6 +271,9 @@ int RunLearner(const std::vector<std::string>&) {
                                  t + 1, T, m->loss, m->margin, m->accuracy, m->kl_reference,
                                  m->learning_rate, m->pairs_per_second)
               << std::flush;
+    if (store != nullptr && trainer.steps_done() % snapshot_every == 0) {
+      if (auto s = publish(); !s.ok()) return Fail(s);
+    }
     const bool last = trainer.steps_done() == T;
     if ((every > 0 && trainer.steps_done() % every == 0) || last || (limit > 0 && taken == limit)) {
       if (auto s = learner::SaveCheckpoint(ckpt_dir, rank, world, meta, trainer, **lora,

@@ -34,7 +34,10 @@ function(bpo_test name)
     set(ARG_TIMEOUT 120)
   endif()
   add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  # ctest runs tests in parallel (-j nproc): one BLAS/OpenMP thread per test
+  # keeps them from oversubscribing the cores (and spin-waiting on each other).
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+                       ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 endfunction()
 
 # bpo_benchmark(NAME SRCS ... DEPS ...): a Google Benchmark binary in bin/.

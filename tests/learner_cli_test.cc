@@ -153,6 +153,16 @@ TEST(LearnerCliTest, TwoRanksEqualOneRank) {
   }
 }
 
+TEST(LearnerCliTest, PublishesContentHashedSnapshots) {
+  auto args = LearnerArgs(Temp("snap"));
+  args.push_back("--snapshot_every=6");
+  auto r = RunBpo(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("snapshot v0 at step 0: "));
+  EXPECT_THAT(r.out, HasSubstr("snapshot v1 at step 6: "));
+  EXPECT_THAT(r.out, HasSubstr("snapshot v2 at step 12: "));
+}
+
 TEST(LearnerCliTest, BadInputIsNamed) {
   const std::string out = Temp("bad");
   const std::string pairs = out + ".jsonl";
