@@ -28,6 +28,12 @@ inline void EnsureModel() {
   const std::string dir = BenchDir();
   if (std::filesystem::exists(dir + "/model.safetensors")) return;
   std::filesystem::create_directories(dir);
+  // The real Llama-2 tokenizer (32,000 pieces, the model's vocabulary), when
+  // the shared data is beside the repository, so `bpo learner` can run on it.
+  const std::string tokenizer = std::string(BPO_SOURCE_DIR_FOR_BENCH) +
+                                "/../shared/data/tokenizers/llama2-tokenizer.model";
+  std::error_code ec;
+  std::filesystem::copy_file(tokenizer, dir + "/tokenizer.model", ec);
   std::ofstream(dir + "/config.json") << R"({"architectures": ["LlamaForCausalLM"],
     "model_type": "llama", "vocab_size": 32000, "hidden_size": 256, "intermediate_size": 688,
     "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
