@@ -30,11 +30,6 @@ using nlohmann::json;
 
 constexpr char kMemberPrefix[] = "member";
 
-std::string PeftKey(int64_t layer, model::LinearKind kind, const char* ab) {
-  return absl::StrCat("base_model.model.model.layers.", layer, ".", model::LinearParent(kind), ".",
-                      model::LinearName(kind), ".lora_", ab, ".weight");
-}
-
 std::string MemberKey(int member, const std::string& peft_key) {
   return absl::StrCat(kMemberPrefix, member, ".", peft_key);
 }
@@ -49,64 +44,9 @@ constexpr FloatType kFloatTypes[] = {{at::kFloat, model::DType::kF32},
                                      {at::kHalf, model::DType::kF16},
                                      {at::kDouble, model::DType::kF64}};
 
-// The bytes of a safetensors file (model/safetensors.h) built in memory; the
-// header is padded with spaces so the data section starts 8-byte aligned.
-absl::StatusOr<std::string> SerializeSafetensors(
-    const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-    const std::map<std::string, std::string>& metadata) {
-  json header = json::object();
-  header["__metadata__"] = metadata;
-  std::vector<at::Tensor> data;
-  uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    const FloatType* type = nullptr;
-    for (const auto& t : kFloatTypes) {
-      if (t.scalar == tensor.scalar_type()) type = &t;
-    }
-    if (type == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("snapshot: tensor '", name, "' has dtype ",
-                                                     at::toString(tensor.scalar_type()),
-                                                     ", expected a floating type"));
-    }
-    at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    const uint64_t bytes = t.nbytes();
-    header[name] = {{"dtype", std::string(model::DTypeName(type->dtype))},
-                    {"shape", t.sizes().vec()},
-                    {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-    data.push_back(std::move(t));
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');
-  std::string out;
-  out.reserve(8 + text.size() + offset);
-  const uint64_t n = text.size();
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
-  out += text;
-  for (const at::Tensor& t : data) out.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
-  return out;
-}
-
+// Scaling is folded into the tensors: lora_alpha = r gives PEFT scaling 1.
 std::string AdapterConfigJson(int64_t rank, const std::vector<std::string>& modules) {
-  // Scaling is folded into the tensors: lora_alpha = r gives PEFT scaling 1.
-  return json{{"peft_type", "LORA"},
-              {"task_type", "CAUSAL_LM"},
-              {"r", rank},
-              {"lora_alpha", rank},
-              {"lora_dropout", 0.0},
-              {"target_modules", modules},
-              {"bias", "none"},
-              {"fan_in_fan_out", false},
-              {"inference_mode", true},
-              {"init_lora_weights", true},
-              {"use_rslora", false},
-              {"use_dora", false},
-              {"modules_to_save", nullptr},
-              {"layers_to_transform", nullptr},
-              {"rank_pattern", json::object()},
-              {"alpha_pattern", json::object()},
-              {"base_model_name_or_path", nullptr}}
-      .dump();
+  return model::PeftAdapterConfigJson(rank, static_cast<double>(rank), 0.0, modules, "");
 }
 
 absl::Status Invalid(const std::string& source, absl::string_view what) {
@@ -211,7 +151,7 @@ absl::StatusOr<DecodedSnapshot> Decode(std::string_view bytes, const model::Caus
     for (const char* ab : {"A", "B"}) {
       for (const model::LoraTarget& t : out.targets) {
         expected.push_back(
-            {prefix + PeftKey(t.layer, t.kind, ab),
+            {prefix + model::PeftKey(t.layer, t.kind, ab),
              ab[0] == 'A' ? std::vector<int64_t>{rank, t.in} : std::vector<int64_t>{t.out, rank}});
       }
     }
@@ -282,7 +222,7 @@ absl::StatusOr<std::string> EncodeSnapshot(const model::LoraEnsemble& lora, mode
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     for (const char* ab : {"A", "B"}) {
       for (size_t t = 0; t < targets.size(); ++t) {
-        tensors.emplace_back(PeftKey(targets[t].layer, targets[t].kind, ab),
+        tensors.emplace_back(model::PeftKey(targets[t].layer, targets[t].kind, ab),
                              ab[0] == 'A' ? merged.a()[t] : merged.b()[t]);
       }
     }
@@ -291,7 +231,7 @@ absl::StatusOr<std::string> EncodeSnapshot(const model::LoraEnsemble& lora, mode
         for (const char* ab : {"A", "B"}) {
           for (size_t t = 0; t < targets.size(); ++t) {
             tensors.emplace_back(
-                MemberKey(i, PeftKey(targets[t].layer, targets[t].kind, ab)),
+                MemberKey(i, model::PeftKey(targets[t].layer, targets[t].kind, ab)),
                 ab[0] == 'A' ? lora.A(i, static_cast<int>(t)) : lora.B(i, static_cast<int>(t)));
           }
         }
@@ -313,7 +253,7 @@ absl::StatusOr<std::string> EncodeSnapshot(const model::LoraEnsemble& lora, mode
         {"target_modules", absl::StrJoin(module_list, ",")},
         {"adapter_config", AdapterConfigJson(merged.rank(), module_list)},
     };
-    return SerializeSafetensors(tensors, metadata);
+    return model::SerializeSafetensors(tensors, metadata);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("snapshot ", version, ": encoding failed: ", e.what()));
   }

@@ -16,6 +16,7 @@
 #include "common/rpc.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "learner/snapshot_service.h"
 #include "model/safetensors.h"
 #include "tests/testing/subprocess.h"
@@ -140,7 +141,9 @@ TEST_F(SnapshotTest, RoundTripGivesTheSameLogitsInBothModes) {
       EXPECT_EQ(m.member_lora_alpha, 8.0);
       EXPECT_THAT(m.target_modules, ElementsAre("down_proj", "gate_proj", "k_proj", "o_proj",
                                                 "q_proj", "up_proj", "v_proj"));
-      EXPECT_THAT(m.adapter_config, HasSubstr(absl::StrCat("\"lora_alpha\":", m.rank)));
+      const auto adapter_config = nlohmann::json::parse(m.adapter_config);
+      EXPECT_EQ(adapter_config["lora_alpha"].get<double>(), m.rank);  // PEFT scaling 1
+      EXPECT_EQ(adapter_config["r"].get<int64_t>(), m.rank);
       ASSERT_EQ(decoded->targets.size(), lora_->targets().size());
 
       const model::MergedLora direct = lora_->Merge(mode);

@@ -14,17 +14,6 @@ at::Tensor RotateHalf(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-at::Tensor Activate(const at::Tensor& x, Activation act) {
-  switch (act) {
-    case Activation::kSilu:
-      return at::silu(x);
-    case Activation::kGeluTanh:
-      return at::gelu(x, "tanh");
-    case Activation::kGelu:
-      return at::gelu(x);
-  }
-  return x;
-}
 
 // LibTorch 1.13's CPU bf16 kernels for batched matmul and the activations
 // round more than once (several ulps off torch 2.x, which accumulates in
@@ -40,8 +29,8 @@ at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) {
 }
 
 at::Tensor Act(const at::Tensor& x, Activation act) {
-  if (!NeedsUpcast(x)) return Activate(x, act);
-  return Activate(x.to(at::kFloat), act).to(x.scalar_type());
+  if (!NeedsUpcast(x)) return ApplyActivation(x, act);
+  return ApplyActivation(x.to(at::kFloat), act).to(x.scalar_type());
 }
 
 at::Tensor SoftCap(const at::Tensor& x, double cap) {
@@ -58,6 +47,18 @@ const char* LinearName(LinearKind kind) {
 
 const char* LinearParent(LinearKind kind) {
   return static_cast<int>(kind) <= static_cast<int>(LinearKind::kO) ? "self_attn" : "mlp";
+}
+
+at::Tensor ApplyActivation(const at::Tensor& x, Activation act) {
+  switch (act) {
+    case Activation::kSilu:
+      return at::silu(x);
+    case Activation::kGeluTanh:
+      return at::gelu(x, "tanh");
+    case Activation::kGelu:
+      return at::gelu(x);
+  }
+  return x;
 }
 
 void KvCache::SelectRows(const at::Tensor& index) {

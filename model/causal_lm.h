@@ -114,6 +114,9 @@ class CausalLm {
   std::vector<DecoderLayer> layers_;
 };
 
+// The activation function `act` applied to x (in x's dtype).
+at::Tensor ApplyActivation(const at::Tensor& x, Activation act);
+
 // Position ids for left-padded rows: cumsum(mask) - 1, clipped at 0. [B, S].
 at::Tensor PositionsFromMask(const at::Tensor& attention_mask);
 

@@ -34,17 +34,6 @@ absl::StatusOr<Activation> ParseDebertaActivation(const std::string& name,
                    "' (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish)"));
 }
 
-at::Tensor ActivateIn(const at::Tensor& x, Activation act) {
-  switch (act) {
-    case Activation::kSilu:
-      return at::silu(x);
-    case Activation::kGeluTanh:
-      return at::gelu(x, "tanh");
-    case Activation::kGelu:
-      return at::gelu(x);
-  }
-  return x;
-}
 
 // The most negative finite value of a floating dtype (torch.finfo(dtype).min).
 double LowestOf(at::ScalarType dtype) {
@@ -388,8 +377,8 @@ at::Tensor DebertaRewardModel::LayerNorm(const at::Tensor& x, const LayerNormWei
 }
 
 at::Tensor DebertaRewardModel::Activate(const at::Tensor& x, Activation act) const {
-  if (!upcast_) return ActivateIn(x, act);
-  return ActivateIn(x.to(at::kFloat), act).to(x.scalar_type());
+  if (!upcast_) return ApplyActivation(x, act);
+  return ApplyActivation(x.to(at::kFloat), act).to(x.scalar_type());
 }
 
 at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l,

@@ -18,13 +18,38 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string PeftKey(const LoraTarget& t, const char* ab) {
-  return absl::StrCat("base_model.model.model.layers.", t.layer, ".", LinearParent(t.kind), ".",
-                      LinearName(t.kind), ".lora_", ab, ".weight");
+std::vector<std::string> ModuleNames(const std::vector<LoraTarget>& targets) {
+  std::set<std::string> names;
+  for (const auto& t : targets) names.insert(LinearName(t.kind));
+  return {names.begin(), names.end()};
 }
 
-json AdapterConfig(const CausalLm& model, int64_t rank, double alpha, double dropout,
-                   const std::vector<std::string>& modules) {
+absl::Status WriteAdapter(const std::string& dir, const std::string& config,
+                          const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(dir, ": ", ec.message()));
+  const std::string tmp = dir + "/adapter_config.json.tmp";
+  {
+    std::ofstream out(tmp);
+    out << config << "\n";
+    if (!out) return absl::InternalError(absl::StrCat(tmp, ": write failed"));
+  }
+  fs::rename(tmp, dir + "/adapter_config.json", ec);
+  if (ec) return absl::InternalError(absl::StrCat(dir, "/adapter_config.json: ", ec.message()));
+  return WriteSafetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
+}
+
+}  // namespace
+
+std::string PeftKey(int64_t layer, LinearKind kind, const char* ab) {
+  return absl::StrCat("base_model.model.model.layers.", layer, ".", LinearParent(kind), ".",
+                      LinearName(kind), ".lora_", ab, ".weight");
+}
+
+std::string PeftAdapterConfigJson(int64_t rank, double alpha, double dropout,
+                                  const std::vector<std::string>& modules,
+                                  const std::string& base_model) {
   return json{{"peft_type", "LORA"},
               {"task_type", "CAUSAL_LM"},
               {"r", rank},
@@ -41,32 +66,9 @@ json AdapterConfig(const CausalLm& model, int64_t rank, double alpha, double dro
               {"layers_to_transform", nullptr},
               {"rank_pattern", json::object()},
               {"alpha_pattern", json::object()},
-              {"base_model_name_or_path", ArchitectureName(model.config().arch)}};
+              {"base_model_name_or_path", base_model.empty() ? json(nullptr) : json(base_model)}}
+      .dump(2);
 }
-
-std::vector<std::string> ModuleNames(const std::vector<LoraTarget>& targets) {
-  std::set<std::string> names;
-  for (const auto& t : targets) names.insert(LinearName(t.kind));
-  return {names.begin(), names.end()};
-}
-
-absl::Status WriteAdapter(const std::string& dir, const json& config,
-                          const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat(dir, ": ", ec.message()));
-  const std::string tmp = dir + "/adapter_config.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << config.dump(2) << "\n";
-    if (!out) return absl::InternalError(absl::StrCat(tmp, ": write failed"));
-  }
-  fs::rename(tmp, dir + "/adapter_config.json", ec);
-  if (ec) return absl::InternalError(absl::StrCat(dir, "/adapter_config.json: ", ec.message()));
-  return WriteSafetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
-}
-
-}  // namespace
 
 const char* MergeModeName(MergeMode mode) {
   return mode == MergeMode::kMeanDelta ? "mean_delta" : "peft_linear";
@@ -222,7 +224,7 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
     std::vector<at::Tensor> a, b;
     for (const LoraTarget& t : e->targets_) {
       for (const char* ab : {"A", "B"}) {
-        const std::string key = PeftKey(t, ab);
+        const std::string key = PeftKey(t.layer, t.kind, ab);
         auto tensor = (*file)->Tensor(key);
         if (!tensor.ok()) return tensor.status();
         const std::vector<int64_t> want =
@@ -315,11 +317,12 @@ absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir, const Ca
   }
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (size_t t = 0; t < targets_.size(); ++t) {
-    tensors.emplace_back(PeftKey(targets_[t], "A"), a_[member][t].detach());
-    tensors.emplace_back(PeftKey(targets_[t], "B"), b_[member][t].detach());
+    tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "A"), a_[member][t].detach());
+    tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "B"), b_[member][t].detach());
   }
-  return WriteAdapter(dir, AdapterConfig(model, options_.rank, options_.alpha, options_.dropout,
-                                         ModuleNames(targets_)),
+  return WriteAdapter(dir,
+                      PeftAdapterConfigJson(options_.rank, options_.alpha, options_.dropout,
+                                            ModuleNames(targets_), ArchitectureName(model.config().arch)),
                       tensors);
 }
 
@@ -328,12 +331,14 @@ absl::Status LoraEnsemble::ExportMergedPeft(MergeMode mode, const std::string& d
   const MergedLora merged = Merge(mode);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (size_t t = 0; t < targets_.size(); ++t) {
-    tensors.emplace_back(PeftKey(targets_[t], "A"), merged.a()[t]);
-    tensors.emplace_back(PeftKey(targets_[t], "B"), merged.b()[t]);
+    tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "A"), merged.a()[t]);
+    tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "B"), merged.b()[t]);
   }
   // Scaling is folded into B (and A): lora_alpha = r gives PEFT scaling 1.
   const int64_t r = merged.rank();
-  return WriteAdapter(dir, AdapterConfig(model, r, static_cast<double>(r), 0.0, ModuleNames(targets_)),
+  return WriteAdapter(dir,
+                      PeftAdapterConfigJson(r, static_cast<double>(r), 0.0, ModuleNames(targets_),
+                                            ArchitectureName(model.config().arch)),
                       tensors);
 }
 

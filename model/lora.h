@@ -46,6 +46,15 @@ struct LoraTarget {
 
 class LoraEnsemble;
 
+// The key PEFT writes for a LoRA factor of a decoder linear layer:
+// "base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight" (ab "A"/"B").
+std::string PeftKey(int64_t layer, LinearKind kind, const char* ab);
+// adapter_config.json of a plain LoRA adapter as PEFT reads it; an empty
+// base_model is written as null.
+std::string PeftAdapterConfigJson(int64_t rank, double alpha, double dropout,
+                                  const std::vector<std::string>& modules,
+                                  const std::string& base_model);
+
 // A LinearAdapter for member i (dropout active while `training`), trainable.
 class LoraMember : public LinearAdapter {
  public:
@@ -75,6 +84,15 @@ class MergedLora : public LinearAdapter {
 
  private:
   friend class LoraEnsemble;
+
+// The key PEFT writes for a LoRA factor of a decoder linear layer:
+// "base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight" (ab "A"/"B").
+std::string PeftKey(int64_t layer, LinearKind kind, const char* ab);
+// adapter_config.json of a plain LoRA adapter as PEFT reads it; an empty
+// base_model is written as null.
+std::string PeftAdapterConfigJson(int64_t rank, double alpha, double dropout,
+                                  const std::vector<std::string>& modules,
+                                  const std::string& base_model);
   std::vector<int> slot_;  // [layers * kNumLinearKinds] -> target index or -1
   std::vector<at::Tensor> a_, b_;
 };

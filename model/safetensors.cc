@@ -286,25 +286,34 @@ absl::StatusOr<at::Tensor> SafetensorsFile::Tensor(absl::string_view name) const
       ptr, info->shape, [keep](void*) mutable { keep.reset(); }, options);
 }
 
-absl::Status WriteSafetensors(const std::string& path,
+namespace {
+
+// The JSON header (padded to a multiple of 8 bytes) and the tensors'
+// contiguous CPU copies in file order.
+struct Layout {
+  std::string header;
+  std::vector<at::Tensor> data;
+};
+
+absl::StatusOr<Layout> LayOut(const std::string& where,
                               const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                               const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<at::Tensor> contiguous;
+  Layout out;
   uint64_t offset = 0;
   std::set<std::string> names;
   for (const auto& [name, tensor] : tensors) {
     if (name == "__metadata__" || !names.insert(name).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": tensor name '", name, "' is reserved or repeated"));
+          absl::StrCat(where, ": tensor name '", name, "' is reserved or repeated"));
     }
     const DTypeSpec* spec = nullptr;
     for (const auto& s : kDTypes) {
       if (s.scalar == tensor.scalar_type()) spec = &s;
     }
     if (spec == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name, "': dtype ",
+      return absl::InvalidArgumentError(absl::StrCat(where, ": tensor '", name, "': dtype ",
                                                      at::toString(tensor.scalar_type()),
                                                      " has no safetensors name"));
     }
@@ -314,12 +323,39 @@ absl::Status WriteSafetensors(const std::string& path,
                     {"shape", t.sizes().vec()},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    contiguous.push_back(std::move(t));
+    out.data.push_back(std::move(t));
   }
-  std::string text = header.dump();
-  // Pad the header so the data section starts 8-byte aligned.
-  text.append((8 - text.size() % 8) % 8, ' ');
+  out.header = header.dump();
+  out.header.append((8 - out.header.size() % 8) % 8, ' ');
+  return out;
+}
 
+std::string LengthPrefix(const std::string& header) {
+  std::string len(8, '\0');
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>(n >> (8 * i));
+  return len;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SerializeSafetensors(
+    const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+    const std::map<std::string, std::string>& metadata) {
+  auto layout = LayOut("safetensors", tensors, metadata);
+  if (!layout.ok()) return layout.status();
+  std::string out = LengthPrefix(layout->header) + layout->header;
+  for (const at::Tensor& t : layout->data) {
+    out.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
+  }
+  return out;
+}
+
+absl::Status WriteSafetensors(const std::string& path,
+                              const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  auto layout = LayOut(path, tensors, metadata);
+  if (!layout.ok()) return layout.status();
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -337,12 +373,10 @@ absl::Status WriteSafetensors(const std::string& path,
     }
     return true;
   };
-  uint8_t len[8];
-  uint64_t n = text.size();
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
-  bool ok = write_all(len, 8) && write_all(text.data(), text.size());
-  for (size_t i = 0; ok && i < contiguous.size(); ++i) {
-    ok = write_all(contiguous[i].data_ptr(), contiguous[i].nbytes());
+  const std::string len = LengthPrefix(layout->header);
+  bool ok = write_all(len.data(), 8) && write_all(layout->header.data(), layout->header.size());
+  for (size_t i = 0; ok && i < layout->data.size(); ++i) {
+    ok = write_all(layout->data[i].data_ptr(), layout->data[i].nbytes());
   }
   ok = ok && ::fsync(fd) == 0;
   const int saved_errno = errno;

@@ -83,6 +83,14 @@ class SafetensorsFile {
   size_t size_ = 0;
 };
 
+// The bytes of a safetensors file holding `tensors` (in the given order) and
+// `metadata`, built in memory; the header is padded so the data section starts
+// 8-byte aligned. INVALID_ARGUMENT for a repeated or reserved name or a dtype
+// without a safetensors name.
+absl::StatusOr<std::string> SerializeSafetensors(
+    const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+    const std::map<std::string, std::string>& metadata = {});
+
 // Writes tensors (any device and layout; written contiguous from the CPU) and
 // metadata atomically: a temporary file in the same directory, fsync, rename.
 // Tensors are laid out in the given order; names must be unique.
