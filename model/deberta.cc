@@ -234,15 +234,9 @@ absl::StatusOr<DebertaConfig> ParseDebertaConfig(const std::string& json_text,
 }
 
 absl::StatusOr<DebertaConfig> LoadDebertaConfig(const std::string& path) {
-  std::filesystem::path p(path);
-  std::error_code ec;
-  if (!std::filesystem::exists(p, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such model directory or file"));
-  }
-  if (std::filesystem::is_directory(p, ec)) p /= "config.json";
-  auto text = ReadTextFile(p.string());
-  if (!text.ok()) return text.status();
-  return ParseDebertaConfig(*text, p.string());
+  auto config = ReadModelConfig(path);
+  if (!config.ok()) return config.status();
+  return ParseDebertaConfig(config->text, config->path);
 }
 
 at::Tensor RelativePositionBuckets(int64_t query_len, int64_t key_len, int64_t bucket_size,

@@ -167,15 +167,9 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
 }
 
 absl::StatusOr<CausalLmConfig> LoadCausalLmConfig(const std::string& path) {
-  std::filesystem::path p(path);
-  std::error_code ec;
-  if (!std::filesystem::exists(p, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such model directory or file"));
-  }
-  if (std::filesystem::is_directory(p, ec)) p /= "config.json";
-  auto text = ReadTextFile(p.string());
-  if (!text.ok()) return text.status();
-  return ParseCausalLmConfig(*text, p.string());
+  auto config = ReadModelConfig(path);
+  if (!config.ok()) return config.status();
+  return ParseCausalLmConfig(config->text, config->path);
 }
 
 }  // namespace bpo::model

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -15,6 +16,18 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+absl::StatusOr<ConfigText> ReadModelConfig(const std::string& path) {
+  std::filesystem::path p(path);
+  std::error_code ec;
+  if (!std::filesystem::exists(p, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such model directory or file"));
+  }
+  if (std::filesystem::is_directory(p, ec)) p /= "config.json";
+  auto text = ReadTextFile(p.string());
+  if (!text.ok()) return text.status();
+  return ConfigText{p.string(), std::move(*text)};
 }
 
 }  // namespace bpo::model

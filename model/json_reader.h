@@ -70,6 +70,14 @@ class JsonReader {
 // The whole file as a string; NOT_FOUND names it.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path);
 
+struct ConfigText {
+  std::string path;  // the config.json actually read
+  std::string text;
+};
+// `path` is a model directory (its config.json is read) or a config file.
+// NOT_FOUND names what is missing.
+absl::StatusOr<ConfigText> ReadModelConfig(const std::string& path);
+
 }  // namespace bpo::model
 
 #endif  // BPO_MODEL_JSON_READER_H_
