@@ -175,7 +175,9 @@ TEST(LearningTest, BpoWithBehaviorReferenceAndResamplingLearnsTheMarker) {
       auto m = trainer.Step(b);
       ASSERT_TRUE(m.ok()) << m.status();
       // The first step of a phase starts at the behavior policy: margins 0.
-      if (k == 0 && p == 0) EXPECT_NEAR(m->margin, 0, 1e-4);
+      if (k == 0 && p == 0) {
+        EXPECT_NEAR(m->margin, 0, 1e-4);
+      }
     }
   }
   const model::MergedLora merged = (*lora)->Merge(model::MergeMode::kMeanDelta);
