@@ -2,6 +2,7 @@
 #include "absl/flags/flag.h"
 #include "cli/command.h"
 #include "cli/dispatch.h"
+#include "common/allocator.h"
 #include "common/logging.h"
 
 ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warning or error.");
@@ -17,6 +18,7 @@ std::vector<const Command*> AllCommands() {
 }  // namespace bpo::cli
 
 int main(int argc, char** argv) {
+  bpo::TuneAllocatorForTensors();
   const int code = bpo::cli::Dispatch(argc, argv, bpo::cli::AllCommands(), __FILE__,
                                       [] {
                                         auto level =

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/allocator.h"
 #include "model/causal_lm.h"
 #include "model/safetensors.h"
 
@@ -17,6 +18,9 @@ namespace bpo::model {
 
 inline constexpr int64_t kVocab = 32000, kHidden = 256, kInter = 688, kLayers = 4, kHeads = 8,
                   kKvHeads = 4, kPrompt = 64, kNew = 128;
+
+// The benchmarks run with the allocator settings of the bpo binary.
+inline const bool kAllocatorTuned = TuneAllocatorForTensors();
 
 inline std::string BenchDir() {
   const char* env = std::getenv("BPO_BENCH_DIR");
