@@ -18,6 +18,17 @@ namespace {
 
 constexpr int64_t kResponse = 8;
 
+// Pure sampling (no top-k), kResponse tokens, never stopping early.
+model::GenerateOptions Sampling(int64_t samples_per_prompt, uint64_t seed) {
+  model::GenerateOptions g;
+  g.max_new_tokens = kResponse;
+  g.samples_per_prompt = samples_per_prompt;
+  g.top_k = 0;
+  g.seed = seed;
+  g.eos_token_ids = {-1};
+  return g;
+}
+
 struct World {
   std::unique_ptr<model::CausalLm> model;
   int64_t marker = 0;
@@ -33,13 +44,7 @@ const World& GetWorld() {
                           at::randint(3, 400, {64, 3}, at::kLong)}, 1);
     // The marker: a token the base policy samples now and then (about one
     // response in ten contains it), so preference pairs carry signal.
-    model::GenerateOptions g;
-    g.max_new_tokens = kResponse;
-    g.samples_per_prompt = 8;
-    g.top_k = 0;
-    g.seed = 1;
-    g.eos_token_ids = {-1};
-    auto gen = model::Generate(*s->model, s->prompts, at::ones_like(s->prompts), g);
+    auto gen = model::Generate(*s->model, s->prompts, at::ones_like(s->prompts), Sampling(8, 1));
     // Responses that contain each token at least once.
     const at::Tensor counts = at::one_hot(gen->tokens, 400).amax(1).sum(0);
     const at::Tensor rate = counts.to(at::kDouble) / gen->tokens.size(0);
@@ -52,13 +57,8 @@ const World& GetWorld() {
 // Fraction of sampled responses (policy + adapter) that contain the marker.
 double MarkerRate(const model::LinearAdapter* adapter, uint64_t seed) {
   const World& s = GetWorld();
-  model::GenerateOptions g;
-  g.max_new_tokens = kResponse;
-  g.samples_per_prompt = 8;
-  g.top_k = 0;
-  g.seed = seed;
-  g.eos_token_ids = {-1};
-  auto gen = model::Generate(*s.model, s.prompts, at::ones_like(s.prompts), g, adapter);
+  auto gen =
+      model::Generate(*s.model, s.prompts, at::ones_like(s.prompts), Sampling(8, seed), adapter);
   return (gen->tokens == s.marker).any(1).to(at::kDouble).mean().item<double>();
 }
 
@@ -66,12 +66,7 @@ double MarkerRate(const model::LinearAdapter* adapter, uint64_t seed) {
 PairBatch PairsFrom(const model::LinearAdapter* behavior, uint64_t version, int64_t want,
                     uint64_t seed) {
   const World& s = GetWorld();
-  model::GenerateOptions g;
-  g.max_new_tokens = kResponse;
-  g.samples_per_prompt = 2;
-  g.top_k = 0;
-  g.seed = seed;
-  g.eos_token_ids = {-1};
+  model::GenerateOptions g = Sampling(2, seed);
   std::vector<at::Tensor> chosen, rejected;
   for (int round = 0; static_cast<int64_t>(chosen.size()) < want && round < 50; ++round) {
     g.seed = seed * 1000 + round;
