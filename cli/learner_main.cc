@@ -50,7 +50,7 @@ int Fail(const absl::Status& s) {
   return kExitFailure;
 }
 
-absl::StatusOr<learner::TrainerOptions> TrainerOptionsFrom(const bpo::v1::RunConfig& c) {
+learner::TrainerOptions TrainerOptionsFrom(const bpo::v1::RunConfig& c) {
   learner::TrainerOptions o;
   switch (c.loss().type()) {
     case v1::LossConfig::DPO: o.loss.type = learner::LossType::kDpo; break;
@@ -102,11 +102,7 @@ int RunLearner(const std::vector<std::string>&) {
   if (config.model().policy().empty()) {
     return Fail(absl::InvalidArgumentError("model.policy (or --policy) names no model directory"));
   }
-  auto options = TrainerOptionsFrom(config);
-  if (!options.ok()) return Fail(options.status());
-  if (options->reference == learner::ReferenceMode::kStatic && !config.reference().static_adapter().empty()) {
-    // Loaded below with the policy.
-  }
+  learner::TrainerOptions options = TrainerOptionsFrom(config);
 
   auto load = model::ParseLoadOptions(
       config.model().dtype() == v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
@@ -171,18 +167,18 @@ int RunLearner(const std::vector<std::string>&) {
     auto c = learner::CreateCollective(co, *backend);
     if (!c.ok()) return Fail(c.status());
     collective = std::move(*c);
-    options->collective = collective.get();
+    options.collective = collective.get();
   }
   // Dropout draws from the default generator: seeded per rank, and saved in
   // checkpoints.
   at::manual_seed(config.seeds().global() + static_cast<uint64_t>(rank));
-  learner::EnsembleTrainer trainer(policy->model.get(), lora->get(), *options);
+  learner::EnsembleTrainer trainer(policy->model.get(), lora->get(), options);
   // Offline: every pair was sampled by the initial (SFT) policy, snapshot 0.
-  trainer.SetBehaviorSnapshot(0, (*lora)->Merge(options->merge_mode));
-  if (options->reference == learner::ReferenceMode::kStatic && !config.reference().static_adapter().empty()) {
+  trainer.SetBehaviorSnapshot(0, (*lora)->Merge(options.merge_mode));
+  if (options.reference == learner::ReferenceMode::kStatic && !config.reference().static_adapter().empty()) {
     auto fixed = model::LoraEnsemble::LoadPeft(*policy->model, {config.reference().static_adapter()});
     if (!fixed.ok()) return Fail(fixed.status());
-    trainer.SetStaticReference((*fixed)->Merge(options->merge_mode));
+    trainer.SetStaticReference((*fixed)->Merge(options.merge_mode));
   }
 
   const std::string ckpt_dir = run_dir + "/checkpoints";
@@ -223,7 +219,7 @@ int RunLearner(const std::vector<std::string>&) {
   auto publish = [&]() -> absl::Status {
     const auto t0 = std::chrono::steady_clock::now();
     const uint64_t version = static_cast<uint64_t>(trainer.steps_done() / snapshot_every);
-    auto bytes = learner::EncodeSnapshot(**lora, options->merge_mode, /*include_members=*/false,
+    auto bytes = learner::EncodeSnapshot(**lora, options.merge_mode, /*include_members=*/false,
                                          version, trainer.steps_done());
     if (!bytes.ok()) return bytes.status();
     auto info = store->Publish(version, trainer.steps_done(), std::move(*bytes));
@@ -266,7 +262,7 @@ int RunLearner(const std::vector<std::string>&) {
     if (!m.ok()) return Fail(m.status());
     ++taken;
     lm->Record(*m);
-    if (auto s = log->Append(*m, B); !s.ok()) return Fail(s);
+    if (auto s = log->Append(*m); !s.ok()) return Fail(s);
     if (rank == 0) std::cout << absl::StrFormat("step %d/%d  loss %.4f  margin %.4f  acc %.2f  kl_ref %.4f  lr %.2e  %.2f pairs/s\n",
                                  t + 1, T, m->loss, m->margin, m->accuracy, m->kl_reference,
                                  m->learning_rate, m->pairs_per_second)
@@ -294,7 +290,7 @@ int RunLearner(const std::vector<std::string>&) {
     }
   }
   if (trainer.steps_done() == T && rank == 0) {
-    if (auto s = (*lora)->ExportMergedPeft(options->merge_mode, run_dir + "/adapter", *policy->model); !s.ok()) {
+    if (auto s = (*lora)->ExportMergedPeft(options.merge_mode, run_dir + "/adapter", *policy->model); !s.ok()) {
       return Fail(s);
     }
     for (int i = 0; i < (*lora)->members(); ++i) {
@@ -303,7 +299,7 @@ int RunLearner(const std::vector<std::string>&) {
         return Fail(s);
       }
     }
-    std::cout << "trained " << T << " steps; merged adapter (" << model::MergeModeName(options->merge_mode)
+    std::cout << "trained " << T << " steps; merged adapter (" << model::MergeModeName(options.merge_mode)
               << ", PEFT format) in " << run_dir << "/adapter\n";
   }
   return kExitOk;

@@ -4,7 +4,6 @@
 // runtime and prints Algorithm 1's schedule. The processes that carry the run
 // out (coordinator, actors, annotators, learner) are not built yet.
 #include <iostream>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"

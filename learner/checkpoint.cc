@@ -2,16 +2,14 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "learner/snapshot.h"
 #include "model/json_reader.h"
 #include "model/safetensors.h"
 #include "nlohmann/json.hpp"
@@ -22,14 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string Sha256(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
-  return hex;
-}
 
 std::string StepDir(const std::string& dir, int64_t step) {
   return absl::StrCat(dir, "/step-", step);
@@ -46,7 +36,7 @@ absl::StatusOr<std::string> ModelSignature(const std::string& model_dir) {
       !j["architectures"].empty() && j["architectures"][0].is_string()) {
     arch = j["architectures"][0].get<std::string>();
   }
-  return absl::StrCat(arch, ":", Sha256(*text));
+  return absl::StrCat(arch, ":", Sha256Hex(*text));
 }
 
 absl::Status SaveCheckpoint(const std::string& dir, int rank, int world_size,

@@ -66,7 +66,7 @@ void LearnerMetrics::Record(const StepMetrics& s) {
     member_loss_[i]->Set(s.member_loss[i]);
     member_grad_norm_[i]->Set(s.member_grad_norm[i]);
   }
-  pairs_->Increment(s.pairs_per_second * s.seconds);
+  pairs_->Increment(static_cast<double>(s.pairs));
   step_seconds_->Observe(s.seconds);
 }
 
@@ -78,14 +78,14 @@ absl::StatusOr<StepLog> StepLog::Open(const std::string& path) {
   return log;
 }
 
-absl::Status StepLog::Append(const StepMetrics& m, int64_t pairs) {
+absl::Status StepLog::Append(const StepMetrics& m) {
   nlohmann::json j = {{"step", m.step + 1},          {"lr", m.learning_rate},
                       {"loss", m.loss},              {"member_loss", m.member_loss},
                       {"member_grad_norm", m.member_grad_norm},
                       {"margin", m.margin},          {"reward_accuracy", m.accuracy},
                       {"chosen_logps", m.chosen_logps}, {"rejected_logps", m.rejected_logps},
                       {"kl_reference", m.kl_reference}, {"kl_sft", m.kl_sft},
-                      {"seconds", m.seconds},        {"pairs", pairs},
+                      {"seconds", m.seconds},        {"pairs", m.pairs},
                       {"pairs_per_second", m.pairs_per_second}};
   *out_ << j.dump() << "\n";
   out_->flush();

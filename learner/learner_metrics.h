@@ -40,7 +40,7 @@ class LearnerMetrics {
 class StepLog {
  public:
   static absl::StatusOr<StepLog> Open(const std::string& path);
-  absl::Status Append(const StepMetrics& m, int64_t pairs);
+  absl::Status Append(const StepMetrics& m);
 
  private:
   std::string path_;

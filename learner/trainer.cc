@@ -208,6 +208,7 @@ absl::StatusOr<StepMetrics> EnsembleTrainer::Step(const PairBatch& b) {
   m.kl_reference = kl_ref / E;
   m.kl_sft = options_.reference == ReferenceMode::kSft ? m.kl_reference : kl_sft / E;
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m.pairs = B;
   m.pairs_per_second = B / m.seconds;
   return m;
 }

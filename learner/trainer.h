@@ -75,6 +75,7 @@ struct StepMetrics {
   double rejected_logps = 0;
   double kl_reference = 0;     // mean over responses of log πref(y) − log πθ(y)
   double kl_sft = 0;           // the same against the SFT policy
+  int64_t pairs = 0;  // pairs this rank trained on
   double seconds = 0;
   double pairs_per_second = 0;
 };
