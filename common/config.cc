@@ -86,6 +86,7 @@ void Resolve(absl::string_view source, absl::string_view base_dir, RunConfig* c)
   ref->set_static_adapter(ResolvePath(base_dir, ref->static_adapter()));
   auto* learner = c->mutable_learner();
   learner->set_snapshot_dir(ResolvePath(base_dir, learner->snapshot_dir()));
+  c->mutable_coordinator()->set_store(ResolvePath(base_dir, c->coordinator().store()));
   auto* seeds = c->mutable_seeds();
   if (!seeds->has_prompts()) seeds->set_prompts(seeds->global());
   if (!seeds->has_sampling()) seeds->set_sampling(seeds->global());
@@ -223,6 +224,26 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   at_least("annotation.rm_max_length", ann.rm_max_length(), 8);
   at_least("annotation.raters_per_pair", ann.raters_per_pair(), 1);
   at_least("annotation.lease_seconds", ann.lease_seconds(), 1);
+  at_least("annotation.pairs_per_lease", ann.pairs_per_lease(), 1);
+  {
+    const std::string& rule = ann.rule();
+    if (rule != "shorter" && rule != "longer" &&
+        !(absl::StartsWith(rule, "contains:") && rule.size() > 9)) {
+      errors->Add("annotation.rule",
+                  absl::StrCat("expected shorter, longer or contains:<word>, got '", rule, "'"));
+    }
+  }
+  at_least("sampling.prompts_per_lease", smp.prompts_per_lease(), 1);
+
+  // Coordinator and launcher.
+  const auto& co = c.coordinator();
+  at_least("coordinator.actor_lease_seconds", co.actor_lease_seconds(), 1);
+  positive("coordinator.heartbeat_seconds", co.heartbeat_seconds());
+  at_least("coordinator.worker_timeout_seconds", co.worker_timeout_seconds(), 1);
+  at_least("coordinator.max_message_bytes", co.max_message_bytes(), 1 << 16);
+  at_least("launch.actors", c.launch().actors(), 1);
+  at_least("launch.annotators", c.launch().annotators(), 1);
+  at_least("launch.max_restarts", c.launch().max_restarts(), 0);
 
   // Endpoints.
   const auto& ep = c.endpoints();

@@ -45,12 +45,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& addres
 }
 
 absl::StatusOr<GrpcServer> StartGrpcServer(const std::string& address,
-                                           const std::vector<grpc::Service*>& services) {
+                                           const std::vector<grpc::Service*>& services,
+                                           int max_message_bytes) {
   auto endpoint = ParseEndpoint(address);
   if (!endpoint.ok()) return endpoint.status();
   GrpcServer out;
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxReceiveMessageSize(max_message_bytes);
+  builder.SetMaxSendMessageSize(max_message_bytes);
   // Without this, gRPC lets a second server share the port (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(endpoint->ToString(), grpc::InsecureServerCredentials(), &out.port);

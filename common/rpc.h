@@ -39,9 +39,11 @@ struct GrpcServer {
 
 // Builds and starts a server on `address` (host:port, port 0 for any) with
 // the given services, which must outlive it. UNAVAILABLE when the address
-// cannot be bound (e.g. in use).
+// cannot be bound (e.g. in use). Larger messages are refused with
+// RESOURCE_EXHAUSTED before any handler runs.
 absl::StatusOr<GrpcServer> StartGrpcServer(const std::string& address,
-                                           const std::vector<grpc::Service*>& services);
+                                           const std::vector<grpc::Service*>& services,
+                                           int max_message_bytes = 64 << 20);
 
 }  // namespace bpo
 

@@ -1,0 +1,159 @@
+#include "coordinator/prompts.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace bpo::coordinator {
+namespace {
+
+absl::StatusOr<std::string> ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the prompt file"));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the prompt file"));
+  std::vector<bpo::v1::Prompt> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": not a JSON object"));
+    }
+    auto text = j.find("prompt");
+    if (text == j.end() || !text->is_string() || text->get<std::string>().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", n, ": needs a non-empty string \"prompt\""));
+    }
+    bpo::v1::Prompt p;
+    p.set_text(text->get<std::string>());
+    if (auto r = j.find("reference"); r != j.end()) {
+      if (!r->is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": \"reference\" must be a string"));
+      }
+      p.set_reference(r->get<std::string>());
+    }
+    if (auto id = j.find("id"); id != j.end()) {
+      p.set_prompt_id(id->is_string() ? id->get<std::string>() : id->dump());
+    } else {
+      p.set_prompt_id(absl::StrCat("line-", n));
+    }
+    out.push_back(std::move(p));
+  }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has no prompts"));
+  return out;
+}
+
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTldrCsv(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadAll(path);
+  if (!text.ok()) return text.status();
+  // RFC 4180: quoted fields may hold commas, newlines and doubled quotes.
+  std::vector<std::vector<std::string>> rows;
+  std::vector<int> row_lines;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, any = false;
+  int line = 1, row_line = 1;
+  const std::string& s = *text;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < s.size() && s[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        if (c == '\n') ++line;
+        field += c;
+      }
+      continue;
+    }
+    if (c == '"') {
+      quoted = true;
+      any = true;
+    } else if (c == ',') {
+      row.push_back(std::move(field));
+      field.clear();
+      any = true;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
+      if (any || !field.empty()) {
+        row.push_back(std::move(field));
+        rows.push_back(std::move(row));
+        row_lines.push_back(row_line);
+      }
+      row.clear();
+      field.clear();
+      any = false;
+      row_line = ++line;
+    } else {
+      field += c;
+      any = true;
+    }
+  }
+  if (quoted) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", row_line, ": a quoted field is not closed before the end of the file"));
+  }
+  if (any || !field.empty()) {
+    row.push_back(std::move(field));
+    rows.push_back(std::move(row));
+    row_lines.push_back(row_line);
+  }
+  if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": is empty"));
+  std::map<std::string, size_t> column;
+  for (size_t i = 0; i < rows[0].size(); ++i) column[rows[0][i]] = i;
+  if (!column.count("query")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":1: the header has no 'query' column (TL;DR CSV format)"));
+  }
+  const size_t q = column["query"];
+  const bool has_ref = column.count("reference_responses") > 0;
+  const size_t r = has_ref ? column["reference_responses"] : 0;
+  std::vector<bpo::v1::Prompt> out;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    if (rows[i].size() != rows[0].size()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", row_lines[i], ": ", rows[i].size(),
+                                                     " fields, the header has ", rows[0].size()));
+    }
+    if (rows[i][q].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", row_lines[i], ": empty query"));
+    }
+    bpo::v1::Prompt p;
+    p.set_prompt_id(absl::StrCat("row-", i));
+    p.set_text(rows[i][q]);
+    if (has_ref) p.set_reference(rows[i][r]);
+    out.push_back(std::move(p));
+  }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has a header but no rows"));
+  return out;
+}
+
+absl::StatusOr<std::vector<bpo::v1::Prompt>> LoadPrompts(const bpo::v1::DataConfig& data) {
+  if (data.prompts().empty()) {
+    return absl::InvalidArgumentError("data.prompts names no prompt file");
+  }
+  switch (data.format()) {
+    case bpo::v1::DataConfig::JSONL: return ReadJsonlPrompts(data.prompts());
+    case bpo::v1::DataConfig::TLDR: return ReadTldrCsv(data.prompts());
+    default:
+      return absl::UnimplementedError(absl::StrCat(
+          "data.format ", bpo::v1::DataConfig::Format_Name(data.format()),
+          " has no reader yet: use jsonl or tldr"));
+  }
+}
+
+}  // namespace bpo::coordinator
