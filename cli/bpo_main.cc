@@ -10,7 +10,8 @@ ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warni
 namespace bpo::cli {
 
 std::vector<const Command*> AllCommands() {
-  return {&RunCommand(),       &LearnerCommand(),   &ConfigCheckCommand(),
+  return {&RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
+          &AnnotatorCommand(), &LearnerCommand(),   &ConfigCheckCommand(),
           &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
           &LogprobsCommand(),  &ScoreCommand(),     &InfoCommand()};
 }

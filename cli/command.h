@@ -40,6 +40,10 @@ const Command& GenerateCommand();
 const Command& LogprobsCommand();
 const Command& ScoreCommand();
 const Command& LearnerCommand();
+const Command& CoordinatorCommand();
+const Command& ActorCommand();
+const Command& AnnotatorCommand();
+const Command& LocalCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

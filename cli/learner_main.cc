@@ -1,9 +1,12 @@
-// bpo learner: trains the LoRA ensemble. Offline mode (--pairs) trains from a
-// static preference file, which is also the offline-DPO baseline (F = 1).
+// bpo learner: trains the LoRA ensemble. Online mode (the default) takes its
+// batches from the coordinator and publishes the behavior snapshots it asks
+// for; offline mode (--pairs) trains from a static preference file, which is
+// also the offline-DPO baseline (F = 1).
 #include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "absl/flags/flag.h"
@@ -11,6 +14,9 @@
 #include "absl/strings/str_format.h"
 #include "cli/command.h"
 #include "cli/shared_flags.h"
+#include "cli/worker.h"
+#include "common/endpoint.h"
+#include "coordinator/client.h"
 #include "common/config.h"
 #include "common/http_server.h"
 #include "common/logging.h"
@@ -25,12 +31,10 @@
 #include "learner/trainer.h"
 #include "model/policy.h"
 
-ABSL_FLAG(std::string, policy, "", "Policy model directory; overrides model.policy.");
 ABSL_FLAG(std::string, output, "", "Output directory; overrides output_dir (run files go to "
           "<output>/<run_id>).");
 ABSL_FLAG(bool, resume, true, "Resume from the newest complete checkpoint of the run.");
 ABSL_FLAG(int64_t, max_steps, 0, "Stop after this many steps in this invocation (0: run to T).");
-ABSL_FLAG(int64_t, max_prompt_tokens, 512, "Longer prompts keep BOS and their last tokens.");
 ABSL_FLAG(int64_t, snapshot_every, 0,
           "Rank 0 publishes a behavior snapshot (the merged ensemble) every N steps, served by "
           "the snapshot service on endpoints.snapshots and written to learner.snapshot_dir when "
@@ -87,18 +91,36 @@ learner::TrainerOptions TrainerOptionsFrom(const bpo::v1::RunConfig& c) {
 }
 
 int RunLearner(const std::vector<std::string>&) {
-  const std::string config_path = absl::GetFlag(FLAGS_config);
-  absl::StatusOr<RunConfigFile> file =
-      config_path.empty() ? DefaultRunConfig() : LoadRunConfig(config_path);
-  if (!file.ok()) return Fail(file.status());
-  bpo::v1::RunConfig config = file->config;
+  InstallStopHandlers();
+  const bool online = absl::GetFlag(FLAGS_pairs).empty();
+  const int rank = absl::GetFlag(FLAGS_rank);
+  bpo::v1::RunConfig config;
+  // Online: the run's config comes from the coordinator.
+  std::optional<Worker> worker;
+  if (online) {
+    bpo::v1::WorkerInfo info;
+    info.set_kind(bpo::v1::WORKER_KIND_LEARNER);
+    info.set_name(absl::StrCat("learner-", rank));
+    info.set_rank(rank);
+    const std::string config_path = absl::GetFlag(FLAGS_config);
+    auto local = config_path.empty() ? DefaultRunConfig() : LoadRunConfig(config_path);
+    if (!local.ok()) return Fail(local.status());
+    info.set_world_size(local->config.learner().world_size());
+    auto connected = ConnectWorker(info);
+    if (!connected.ok()) return Fail(connected.status());
+    worker = std::move(*connected);
+    config = worker->config;
+    // Addresses are this machine's to choose.
+    *config.mutable_endpoints() = local->config.endpoints();
+  } else {
+    const std::string config_path = absl::GetFlag(FLAGS_config);
+    absl::StatusOr<RunConfigFile> file =
+        config_path.empty() ? DefaultRunConfig() : LoadRunConfig(config_path);
+    if (!file.ok()) return Fail(file.status());
+    config = file->config;
+  }
   if (!absl::GetFlag(FLAGS_policy).empty()) config.mutable_model()->set_policy(absl::GetFlag(FLAGS_policy));
   if (!absl::GetFlag(FLAGS_output).empty()) config.set_output_dir(absl::GetFlag(FLAGS_output));
-  if (absl::GetFlag(FLAGS_pairs).empty()) {
-    return Fail(absl::UnimplementedError(
-        "only offline mode (--pairs FILE) exists so far; the online learner that takes batches "
-        "from the coordinator is not built yet"));
-  }
   if (config.model().policy().empty()) {
     return Fail(absl::InvalidArgumentError("model.policy (or --policy) names no model directory"));
   }
@@ -125,19 +147,24 @@ int RunLearner(const std::vector<std::string>&) {
   auto lora = model::LoraEnsemble::Create(*policy->model, lo);
   if (!lora.ok()) return Fail(lora.status());
 
-  auto pairs = learner::ReadPairsJsonl(absl::GetFlag(FLAGS_pairs));
-  if (!pairs.ok()) return Fail(pairs.status());
   const int64_t T = config.schedule().total_steps(), B = config.schedule().batch_size();
-  if (static_cast<int64_t>(pairs->size()) < T * B) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        absl::GetFlag(FLAGS_pairs), ": has ", pairs->size(), " pairs; T*B = ", T, "*", B, " = ",
-        T * B, " are needed (each pair is used once)")));
+  std::vector<learner::TextPair> pairs;
+  std::vector<size_t> order;
+  if (!online) {
+    auto read = learner::ReadPairsJsonl(absl::GetFlag(FLAGS_pairs));
+    if (!read.ok()) return Fail(read.status());
+    pairs = std::move(*read);
+    if (static_cast<int64_t>(pairs.size()) < T * B) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          absl::GetFlag(FLAGS_pairs), ": has ", pairs.size(), " pairs; T*B = ", T, "*", B, " = ",
+          T * B, " are needed (each pair is used once)")));
+    }
+    order.resize(pairs.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937_64(config.seeds().prompts()));
   }
-  std::vector<size_t> order(pairs->size());
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), std::mt19937_64(config.seeds().prompts()));
 
-  const int world = config.learner().world_size(), rank = absl::GetFlag(FLAGS_rank);
+  const int world = config.learner().world_size();
   if (rank < 0 || rank >= world) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--rank ", rank, " is outside learner.world_size = ", world)));
@@ -174,7 +201,8 @@ int RunLearner(const std::vector<std::string>&) {
   at::manual_seed(config.seeds().global() + static_cast<uint64_t>(rank));
   learner::EnsembleTrainer trainer(policy->model.get(), lora->get(), options);
   // Offline: every pair was sampled by the initial (SFT) policy, snapshot 0.
-  trainer.SetBehaviorSnapshot(0, (*lora)->Merge(options.merge_mode));
+  // Online: snapshot p is taken at step p*K, before that step.
+  if (!online) trainer.SetBehaviorSnapshot(0, (*lora)->Merge(options.merge_mode));
   if (options.reference == learner::ReferenceMode::kStatic && !config.reference().static_adapter().empty()) {
     auto fixed = model::LoraEnsemble::LoadPeft(*policy->model, {config.reference().static_adapter()});
     if (!fixed.ok()) return Fail(fixed.status());
@@ -204,6 +232,11 @@ int RunLearner(const std::vector<std::string>&) {
   if (!lm.ok()) return Fail(lm.status());
   std::string address = absl::GetFlag(FLAGS_metrics_address);
   if (address.empty()) address = config.endpoints().metrics();
+  if (online && rank > 0) {
+    // Ranks on one host cannot share a port: others pick a free one.
+    auto ep = ParseEndpoint(address);
+    if (ep.ok()) address = absl::StrCat(ep->host, ":0");
+  }
   auto server = HttpServer::Start({address});
   if (!server.ok()) return Fail(server.status());
   ServeMetrics(&registry, server->get());
@@ -211,35 +244,62 @@ int RunLearner(const std::vector<std::string>&) {
       rank == 0 ? run_dir + "/steps.jsonl" : absl::StrCat(run_dir, "/steps.rank", rank, ".jsonl"));
   if (!log.ok()) return Fail(log.status());
 
-  // Snapshot publishing (rank 0): version v = steps / snapshot_every.
+  // Snapshot publishing (rank 0). Offline: version steps / snapshot_every.
+  // Online: version p at step p*K, when the coordinator asks; the payloads
+  // also go to a directory so that a restarted learner serves them again.
   const int64_t snapshot_every = absl::GetFlag(FLAGS_snapshot_every);
+  const int64_t K = config.schedule().total_steps() / config.schedule().phases();
   std::unique_ptr<learner::SnapshotStore> store;
   std::unique_ptr<learner::SnapshotServiceImpl> snapshot_service;
   GrpcServer snapshot_server;
-  auto publish = [&]() -> absl::Status {
+  std::string serve_address;
+  auto publish = [&](uint64_t version) -> absl::StatusOr<bpo::v1::SnapshotInfo> {
     const auto t0 = std::chrono::steady_clock::now();
-    const uint64_t version = static_cast<uint64_t>(trainer.steps_done() / snapshot_every);
     auto bytes = learner::EncodeSnapshot(**lora, options.merge_mode, /*include_members=*/false,
                                          version, trainer.steps_done());
     if (!bytes.ok()) return bytes.status();
     auto info = store->Publish(version, trainer.steps_done(), std::move(*bytes));
     if (!info.ok()) return info.status();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    lm->RecordPublish(ms / 1000, info->size_bytes());
     std::cout << absl::StrFormat("snapshot v%d at step %d: %d bytes, sha256 %s…, published in %.1f ms\n",
                                  version, trainer.steps_done(), info->size_bytes(),
-                                 info->sha256().substr(0, 12),
-                                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    return absl::OkStatus();
+                                 info->sha256().substr(0, 12), ms)
+              << std::flush;
+    return *info;
   };
-  if (snapshot_every > 0 && rank == 0) {
+  if ((snapshot_every > 0 || online) && rank == 0) {
     learner::SnapshotStoreOptions so;
     so.shared_dir = config.learner().snapshot_dir();
+    if (so.shared_dir.empty() && online) so.shared_dir = run_dir + "/snapshots";
+    so.keep_versions = std::max(4, config.schedule().max_staleness() + 2);
     store = std::make_unique<learner::SnapshotStore>(so);
     snapshot_service = std::make_unique<learner::SnapshotServiceImpl>(store.get());
     auto started = StartGrpcServer(config.endpoints().snapshots(), {snapshot_service.get()});
     if (!started.ok()) return Fail(started.status());
     snapshot_server = std::move(*started);
-    if (trainer.steps_done() % snapshot_every == 0) {
-      if (auto s = publish(); !s.ok()) return Fail(s);
+    auto ep = ParseEndpoint(config.endpoints().snapshots());
+    std::string host = ep.ok() ? ep->host : "127.0.0.1";
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    serve_address = absl::StrCat(host, ":", snapshot_server.port);
+    if (online) {
+      // Serve what an earlier run of this learner published, and tell the
+      // coordinator where it is now.
+      auto republished = learner::RepublishSnapshots(store.get(), *policy->model);
+      if (!republished.ok()) return Fail(republished.status());
+      for (const auto& info : *republished) {
+        bpo::v1::ReportSnapshotRequest report;
+        *report.mutable_snapshot() = info;
+        report.set_serve_address(serve_address);
+        report.set_path(learner::SnapshotStore::PayloadPath(so.shared_dir, info.version()));
+        if (auto s = worker->client->ReportSnapshot(report); !s.ok()) {
+          BPO_LOG(WARNING) << "re-reporting snapshot v" << info.version() << ": " << s;
+        }
+      }
+    } else if (trainer.steps_done() % snapshot_every == 0) {
+      auto info = publish(static_cast<uint64_t>(trainer.steps_done() / snapshot_every));
+      if (!info.ok()) return Fail(info.status());
     }
   }
 
@@ -248,16 +308,51 @@ int RunLearner(const std::vector<std::string>&) {
   int64_t taken = 0;
   const int64_t max_prompt = absl::GetFlag(FLAGS_max_prompt_tokens);
   const int64_t max_response = config.sampling().max_new_tokens();
+  const int64_t keep_versions =
+      config.schedule().mode() == bpo::v1::ScheduleConfig::ASYNC ? config.schedule().max_staleness() : 0;
   while (trainer.steps_done() < T && (limit == 0 || taken < limit)) {
     const int64_t t = trainer.steps_done();
-    // This rank's B/R pairs of the global batch.
-    std::vector<learner::TextPair> batch_pairs;
-    const int64_t per_rank = B / world;
-    for (int64_t i = rank * per_rank; i < (rank + 1) * per_rank; ++i) {
-      batch_pairs.push_back((*pairs)[order[t * B + i]]);
+    learner::PairBatch batch;
+    if (online) {
+      if (StopRequested()) return Fail(absl::CancelledError("stopped by a signal"));
+      const auto wait0 = std::chrono::steady_clock::now();
+      auto fetched = worker->client->FetchBatch(t, rank, world);
+      if (!fetched.ok()) return Fail(fetched.status());
+      if (fetched->done()) break;
+      if (fetched->publish_snapshot()) {
+        auto info = publish(fetched->publish_version());
+        if (!info.ok()) return Fail(info.status());
+        bpo::v1::ReportSnapshotRequest report;
+        *report.mutable_snapshot() = *info;
+        report.set_serve_address(serve_address);
+        report.set_path(learner::SnapshotStore::PayloadPath(store->options().shared_dir, info->version()));
+        if (auto s = worker->client->ReportSnapshot(report); !s.ok()) return Fail(s);
+        continue;
+      }
+      if (fetched->pairs().empty()) {
+        coordinator::SleepRetryAfter(fetched->retry_after());
+        lm->RecordWait(std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count());
+        continue;
+      }
+      lm->RecordWait(std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count());
+      // The behavior policy of phase p is the ensemble at step p*K.
+      const uint64_t phase = static_cast<uint64_t>(t / K);
+      if (t % K == 0 && !trainer.behavior_snapshots().count(phase)) {
+        trainer.SetBehaviorSnapshot(phase, (*lora)->Merge(options.merge_mode));
+      }
+      std::vector<bpo::v1::AnnotatedPair> annotated(fetched->pairs().begin(), fetched->pairs().end());
+      auto built = learner::BatchFromAnnotated(annotated, policy->tokenizer->pad_id(), max_prompt);
+      if (!built.ok()) return Fail(built.status());
+      batch = std::move(*built);
+    } else {
+      // This rank's B/R pairs of the global batch.
+      std::vector<learner::TextPair> batch_pairs;
+      const int64_t per_rank = B / world;
+      for (int64_t i = rank * per_rank; i < (rank + 1) * per_rank; ++i) {
+        batch_pairs.push_back(pairs[order[t * B + i]]);
+      }
+      batch = learner::TokenizePairs(*policy->tokenizer, batch_pairs, max_prompt, max_response, 0);
     }
-    const learner::PairBatch batch =
-        learner::TokenizePairs(*policy->tokenizer, batch_pairs, max_prompt, max_response, 0);
     auto m = trainer.Step(batch);
     if (!m.ok()) return Fail(m.status());
     ++taken;
@@ -267,8 +362,28 @@ int RunLearner(const std::vector<std::string>&) {
                                  t + 1, T, m->loss, m->margin, m->accuracy, m->kl_reference,
                                  m->learning_rate, m->pairs_per_second)
               << std::flush;
-    if (store != nullptr && trainer.steps_done() % snapshot_every == 0) {
-      if (auto s = publish(); !s.ok()) return Fail(s);
+    if (online) {
+      const int64_t phase = t / K;
+      if (phase - keep_versions > 0) {
+        trainer.DropBehaviorSnapshotsBefore(static_cast<uint64_t>(phase - keep_versions));
+      }
+      if (rank == 0) {
+        bpo::v1::CommitStepRequest commit;
+        commit.set_step(t);
+        auto& mm = *commit.mutable_metrics();
+        mm["loss"] = m->loss;
+        mm["margin"] = m->margin;
+        mm["accuracy"] = m->accuracy;
+        mm["kl_reference"] = m->kl_reference;
+        mm["kl_sft"] = m->kl_sft;
+        mm["learning_rate"] = m->learning_rate;
+        mm["seconds"] = m->seconds;
+        auto committed = worker->client->CommitStep(commit);
+        if (!committed.ok()) return Fail(committed.status());
+      }
+    } else if (store != nullptr && trainer.steps_done() % snapshot_every == 0) {
+      auto info = publish(static_cast<uint64_t>(trainer.steps_done() / snapshot_every));
+      if (!info.ok()) return Fail(info.status());
     }
     const bool last = trainer.steps_done() == T;
     if ((every > 0 && trainer.steps_done() % every == 0) || last || (limit > 0 && taken == limit)) {
@@ -309,9 +424,10 @@ int RunLearner(const std::vector<std::string>&) {
 
 const Command& LearnerCommand() {
   static const Command kCommand{
-      "learner", "Train the LoRA ensemble (offline mode: --pairs FILE).",
-      "bpo learner --config FILE --pairs FILE.jsonl [--policy DIR] [--output DIR]", __FILE__, 0,
-      0, &RunLearner, {}, {"config", "pairs", "metrics_address"}};
+      "learner", "Train the LoRA ensemble on the coordinator's batches (or offline: --pairs).",
+      "bpo learner --config FILE [--coordinator HOST:PORT] [--rank R] | --pairs FILE.jsonl",
+      __FILE__, 0, 0, &RunLearner, {},
+      {"config", "pairs", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens"}};
   return kCommand;
 }
 

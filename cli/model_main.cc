@@ -24,7 +24,6 @@ ABSL_FLAG(std::string, adapter, "",
           "PEFT LoRA adapter directories, comma-separated; several are merged (--merge_mode).");
 ABSL_FLAG(std::string, merge_mode, "peft_linear", "How several adapters merge: peft_linear or "
           "mean_delta.");
-ABSL_FLAG(std::string, reward_model, "", "Hugging Face directory of a DeBERTa-v3 reward model.");
 ABSL_FLAG(std::string, prompt, "", "Prompt text.");
 ABSL_FLAG(std::string, prompts, "", "JSONL file with one {\"prompt\": ...} object a line.");
 ABSL_FLAG(std::string, response, "", "Response text.");
@@ -338,8 +337,8 @@ const Command& ScoreCommand() {
       "score", "Reward-model scores of (prompt, response) pairs.",
       "bpo score --reward_model DIR --prompt P --response R | --pairs FILE.jsonl [--json]",
       __FILE__, 0, 0, &RunScore,
-      {"reward_model", "prompt", "response", "max_length", "batch_size", "dtype", "device", "json"},
-      {"pairs"}};
+      {"prompt", "response", "max_length", "batch_size", "dtype", "device", "json"},
+      {"pairs", "reward_model"}};
   return kCommand;
 }
 

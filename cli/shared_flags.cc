@@ -12,3 +12,13 @@ ABSL_FLAG(std::string, pairs, "",
 namespace bpo::cli {
 const char* SharedFlagsFile() { return __FILE__; }
 }  // namespace bpo::cli
+ABSL_FLAG(std::string, coordinator, "",
+          "Coordinator address (host:port); empty uses endpoints.coordinator of the config.");
+ABSL_FLAG(std::string, name, "",
+          "Worker name, stable across restarts (the coordinator keeps its identity and leases "
+          "by name); empty: <kind>-<host>-<pid>.");
+ABSL_FLAG(std::string, policy, "", "Policy model directory; overrides model.policy.");
+ABSL_FLAG(int64_t, max_prompt_tokens, 512,
+          "Longer prompts keep BOS and their last tokens (actors and the learner).");
+ABSL_FLAG(std::string, reward_model, "",
+          "Hugging Face directory of a DeBERTa-v3 reward model; overrides model.reward_model.");

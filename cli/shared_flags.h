@@ -10,6 +10,11 @@
 ABSL_DECLARE_FLAG(std::string, config);
 ABSL_DECLARE_FLAG(std::string, metrics_address);
 ABSL_DECLARE_FLAG(std::string, pairs);
+ABSL_DECLARE_FLAG(std::string, coordinator);
+ABSL_DECLARE_FLAG(std::string, name);
+ABSL_DECLARE_FLAG(std::string, policy);
+ABSL_DECLARE_FLAG(int64_t, max_prompt_tokens);
+ABSL_DECLARE_FLAG(std::string, reward_model);
 
 namespace bpo::cli {
 // __FILE__ of shared_flags.cc, as Abseil records it for these flags.

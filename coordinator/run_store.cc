@@ -347,6 +347,17 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(const bpo::v1::Regi
     std::string id;
     if (known) {
       id = find->Text(0);
+      // A worker registers once per process: a registration under a known
+      // name is a restarted worker, which holds nothing any more. Its
+      // leases' work goes back to the queue now rather than at expiry.
+      BPO_ASSIGN_OR_RETURN(Statement * requeue, db_->Prepare(
+          "UPDATE pairs SET state = 0, lease_id = NULL, worker_id = NULL, version = NULL "
+          "WHERE state = 1 AND worker_id = ?"));
+      BPO_RETURN_IF_ERROR(requeue->Bind(1, id).Run());
+      BPO_ASSIGN_OR_RETURN(Statement * unlabel, db_->Prepare("DELETE FROM label_leases WHERE worker_id = ?"));
+      BPO_RETURN_IF_ERROR(unlabel->Bind(1, id).Run());
+      BPO_ASSIGN_OR_RETURN(Statement * unlease, db_->Prepare("DELETE FROM leases WHERE worker_id = ?"));
+      BPO_RETURN_IF_ERROR(unlease->Bind(1, id).Run());
       BPO_ASSIGN_OR_RETURN(Statement * up, db_->Prepare(
           "UPDATE workers SET info = ?, last_seen_us = ? WHERE worker_id = ?"));
       BPO_RETURN_IF_ERROR(up->BindBlob(1, Serialize(info)).Bind(2, NowMicros()).Bind(3, id).Run());

@@ -48,7 +48,31 @@ absl::StatusOr<LearnerMetrics> LearnerMetrics::Create(metrics::Registry* r, int 
                                  metrics::ExponentialBuckets(0.01, 2, 14));
   if (!seconds.ok()) return seconds.status();
   m.step_seconds_ = &(*seconds)->Add({});
+  auto counter = [&](const char* name, const char* help, metrics::Counter** out) -> absl::Status {
+    auto f = r->AddCounter(name, help);
+    if (!f.ok()) return f.status();
+    *out = &(*f)->Add({});
+    return absl::OkStatus();
+  };
+  for (auto s : {counter("bpo_learner_step_seconds_total", "Seconds spent in training steps.",
+                         &m.step_seconds_total_),
+                 counter("bpo_learner_wait_seconds_total",
+                         "Seconds spent fetching batches from the coordinator, waiting included.",
+                         &m.wait_seconds_total_),
+                 counter("bpo_learner_snapshot_publish_seconds_total",
+                         "Seconds spent encoding and publishing snapshots.", &m.publish_seconds_),
+                 counter("bpo_learner_snapshot_publish_bytes_total",
+                         "Bytes of the snapshots published.", &m.publish_bytes_)}) {
+    if (!s.ok()) return s;
+  }
   return m;
+}
+
+void LearnerMetrics::RecordWait(double seconds) { wait_seconds_total_->Increment(seconds); }
+
+void LearnerMetrics::RecordPublish(double seconds, uint64_t bytes) {
+  publish_seconds_->Increment(seconds);
+  publish_bytes_->Increment(static_cast<double>(bytes));
 }
 
 void LearnerMetrics::Record(const StepMetrics& s) {
@@ -68,6 +92,7 @@ void LearnerMetrics::Record(const StepMetrics& s) {
   }
   pairs_->Increment(static_cast<double>(s.pairs));
   step_seconds_->Observe(s.seconds);
+  step_seconds_total_->Increment(s.seconds);
 }
 
 absl::StatusOr<StepLog> StepLog::Open(const std::string& path) {

@@ -18,6 +18,9 @@ class LearnerMetrics {
   // Registers the learner's families on `registry` (which must outlive this).
   static absl::StatusOr<LearnerMetrics> Create(metrics::Registry* registry, int members);
   void Record(const StepMetrics& m);
+  // Online mode: time spent getting a batch, and snapshot publishing.
+  void RecordWait(double seconds);
+  void RecordPublish(double seconds, uint64_t bytes);
 
  private:
   metrics::Gauge* step_ = nullptr;
@@ -34,6 +37,10 @@ class LearnerMetrics {
   metrics::Gauge* pairs_per_second_ = nullptr;
   metrics::Counter* pairs_ = nullptr;
   metrics::Histogram* step_seconds_ = nullptr;
+  metrics::Counter* step_seconds_total_ = nullptr;
+  metrics::Counter* wait_seconds_total_ = nullptr;
+  metrics::Counter* publish_seconds_ = nullptr;
+  metrics::Counter* publish_bytes_ = nullptr;
 };
 
 // Appends one JSON object per step to a file.

@@ -44,6 +44,75 @@ absl::StatusOr<std::vector<TextPair>> ReadPairsJsonl(const std::string& path) {
   return out;
 }
 
+namespace {
+
+// rows[0..B) chosen, rows[B..2B) rejected: prompt ids then response ids.
+PairBatch BatchFromRows(const std::vector<std::vector<int64_t>>& rows,
+                        const std::vector<int64_t>& prompt_len, int64_t pad_id) {
+  const int64_t n = static_cast<int64_t>(rows.size());
+  int64_t L = 0;
+  for (const auto& r : rows) L = std::max<int64_t>(L, r.size());
+  PairBatch b;
+  b.input_ids = at::full({n, L}, pad_id, at::kLong);
+  b.attention_mask = at::zeros({n, L}, at::kLong);
+  b.response_mask = at::zeros({n, L}, at::kLong);
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t len = static_cast<int64_t>(rows[r].size());
+    b.input_ids[r].narrow(0, 0, len).copy_(at::tensor(rows[r], at::kLong));
+    b.attention_mask[r].narrow(0, 0, len).fill_(1);
+    b.response_mask[r].narrow(0, prompt_len[r], len - prompt_len[r]).fill_(1);
+  }
+  return b;
+}
+
+}  // namespace
+
+absl::StatusOr<PairBatch> BatchFromAnnotated(const std::vector<bpo::v1::AnnotatedPair>& pairs,
+                                             int64_t pad_id, int64_t max_prompt_tokens) {
+  const int64_t B = static_cast<int64_t>(pairs.size());
+  std::vector<std::vector<int64_t>> rows(2 * B);
+  std::vector<int64_t> prompt_len(2 * B);
+  std::vector<double> logps(2 * B);
+  bool have_logps = B > 0;
+  PairBatch b;
+  for (int64_t i = 0; i < B; ++i) {
+    const bpo::v1::SampledPair& p = pairs[i].pair();
+    const bpo::v1::Choice choice = pairs[i].label().choice();
+    if (choice != bpo::v1::CHOICE_A && choice != bpo::v1::CHOICE_B) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "pair '", p.pair_id(), "': label ", bpo::v1::Choice_Name(choice),
+          " names no winner; the coordinator hands out only A or B"));
+    }
+    if (p.prompt_token_ids().empty() || p.a().token_ids().empty() || p.b().token_ids().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pair '", p.pair_id(), "': empty prompt or response token ids"));
+    }
+    std::vector<int64_t> prompt(p.prompt_token_ids().begin(), p.prompt_token_ids().end());
+    if (static_cast<int64_t>(prompt.size()) > max_prompt_tokens) {
+      std::vector<int64_t> cut = {prompt.front()};
+      cut.insert(cut.end(), prompt.end() - (max_prompt_tokens - 1), prompt.end());
+      prompt = std::move(cut);
+    }
+    const bpo::v1::Response& chosen = choice == bpo::v1::CHOICE_A ? p.a() : p.b();
+    const bpo::v1::Response& rejected = choice == bpo::v1::CHOICE_A ? p.b() : p.a();
+    for (int side = 0; side < 2; ++side) {
+      const bpo::v1::Response& r = side == 0 ? chosen : rejected;
+      std::vector<int64_t>& row = rows[side * B + i];
+      row = prompt;
+      row.insert(row.end(), r.token_ids().begin(), r.token_ids().end());
+      prompt_len[side * B + i] = static_cast<int64_t>(prompt.size());
+      logps[side * B + i] = r.behavior_logprob();
+    }
+    have_logps = have_logps && !chosen.behavior_token_logprobs().empty() &&
+                 !rejected.behavior_token_logprobs().empty();
+    b.behavior_versions.push_back(p.behavior_version());
+  }
+  PairBatch out = BatchFromRows(rows, prompt_len, pad_id);
+  out.behavior_versions = std::move(b.behavior_versions);
+  if (have_logps) out.behavior_logps = at::tensor(logps, at::kDouble).to(at::kFloat);
+  return out;
+}
+
 PairBatch TokenizePairs(const model::Tokenizer& tok, const std::vector<TextPair>& pairs,
                         int64_t max_prompt_tokens, int64_t max_response_tokens,
                         uint64_t behavior_version) {
@@ -71,18 +140,7 @@ PairBatch TokenizePairs(const model::Tokenizer& tok, const std::vector<TextPair>
     }
     have_logps = have_logps && pairs[i].chosen_logprob && pairs[i].rejected_logprob;
   }
-  int64_t L = 0;
-  for (const auto& r : rows) L = std::max<int64_t>(L, r.size());
-  PairBatch b;
-  b.input_ids = at::full({2 * B, L}, tok.pad_id(), at::kLong);
-  b.attention_mask = at::zeros({2 * B, L}, at::kLong);
-  b.response_mask = at::zeros({2 * B, L}, at::kLong);
-  for (int64_t r = 0; r < 2 * B; ++r) {
-    const int64_t len = static_cast<int64_t>(rows[r].size());
-    b.input_ids[r].narrow(0, 0, len).copy_(at::tensor(rows[r], at::kLong));
-    b.attention_mask[r].narrow(0, 0, len).fill_(1);
-    b.response_mask[r].narrow(0, prompt_len[r], len - prompt_len[r]).fill_(1);
-  }
+  PairBatch b = BatchFromRows(rows, prompt_len, tok.pad_id());
   b.behavior_versions.assign(B, behavior_version);
   if (have_logps) {
     std::vector<double> lp(2 * B);

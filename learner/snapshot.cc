@@ -12,6 +12,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -425,6 +426,43 @@ std::vector<bpo::v1::SnapshotInfo> SnapshotStore::List() const {
   absl::MutexLock lock(&mu_);
   std::vector<bpo::v1::SnapshotInfo> out;
   for (const auto& [v, s] : held_) out.push_back(s.info);
+  return out;
+}
+
+}  // namespace bpo::learner
+
+namespace bpo::learner {
+
+absl::StatusOr<std::vector<bpo::v1::SnapshotInfo>> RepublishSnapshots(SnapshotStore* store,
+                                                                      const model::CausalLm& model) {
+  const std::string& dir = store->options().shared_dir;
+  std::vector<bpo::v1::SnapshotInfo> out;
+  std::error_code ec;
+  if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return out;
+  std::vector<uint64_t> versions;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    uint64_t v = 0;
+    if (absl::StartsWith(name, "snapshot-") && absl::EndsWith(name, ".sha256") &&
+        absl::SimpleAtoi(name.substr(9, name.size() - 9 - 7), &v)) {
+      versions.push_back(v);
+    }
+  }
+  std::sort(versions.begin(), versions.end());
+  const size_t keep = static_cast<size_t>(std::max(1, store->options().keep_versions));
+  if (versions.size() > keep) versions.erase(versions.begin(), versions.end() - keep);
+  for (uint64_t v : versions) {
+    const std::string payload = SnapshotStore::PayloadPath(dir, v);
+    BPO_ASSIGN_OR_RETURN(std::string marker, ReadWholeFile(absl::StrCat(dir, "/snapshot-", v, ".sha256")));
+    BPO_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(payload));
+    if (Sha256Hex(bytes) != marker.substr(0, 64)) {
+      return absl::DataLossError(absl::StrCat(payload, ": sha256 does not match its .sha256 marker"));
+    }
+    BPO_ASSIGN_OR_RETURN(DecodedSnapshot decoded, DecodeSnapshot(bytes, model, payload));
+    BPO_ASSIGN_OR_RETURN(bpo::v1::SnapshotInfo info,
+                         store->Publish(v, decoded.metadata.learner_step, std::move(bytes)));
+    out.push_back(std::move(info));
+  }
   return out;
 }
 

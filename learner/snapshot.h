@@ -139,6 +139,13 @@ class SnapshotStore {
   std::map<uint64_t, StoredSnapshot> held_ ABSL_GUARDED_BY(mu_);
 };
 
+// Publishes again the newest keep_versions complete snapshots found in the
+// store's shared directory (a restarted learner serving what it published
+// before), checked against their .sha256 markers and the model. Their infos,
+// ascending; none when the directory is unset or missing.
+absl::StatusOr<std::vector<bpo::v1::SnapshotInfo>> RepublishSnapshots(SnapshotStore* store,
+                                                                      const model::CausalLm& model);
+
 }  // namespace bpo::learner
 
 #endif  // BPO_LEARNER_SNAPSHOT_H_

@@ -1,0 +1,157 @@
+#include "actor/sampler.h"
+
+#include <algorithm>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "model/generate.h"
+
+namespace bpo::actor {
+
+SamplerOptions SamplerOptionsFrom(const bpo::v1::SamplingConfig& s, uint64_t seed) {
+  SamplerOptions o;
+  o.temperature = s.temperature();
+  o.top_k = s.top_k();
+  o.top_p = s.top_p();
+  o.max_new_tokens = s.max_new_tokens();
+  o.resample_identical = s.identical_pairs() == bpo::v1::SamplingConfig::RESAMPLE;
+  o.max_resamples = s.max_resamples();
+  o.seed = seed;
+  return o;
+}
+
+namespace {
+
+struct Sample {
+  std::vector<int64_t> ids;
+  std::vector<float> logprobs;
+  bool finished = false;
+};
+
+// Two samples for each prompt (rows 2i, 2i+1).
+absl::StatusOr<std::vector<Sample>> Generate2(const model::CausalLm& model,
+                                              const model::Tokenizer& tok,
+                                              const model::LinearAdapter* adapter,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              const SamplerOptions& o, uint64_t seed) {
+  int64_t longest = 0;
+  for (const auto& p : prompts) longest = std::max<int64_t>(longest, p.size());
+  const int64_t n = static_cast<int64_t>(prompts.size());
+  at::Tensor input = at::full({n, longest}, tok.pad_id(), at::kLong);
+  at::Tensor mask = at::zeros({n, longest}, at::kLong);
+  for (int64_t r = 0; r < n; ++r) {  // left padding
+    const int64_t len = static_cast<int64_t>(prompts[r].size());
+    input[r].narrow(0, longest - len, len).copy_(at::tensor(prompts[r], at::kLong));
+    mask[r].narrow(0, longest - len, len).fill_(1);
+  }
+  const at::Device device = model.options().device();
+  model::GenerateOptions g;
+  g.max_new_tokens = o.max_new_tokens;
+  g.temperature = o.temperature;
+  g.top_k = o.top_k;
+  g.top_p = o.top_p;
+  g.samples_per_prompt = 2;
+  g.seed = seed;
+  g.pad_token_id = tok.pad_id();
+  if (tok.eos_id() >= 0) g.eos_token_ids = {tok.eos_id()};
+  absl::StatusOr<model::Generation> gen =
+      model::Generate(model, input.to(device), mask.to(device), g, adapter);
+  if (!gen.ok()) return gen.status();
+  const at::Tensor tokens = gen->tokens.cpu().contiguous();
+  const at::Tensor logprobs = gen->logprobs.cpu().to(at::kFloat).contiguous();
+  const at::Tensor lengths = gen->lengths.cpu(), finished = gen->finished.cpu();
+  std::vector<Sample> out(tokens.size(0));
+  for (int64_t row = 0; row < tokens.size(0); ++row) {
+    const int64_t len = lengths[row].item<int64_t>();
+    const int64_t* t = tokens[row].data_ptr<int64_t>();
+    const float* l = logprobs[row].data_ptr<float>();
+    out[row].ids.assign(t, t + len);
+    out[row].logprobs.assign(l, l + len);
+    out[row].finished = finished[row].item<bool>();
+  }
+  return out;
+}
+
+void Fill(bpo::v1::Response* r, const Sample& s, const model::Tokenizer& tok) {
+  double sum = 0;
+  for (size_t i = 0; i < s.ids.size(); ++i) {
+    r->add_token_ids(static_cast<int32_t>(s.ids[i]));
+    r->add_behavior_token_logprobs(s.logprobs[i]);
+    sum += s.logprobs[i];
+  }
+  r->set_behavior_logprob(sum);
+  r->set_finished(s.finished);
+  r->set_text(tok.Decode(s.ids));
+}
+
+}  // namespace
+
+absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model,
+                                         const model::Tokenizer& tok,
+                                         const model::LinearAdapter* adapter,
+                                         const std::vector<bpo::v1::PromptWork>& work,
+                                         uint64_t behavior_version, const SamplerOptions& o) {
+  SampledBatch out;
+  if (work.empty()) return out;
+  const int64_t max_positions = model.config().max_position_embeddings;
+  int64_t max_prompt = o.max_prompt_tokens;
+  if (max_positions > 0) max_prompt = std::min(max_prompt, max_positions - o.max_new_tokens);
+  if (max_prompt < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sampling.max_new_tokens = ", o.max_new_tokens, " leaves no room for a prompt in the "
+        "model's ", max_positions, " positions"));
+  }
+  std::vector<std::vector<int64_t>> prompts;
+  for (const auto& w : work) {
+    std::vector<int64_t> ids = tok.Encode(w.prompt().text(), /*add_bos=*/true);
+    if (static_cast<int64_t>(ids.size()) > max_prompt) {
+      std::vector<int64_t> cut = {ids.front()};
+      cut.insert(cut.end(), ids.end() - (max_prompt - 1), ids.end());
+      ids = std::move(cut);
+    }
+    prompts.push_back(std::move(ids));
+  }
+  uint64_t seed = absl::HashOf(o.seed, work.front().pair_id(), work.size());
+  absl::StatusOr<std::vector<Sample>> samples = Generate2(model, tok, adapter, prompts, o, seed);
+  if (!samples.ok()) return samples.status();
+  // Identical pairs: resample those prompts (a new seed each round) or drop.
+  std::vector<size_t> identical;
+  auto find_identical = [&] {
+    identical.clear();
+    for (size_t i = 0; i < work.size(); ++i) {
+      if ((*samples)[2 * i].ids == (*samples)[2 * i + 1].ids) identical.push_back(i);
+    }
+  };
+  find_identical();
+  for (int round = 0; o.resample_identical && round < o.max_resamples && !identical.empty(); ++round) {
+    std::vector<std::vector<int64_t>> again;
+    for (size_t i : identical) again.push_back(prompts[i]);
+    auto redo = Generate2(model, tok, adapter, again, o, absl::HashOf(seed, round + 1));
+    if (!redo.ok()) return redo.status();
+    for (size_t k = 0; k < identical.size(); ++k) {
+      (*samples)[2 * identical[k]] = std::move((*redo)[2 * k]);
+      (*samples)[2 * identical[k] + 1] = std::move((*redo)[2 * k + 1]);
+    }
+    ++out.resamples;
+    find_identical();
+  }
+  std::vector<bool> drop(work.size(), false);
+  for (size_t i : identical) drop[i] = true;
+  for (size_t i = 0; i < work.size(); ++i) {
+    out.generated_tokens += (*samples)[2 * i].ids.size() + (*samples)[2 * i + 1].ids.size();
+    if (drop[i]) {
+      out.dropped.push_back(work[i].pair_id());
+      continue;
+    }
+    bpo::v1::SampledPair& p = out.pairs.emplace_back();
+    p.set_pair_id(work[i].pair_id());
+    p.set_behavior_version(behavior_version);
+    *p.mutable_prompt() = work[i].prompt();
+    for (int64_t id : prompts[i]) p.add_prompt_token_ids(static_cast<int32_t>(id));
+    Fill(p.mutable_a(), (*samples)[2 * i], tok);
+    Fill(p.mutable_b(), (*samples)[2 * i + 1], tok);
+  }
+  return out;
+}
+
+}  // namespace bpo::actor

@@ -1,0 +1,87 @@
+// bpo actor: samples response pairs from the run's current behavior snapshot.
+#include <filesystem>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "actor/actor.h"
+#include "cli/command.h"
+#include "cli/shared_flags.h"
+#include "cli/worker.h"
+#include "common/http_server.h"
+#include "common/logging.h"
+#include "common/process_metrics.h"
+#include "learner/checkpoint.h"
+#include "model/policy.h"
+
+namespace bpo::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+int Fail(const absl::Status& s) {
+  std::cerr << "bpo actor: " << s.message() << "\n";
+  return kExitFailure;
+}
+
+int RunActor(const std::vector<std::string>&) {
+  InstallStopHandlers();
+  bpo::v1::WorkerInfo info;
+  info.set_kind(bpo::v1::WORKER_KIND_ACTOR);
+  info.set_name(DefaultWorkerName("actor"));
+  // The policy's signature first, so that the coordinator can refuse a
+  // worker that loaded another model than the run's other actors.
+  std::string policy_dir = absl::GetFlag(FLAGS_policy);
+  auto worker = ConnectWorker(info);
+  if (!worker.ok()) return Fail(worker.status());
+  bpo::v1::RunConfig config = worker->config;
+  if (policy_dir.empty()) policy_dir = config.model().policy();
+  if (policy_dir.empty()) return Fail(absl::InvalidArgumentError("model.policy names no model"));
+
+  auto load = model::ParseLoadOptions(
+      config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
+      config.model().device());
+  if (!load.ok()) return Fail(load.status());
+  model::PolicyOptions po;
+  po.load = *load;
+  po.tokenizer = config.model().tokenizer();
+  if (!fs::exists(po.tokenizer)) po.tokenizer.clear();
+  auto policy = model::LoadPolicy(policy_dir, po);
+  if (!policy.ok()) return Fail(policy.status());
+
+  metrics::Registry registry;
+  registry.AddCollector(metrics::MakeProcessCollector("actor"));
+  auto server = StartWorkerMetrics(config, &registry);
+  if (!server.ok()) return Fail(server.status());
+
+  actor::ActorOptions options;
+  options.run_id = worker->run_id;
+  options.prompts_per_lease = config.sampling().prompts_per_lease();
+  options.sampler = actor::SamplerOptionsFrom(
+      config.sampling(), config.seeds().sampling() ^ std::hash<std::string>()(info.name()));
+  options.sampler.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
+  options.snapshot_cache_dir =
+      absl::StrCat(config.output_dir(), "/", config.run_id(), "/snapshot-cache");
+  options.rpc_deadline = absl::Seconds(config.endpoints().rpc_deadline_seconds());
+  options.stop = [] { return StopRequested(); };
+  auto a = actor::Actor::Create(&*policy, worker->client.get(), options, &registry);
+  if (!a.ok()) return Fail(a.status());
+  std::cout << "actor " << worker->client->worker_id() << " sampling for run " << worker->run_id
+            << " with " << policy_dir << "; metrics http://" << (*server)->address() << "/metrics\n"
+            << std::flush;
+  if (absl::Status s = (*a)->Run(); !s.ok()) return Fail(s);
+  std::cout << "actor " << worker->client->worker_id() << ": run done\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& ActorCommand() {
+  static const Command kCommand{
+      "actor", "Sample response pairs from the run's behavior snapshots.",
+      "bpo actor [--coordinator HOST:PORT] [--config FILE] [--name NAME]", __FILE__, 0, 0,
+      &RunActor, {}, {"config", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens"}};
+  return kCommand;
+}
+
+}  // namespace bpo::cli

@@ -1,0 +1,102 @@
+// bpo annotator: labels sampled pairs with a reward model or a rule.
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "annotator/annotator.h"
+#include "annotator/scorer.h"
+#include "cli/command.h"
+#include "cli/shared_flags.h"
+#include "cli/worker.h"
+#include "common/config.h"
+#include "common/process_metrics.h"
+#include "model/policy.h"
+
+ABSL_FLAG(std::string, kind, "", "rm, rule or human; empty uses annotation.kind of the run.");
+
+namespace bpo::cli {
+namespace {
+
+int Fail(const absl::Status& s) {
+  std::cerr << "bpo annotator: " << s.message() << "\n";
+  return kExitFailure;
+}
+
+int RunAnnotatorCommand(const std::vector<std::string>&) {
+  InstallStopHandlers();
+  std::string kind = absl::GetFlag(FLAGS_kind);
+  if (!kind.empty() && kind != "rm" && kind != "rule" && kind != "human") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--kind must be rm, rule or human, got '", kind, "'")));
+  }
+  // Load the local config for defaults; the run's config comes at registration.
+  bpo::v1::WorkerInfo info;
+  info.set_kind(bpo::v1::WORKER_KIND_ANNOTATOR);
+  info.set_name(DefaultWorkerName("annotator"));
+  // The kind and (for rm) the model must be known before registering.
+  const std::string path = absl::GetFlag(FLAGS_config);
+  auto local = path.empty() ? DefaultRunConfig() : LoadRunConfig(path);
+  if (!local.ok()) return Fail(local.status());
+  if (kind.empty()) {
+    kind = local->config.annotation().kind() == bpo::v1::AnnotationConfig::RM     ? "rm"
+           : local->config.annotation().kind() == bpo::v1::AnnotationConfig::RULE ? "rule"
+                                                                                  : "human";
+  }
+  if (kind == "human") {
+    return Fail(absl::UnimplementedError(
+        "the human-annotation web service is started with `bpo annotator --kind human` once "
+        "built; use --kind rm or --kind rule"));
+  }
+  std::unique_ptr<annotator::Scorer> scorer;
+  if (kind == "rm") {
+    std::string dir = absl::GetFlag(FLAGS_reward_model);
+    if (dir.empty()) dir = local->config.model().reward_model();
+    if (dir.empty()) return Fail(absl::InvalidArgumentError("model.reward_model names no model"));
+    auto load = model::ParseLoadOptions(
+        local->config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
+        local->config.model().device());
+    if (!load.ok()) return Fail(load.status());
+    auto rm = annotator::MakeRewardModelScorer(dir, *load, local->config.annotation().rm_max_length(),
+                                               local->config.annotation().pairs_per_lease());
+    if (!rm.ok()) return Fail(rm.status());
+    scorer = std::move(*rm);
+  } else {
+    auto rule = annotator::MakeRuleScorer(local->config.annotation().rule());
+    if (!rule.ok()) return Fail(rule.status());
+    scorer = std::move(*rule);
+  }
+  info.set_annotator_kind(scorer->kind());
+  info.set_model_sha256(scorer->model_sha256());
+  auto worker = ConnectWorker(info);
+  if (!worker.ok()) return Fail(worker.status());
+  const bpo::v1::RunConfig& config = worker->config;
+  metrics::Registry registry;
+  registry.AddCollector(metrics::MakeProcessCollector("annotator"));
+  auto server = StartWorkerMetrics(config, &registry);
+  if (!server.ok()) return Fail(server.status());
+  std::cout << "annotator " << worker->client->worker_id() << " (" << scorer->provenance()
+            << ") labelling for run " << worker->run_id << "; metrics http://"
+            << (*server)->address() << "/metrics\n"
+            << std::flush;
+  annotator::AnnotatorOptions options;
+  options.pairs_per_lease = config.annotation().pairs_per_lease();
+  options.lease = absl::Seconds(config.annotation().lease_seconds());
+  options.stop = [] { return StopRequested(); };
+  if (absl::Status s = annotator::RunAnnotator(scorer.get(), worker->client.get(), options, &registry);
+      !s.ok()) {
+    return Fail(s);
+  }
+  std::cout << "annotator " << worker->client->worker_id() << ": run done\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& AnnotatorCommand() {
+  static const Command kCommand{
+      "annotator", "Label sampled pairs: reward model (rm), rule, or human web service.",
+      "bpo annotator [--kind rm|rule|human] [--coordinator HOST:PORT] [--config FILE]", __FILE__,
+      0, 0, &RunAnnotatorCommand, {}, {"config", "metrics_address", "coordinator", "name", "reward_model"}};
+  return kCommand;
+}
+
+}  // namespace bpo::cli

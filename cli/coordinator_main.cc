@@ -1,0 +1,130 @@
+// bpo coordinator: hosts the run's store and its four gRPC services.
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "cli/command.h"
+#include "cli/shared_flags.h"
+#include "cli/worker.h"
+#include "common/config.h"
+#include "common/http_server.h"
+#include "common/logging.h"
+#include "common/process_metrics.h"
+#include "common/rpc.h"
+#include "coordinator/prompts.h"
+#include "coordinator/run_plan.h"
+#include "coordinator/run_store.h"
+#include "coordinator/service.h"
+
+ABSL_FLAG(std::string, listen, "",
+          "Serve gRPC here (host:port); empty uses endpoints.coordinator.");
+ABSL_FLAG(std::string, store, "",
+          "SQLite store; empty uses coordinator.store or <output_dir>/<run_id>/coordinator.db.");
+ABSL_FLAG(double, linger_seconds, 10,
+          "After the last step is committed, keep serving this long so workers learn the run "
+          "is done, then exit.");
+
+namespace bpo::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+int Fail(const absl::Status& s) {
+  std::cerr << "bpo coordinator: " << s.message() << "\n";
+  return kExitFailure;
+}
+
+int RunCoordinator(const std::vector<std::string>&) {
+  InstallStopHandlers();
+  const std::string path = absl::GetFlag(FLAGS_config);
+  absl::StatusOr<RunConfigFile> file = path.empty() ? DefaultRunConfig() : LoadRunConfig(path);
+  if (!file.ok()) return Fail(file.status());
+  bpo::v1::RunConfig config = file->config;
+  if (!absl::GetFlag(FLAGS_listen).empty()) {
+    config.mutable_endpoints()->set_coordinator(absl::GetFlag(FLAGS_listen));
+  }
+  auto plan = coordinator::MakeRunPlan(config);
+  if (!plan.ok()) return Fail(plan.status());
+  std::string store_path = absl::GetFlag(FLAGS_store);
+  if (store_path.empty()) store_path = config.coordinator().store();
+  if (store_path.empty()) {
+    store_path = absl::StrCat(config.output_dir(), "/", config.run_id(), "/coordinator.db");
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(store_path).parent_path(), ec);
+  if (ec) return Fail(absl::PermissionDeniedError(absl::StrCat(store_path, ": ", ec.message())));
+
+  // A restarted coordinator takes the prompts from its store.
+  std::vector<bpo::v1::Prompt> prompts;
+  if (!fs::exists(store_path)) {
+    auto loaded = coordinator::LoadPrompts(config.data());
+    if (!loaded.ok()) return Fail(loaded.status());
+    prompts = std::move(*loaded);
+  }
+  coordinator::RunStoreOptions so;
+  so.path = store_path;
+  so.fsync = config.coordinator().fsync();
+  auto store = coordinator::RunStore::Open(config, prompts, so);
+  if (!store.ok()) return Fail(store.status());
+
+  metrics::Registry registry;
+  registry.AddCollector(metrics::MakeProcessCollector("coordinator"));
+  registry.AddCollector(coordinator::MakeStoreCollector(store->get()));
+  auto rpc_metrics = coordinator::RpcMetrics::Create(&registry);
+  if (!rpc_metrics.ok()) return Fail(rpc_metrics.status());
+  coordinator::CoordinatorServices services(store->get(), rpc_metrics->get());
+  auto server = StartGrpcServer(config.endpoints().coordinator(), services.list(),
+                                config.coordinator().max_message_bytes());
+  if (!server.ok()) return Fail(server.status());
+  std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  if (metrics_address.empty()) metrics_address = config.endpoints().metrics();
+  auto http = HttpServer::Start({metrics_address});
+  if (!http.ok()) return Fail(http.status());
+  ServeMetrics(&registry, http->get());
+
+  auto status = (*store)->Status();
+  if (!status.ok()) return Fail(status.status());
+  std::cout << "coordinator for run " << config.run_id() << " on port " << server->port
+            << ", store " << store_path << " (step " << status->step() << "/"
+            << status->total_steps() << "), metrics http://" << (*http)->address() << "/metrics\n"
+            << coordinator::FormatRunPlan(*plan) << std::flush;
+
+  absl::Time done_at = absl::InfiniteFuture();
+  while (!StopRequested()) {
+    absl::SleepFor(absl::Milliseconds(500));
+    auto expired = (*store)->ExpireLeases();
+    if (!expired.ok()) {
+      BPO_LOG(ERROR) << "expiring leases: " << expired.status();
+    } else if (*expired > 0) {
+      BPO_LOG(INFO) << *expired << " lease(s) expired; their work is back in the queue";
+    }
+    if (done_at == absl::InfiniteFuture()) {
+      auto c = (*store)->Counters();
+      if (c.ok() && c->steps_committed >= config.schedule().total_steps()) {
+        std::cout << "run " << config.run_id() << " done: " << c->steps_committed
+                  << " steps committed, " << c->pairs[coordinator::PairState::kConsumed]
+                  << " pairs consumed\n"
+                  << std::flush;
+        done_at = absl::Now();
+      }
+    } else if (absl::Now() - done_at > absl::Seconds(absl::GetFlag(FLAGS_linger_seconds))) {
+      break;
+    }
+  }
+  server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command& CoordinatorCommand() {
+  static const Command kCommand{
+      "coordinator", "Serve a run's coordinator: schedule, durable store, work queues.",
+      "bpo coordinator --config FILE [--listen HOST:PORT] [--store FILE]", __FILE__, 0, 0,
+      &RunCoordinator, {}, {"config", "metrics_address"}};
+  return kCommand;
+}
+
+}  // namespace bpo::cli

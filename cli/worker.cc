@@ -1,0 +1,87 @@
+#include "cli/worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "cli/shared_flags.h"
+#include "common/config.h"
+#include "common/endpoint.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+
+namespace bpo::cli {
+namespace {
+
+std::atomic<int> g_stops{0};
+
+void OnStop(int) {
+  if (g_stops.fetch_add(1) >= 1) _exit(130);
+}
+
+}  // namespace
+
+void InstallStopHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnStop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool StopRequested() { return g_stops.load() > 0; }
+
+std::string DefaultWorkerName(const std::string& kind) {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(kind, "-", host, "-", getpid());
+}
+
+absl::StatusOr<Worker> ConnectWorker(bpo::v1::WorkerInfo info) {
+  std::string address = absl::GetFlag(FLAGS_coordinator);
+  // The local config only says where the coordinator is and how long to
+  // wait; everything else comes from the coordinator.
+  const std::string path = absl::GetFlag(FLAGS_config);
+  absl::StatusOr<RunConfigFile> file = path.empty() ? DefaultRunConfig() : LoadRunConfig(path);
+  if (!file.ok()) return file.status();
+  if (address.empty()) address = file->config.endpoints().coordinator();
+  const double deadline = file->config.endpoints().rpc_deadline_seconds();
+  if (!absl::GetFlag(FLAGS_name).empty()) info.set_name(absl::GetFlag(FLAGS_name));
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  info.set_host(host);
+  info.set_bpo_version(kBpoVersion);
+  coordinator::ClientOptions options;
+  options.address = address;
+  options.rpc_deadline = absl::Seconds(deadline);
+  Worker w;
+  BPO_ASSIGN_OR_RETURN(w.client, coordinator::CoordinatorClient::Connect(options));
+  BPO_ASSIGN_OR_RETURN(bpo::v1::RegisterResponse registered, w.client->Register(info));
+  w.config = registered.config();
+  w.run_id = registered.run_id();
+  BPO_LOG(INFO) << "registered with the coordinator at " << address << " as "
+                << registered.worker_id() << " (" << info.name() << ") in run " << w.run_id;
+  const absl::Duration every = absl::Seconds(registered.heartbeat_interval().seconds()) +
+                               absl::Nanoseconds(registered.heartbeat_interval().nanos());
+  w.client->StartHeartbeats(every > absl::ZeroDuration() ? every : absl::Seconds(2));
+  return w;
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> StartWorkerMetrics(const bpo::v1::RunConfig& config,
+                                                               metrics::Registry* registry) {
+  std::string address = absl::GetFlag(FLAGS_metrics_address);
+  if (address.empty()) {
+    auto ep = ParseEndpoint(config.endpoints().metrics());
+    address = absl::StrCat(ep.ok() ? ep->host : "127.0.0.1", ":0");
+  }
+  BPO_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Start({address}));
+  ServeMetrics(registry, server.get());
+  return server;
+}
+
+}  // namespace bpo::cli

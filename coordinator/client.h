@@ -1,0 +1,86 @@
+// The workers' side of the coordinator protocol: one channel, every call with
+// a deadline, calls retried while the coordinator is unreachable (a restart)
+// for up to `retry_for`, and a heartbeat thread that keeps the worker listed
+// and extends the leases it holds.
+#ifndef BPO_COORDINATOR_CLIENT_H_
+#define BPO_COORDINATOR_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "bpo/v1/annotation.grpc.pb.h"
+#include "bpo/v1/coordinator.grpc.pb.h"
+
+namespace bpo::coordinator {
+
+struct ClientOptions {
+  std::string address;
+  absl::Duration rpc_deadline = absl::Seconds(30);
+  // How long to wait for the coordinator at start-up and, later, to come back
+  // when it is unreachable (UNAVAILABLE) before a call fails.
+  absl::Duration retry_for = absl::Minutes(2);
+};
+
+class CoordinatorClient {
+ public:
+  // Waits up to retry_for for the coordinator to accept a connection.
+  static absl::StatusOr<std::unique_ptr<CoordinatorClient>> Connect(ClientOptions options);
+  ~CoordinatorClient();
+
+  // Registers (again: same name, same id) and keeps the answer.
+  absl::StatusOr<bpo::v1::RegisterResponse> Register(const bpo::v1::WorkerInfo& info);
+  const std::string& worker_id() const { return worker_id_; }
+
+  absl::StatusOr<bpo::v1::RunStatus> Status();
+  absl::StatusOr<bpo::v1::LeasePromptsResponse> LeasePrompts(int max_prompts);
+  absl::StatusOr<bpo::v1::SubmitPairsResponse> SubmitPairs(bpo::v1::SubmitPairsRequest request);
+  absl::StatusOr<bpo::v1::LeasePairsResponse> LeasePairs(int max_pairs, absl::Duration duration);
+  absl::StatusOr<bpo::v1::SubmitLabelsResponse> SubmitLabels(bpo::v1::SubmitLabelsRequest request);
+  absl::StatusOr<bpo::v1::FetchBatchResponse> FetchBatch(int64_t step, int rank, int world_size);
+  absl::StatusOr<bpo::v1::CommitStepResponse> CommitStep(bpo::v1::CommitStepRequest request);
+  absl::Status ReportSnapshot(bpo::v1::ReportSnapshotRequest request);
+
+  // Heartbeats every `interval` on a thread until destruction, extending the
+  // leases added here. The last answer's run state is kept.
+  void StartHeartbeats(absl::Duration interval);
+  void HoldLease(const std::string& lease_id);
+  void ReleaseLease(const std::string& lease_id);
+  bpo::v1::RunState last_state() const;
+
+  const std::string& address() const { return options_.address; }
+
+ private:
+  explicit CoordinatorClient(ClientOptions options);
+  // Runs `call` (a stub call on a prepared context) with retries.
+  absl::Status Call(const char* method,
+                    const std::function<grpc::Status(grpc::ClientContext*)>& call);
+
+  const ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<bpo::v1::Coordinator::Stub> coordinator_;
+  std::unique_ptr<bpo::v1::PromptQueue::Stub> prompts_;
+  std::unique_ptr<bpo::v1::AnnotationQueue::Stub> annotation_;
+  std::unique_ptr<bpo::v1::LearnerFeed::Stub> learner_;
+  std::string worker_id_;
+
+  mutable absl::Mutex mu_;
+  std::set<std::string> leases_ ABSL_GUARDED_BY(mu_);
+  bpo::v1::RunState state_ ABSL_GUARDED_BY(mu_) = bpo::v1::RUN_STATE_RUNNING;
+  absl::Notification stop_;
+  std::thread heartbeat_;
+};
+
+// Sleeps for a response's retry_after (at least 50 ms, at most 5 s).
+void SleepRetryAfter(const google::protobuf::Duration& retry_after);
+
+}  // namespace bpo::coordinator
+
+#endif  // BPO_COORDINATOR_CLIENT_H_
