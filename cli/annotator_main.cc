@@ -1,8 +1,14 @@
 // bpo annotator: labels sampled pairs with a reward model or a rule.
 #include <iostream>
+#include <random>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 
 #include "absl/flags/flag.h"
 #include "annotator/annotator.h"
+#include "annotator/human_service.h"
+#include "annotator/human_tokens.h"
 #include "annotator/scorer.h"
 #include "cli/command.h"
 #include "cli/shared_flags.h"
@@ -12,6 +18,13 @@
 #include "model/policy.h"
 
 ABSL_FLAG(std::string, kind, "", "rm, rule or human; empty uses annotation.kind of the run.");
+ABSL_FLAG(std::string, http, "127.0.0.1:8080",
+          "human: serve the rating page here (host:port; port 0 picks one).");
+ABSL_FLAG(std::string, raters, "",
+          "human: file of `name token` lines, one rater a line.");
+ABSL_FLAG(std::string, token, "",
+          "human: a token every rater may sign in with; with neither --raters nor --token a "
+          "random one is made and printed.");
 
 namespace bpo::cli {
 namespace {
@@ -19,6 +32,37 @@ namespace {
 int Fail(const absl::Status& s) {
   std::cerr << "bpo annotator: " << s.message() << "\n";
   return kExitFailure;
+}
+
+// The human-annotation web service: one coordinator worker per signed-in rater.
+int RunHuman(const bpo::v1::RunConfig& local) {
+  annotator::HumanOptions o;
+  o.coordinator_address = absl::GetFlag(FLAGS_coordinator);
+  if (o.coordinator_address.empty()) o.coordinator_address = local.endpoints().coordinator();
+  o.http_address = absl::GetFlag(FLAGS_http);
+  o.rpc_deadline = absl::Seconds(local.endpoints().rpc_deadline_seconds());
+  o.lease_duration = absl::Seconds(local.annotation().lease_seconds());
+  o.seed = local.seeds().global();
+  if (!absl::GetFlag(FLAGS_raters).empty()) {
+    auto tokens = annotator::LoadRaterTokens(absl::GetFlag(FLAGS_raters));
+    if (!tokens.ok()) return Fail(tokens.status());
+    o.tokens = std::move(*tokens);
+  }
+  o.shared_token = absl::GetFlag(FLAGS_token);
+  if (o.tokens.empty() && o.shared_token.empty()) {
+    std::random_device rd;
+    o.shared_token = absl::StrFormat("%08x%08x", rd(), rd());
+  }
+  metrics::Registry registry;
+  registry.AddCollector(metrics::MakeProcessCollector("annotator"));
+  auto service = annotator::HumanAnnotationService::Start(o, &registry);
+  if (!service.ok()) return Fail(service.status());
+  std::cout << "human annotation: raters sign in at http://" << (*service)->address() << "/";
+  if (!o.shared_token.empty()) std::cout << " with token " << o.shared_token;
+  std::cout << "\n" << std::flush;
+  while (!StopRequested()) absl::SleepFor(absl::Milliseconds(200));
+  (*service)->Stop();
+  return kExitOk;
 }
 
 int RunAnnotatorCommand(const std::vector<std::string>&) {
@@ -41,11 +85,7 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
            : local->config.annotation().kind() == bpo::v1::AnnotationConfig::RULE ? "rule"
                                                                                   : "human";
   }
-  if (kind == "human") {
-    return Fail(absl::UnimplementedError(
-        "the human-annotation web service is started with `bpo annotator --kind human` once "
-        "built; use --kind rm or --kind rule"));
-  }
+  if (kind == "human") return RunHuman(local->config);
   std::unique_ptr<annotator::Scorer> scorer;
   if (kind == "rm") {
     std::string dir = absl::GetFlag(FLAGS_reward_model);
@@ -96,6 +136,7 @@ const Command& AnnotatorCommand() {
       "annotator", "Label sampled pairs: reward model (rm), rule, or human web service.",
       "bpo annotator [--kind rm|rule|human] [--coordinator HOST:PORT] [--config FILE]", __FILE__,
       0, 0, &RunAnnotatorCommand, {}, {"config", "metrics_address", "coordinator", "name", "reward_model"}};
+  // --http, --raters, --token: kind human only.
   return kCommand;
 }
 

@@ -57,16 +57,11 @@ int RunCoordinator(const std::vector<std::string>&) {
   if (ec) return Fail(absl::PermissionDeniedError(absl::StrCat(store_path, ": ", ec.message())));
 
   // A restarted coordinator takes the prompts from its store.
-  std::vector<bpo::v1::Prompt> prompts;
-  if (!fs::exists(store_path)) {
-    auto loaded = coordinator::LoadPrompts(config.data());
-    if (!loaded.ok()) return Fail(loaded.status());
-    prompts = std::move(*loaded);
-  }
   coordinator::RunStoreOptions so;
   so.path = store_path;
   so.fsync = config.coordinator().fsync();
-  auto store = coordinator::RunStore::Open(config, prompts, so);
+  auto store = coordinator::RunStore::Open(
+      config, [&] { return coordinator::LoadPrompts(config.data()); }, so);
   if (!store.ok()) return Fail(store.status());
 
   metrics::Registry registry;

@@ -232,7 +232,7 @@ int RunLearner(const std::vector<std::string>&) {
   if (!lm.ok()) return Fail(lm.status());
   std::string address = absl::GetFlag(FLAGS_metrics_address);
   if (address.empty()) address = config.endpoints().metrics();
-  if (online && rank > 0) {
+  if (online && rank > 0 && absl::GetFlag(FLAGS_metrics_address).empty()) {
     // Ranks on one host cannot share a port: others pick a free one.
     auto ep = ParseEndpoint(address);
     if (ep.ok()) address = absl::StrCat(ep->host, ":0");

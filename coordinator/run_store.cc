@@ -109,17 +109,17 @@ RunStore::RunStore(RunConfig config, RunStoreOptions options)
       pairs_per_phase_(config_.schedule().pairs_per_phase()) {}
 
 absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const RunConfig& config,
-                                                         const std::vector<bpo::v1::Prompt>& prompts,
+                                                         const PromptLoader& load_prompts,
                                                          RunStoreOptions options) {
   std::unique_ptr<RunStore> store(new RunStore(config, std::move(options)));
   absl::MutexLock lock(&store->mu_);
   BPO_ASSIGN_OR_RETURN(store->db_,
                        Database::Open(store->options_.path, {.fsync = store->options_.fsync}));
-  BPO_RETURN_IF_ERROR(store->Init(prompts));
+  BPO_RETURN_IF_ERROR(store->Init(load_prompts));
   return store;
 }
 
-absl::Status RunStore::Init(const std::vector<bpo::v1::Prompt>& prompts) {
+absl::Status RunStore::Init(const PromptLoader& load_prompts) {
   BPO_RETURN_IF_ERROR(db_->Exec(kSchema));
   return InTransaction(db_.get(), [&]() -> absl::Status {
     BPO_ASSIGN_OR_RETURN(Statement * get, db_->Prepare("SELECT value FROM meta WHERE key = 'config'"));
@@ -149,6 +149,7 @@ absl::Status RunStore::Init(const std::vector<bpo::v1::Prompt>& prompts) {
       prompt_count_ = count->Int(0);
       return absl::OkStatus();
     }
+    BPO_ASSIGN_OR_RETURN(std::vector<bpo::v1::Prompt> prompts, load_prompts());
     if (prompts.empty()) {
       return absl::InvalidArgumentError("the run has no alignment prompts (data.prompts)");
     }

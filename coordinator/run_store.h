@@ -75,13 +75,20 @@ struct StoreCounters {
 
 class RunStore {
  public:
-  // Creates the store for `config` with its alignment prompts, or reopens an
-  // existing one. Reopening checks that it holds the same run: another
-  // run_id or a different config is FAILED_PRECONDITION naming the store
-  // and the first differing field; the prompts are then taken from the store.
+  using PromptLoader = std::function<absl::StatusOr<std::vector<bpo::v1::Prompt>>()>;
+  // Creates the store for `config` with the alignment prompts `load_prompts`
+  // returns, or reopens an existing one. Reopening checks that it holds the
+  // same run: another run_id or a different config is FAILED_PRECONDITION
+  // naming the store and the differing fields; the prompts then come from the
+  // store and `load_prompts` is not called.
+  static absl::StatusOr<std::unique_ptr<RunStore>> Open(const bpo::v1::RunConfig& config,
+                                                        const PromptLoader& load_prompts,
+                                                        RunStoreOptions options);
   static absl::StatusOr<std::unique_ptr<RunStore>> Open(const bpo::v1::RunConfig& config,
                                                         const std::vector<bpo::v1::Prompt>& prompts,
-                                                        RunStoreOptions options);
+                                                        RunStoreOptions options) {
+    return Open(config, PromptLoader([&] { return prompts; }), std::move(options));
+  }
 
   // Coordinator.
   absl::StatusOr<bpo::v1::RegisterResponse> Register(const bpo::v1::RegisterRequest& request);
@@ -124,7 +131,7 @@ class RunStore {
     bpo::v1::WorkerInfo info;
   };
 
-  absl::Status Init(const std::vector<bpo::v1::Prompt>& prompts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Init(const PromptLoader& load_prompts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMicros() const;
   absl::StatusOr<Worker> FindWorker(const std::string& worker_id, bpo::v1::WorkerKind kind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

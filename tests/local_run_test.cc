@@ -1,0 +1,251 @@
+// The distributed run end to end on the tiny fixture model: `bpo local`
+// starts the coordinator, 2 learner ranks, 2 actors and a rule annotator as
+// separate processes (T = 8, F = 4, B = 4, so F*M = 32 pairs). Faults are
+// kill -9 of one process mid-run. After every run the coordinator's store
+// must show exactly F*M pairs consumed, each once, in T complete batches,
+// with no annotated pair left behind.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "coordinator/sqlite.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/http_client.h"
+#include "tests/testing/subprocess.h"
+
+namespace bpo {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr int kSteps = 8, kBatch = 4, kPairs = 32;
+
+class LocalRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    out_ = (fs::temp_directory_path() /
+            absl::StrCat("bpo_local_", getpid(), "_",
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    fs::remove_all(out_);
+    fs::create_directories(out_);
+  }
+
+  // configs/local-tiny.yaml with the output in the test's directory, absolute
+  // paths, and the top-level keys of `extra` (YAML lines) replaced.
+  std::string Config(const std::string& extra = "") {
+    std::string overrides = absl::StrCat(
+        "output_dir: ", out_, "\nmodel: {policy: ", BPO_SOURCE_DIR, "/tests/fixtures/gemma}\n",
+        "data: {prompts: ", BPO_SOURCE_DIR, "/configs/prompts-tiny.jsonl, format: jsonl}\n", extra,
+        "\n");
+    std::set<std::string> replaced;
+    for (absl::string_view line : absl::StrSplit(overrides, '\n')) {
+      if (auto colon = line.find(':'); colon != absl::string_view::npos) {
+        replaced.insert(std::string(line.substr(0, colon)));
+      }
+    }
+    std::ifstream in(absl::StrCat(BPO_SOURCE_DIR, "/configs/local-tiny.yaml"));
+    const std::string path = absl::StrCat(out_, "/run.yaml");
+    std::ofstream f(path);
+    for (std::string line; std::getline(in, line);) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos && replaced.count(line.substr(0, colon))) continue;
+      f << line << "\n";
+    }
+    f << overrides;
+    return path;
+  }
+
+  std::string RunDir() const { return out_ + "/local-tiny"; }
+
+  testing::CommandResult Local(const std::string& config) {
+    auto r = testing::RunCommand({BPO_BINARY, "local", "--config", config, "--log_level=warning"},
+                                 absl::Seconds(400));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : testing::CommandResult{};
+  }
+
+  int64_t Query(const std::string& sql) {
+    if (!fs::exists(RunDir() + "/coordinator.db")) return -1;
+    auto db = coordinator::Database::Open(RunDir() + "/coordinator.db", {.fsync = false});
+    if (!db.ok()) return -1;
+    auto st = (*db)->Prepare(sql);
+    if (!st.ok()) return -1;
+    auto row = (*st)->Step();
+    return row.ok() && *row ? (*st)->Int(0) : -1;
+  }
+
+  // Starts `bpo local`, waits until `steps` are committed, kills `victim`
+  // with SIGKILL and returns the launcher, still running.
+  testing::Subprocess StartAndKill(const std::string& config, int steps, const std::string& victim) {
+    auto local = testing::Subprocess::Start({BPO_BINARY, "local", "--config", config},
+                                            out_ + "/local.log");
+    EXPECT_TRUE(local.ok()) << local.status();
+    const absl::Time deadline = absl::Now() + absl::Seconds(180);
+    while (absl::Now() < deadline && Query("SELECT COUNT(*) FROM steps") < steps) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    if (victim.empty()) return std::move(*local);
+    std::ifstream pid_file(RunDir() + "/pids/" + victim + ".pid");
+    pid_t pid = -1;
+    pid_file >> pid;
+    EXPECT_GT(pid, 0) << victim;
+    if (pid > 0) kill(pid, SIGKILL);
+    return std::move(*local);
+  }
+
+  // Waits for the launcher to exit; its output.
+  std::string Wait(testing::Subprocess& local) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(300);
+    while (local.Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(200));
+    EXPECT_FALSE(local.Running()) << "bpo local did not finish";
+    std::ifstream in(out_ + "/local.log");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+  // The store after a complete run: F*M pairs consumed, each once, in T
+  // batches of B; nothing annotated left unused; every consumed pair labelled.
+  void ExpectCompleteRun() {
+    EXPECT_EQ(Query("SELECT COUNT(*) FROM steps"), kSteps);
+    EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5"), kPairs);
+    EXPECT_EQ(Query("SELECT COUNT(DISTINCT pair_id) FROM pairs WHERE state = 5"), kPairs);
+    EXPECT_EQ(Query("SELECT COUNT(*) FROM (SELECT step FROM pairs WHERE state = 5 "
+                    "GROUP BY step HAVING COUNT(*) = 4)"),
+              kSteps);
+    EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state IN (3, 4)"), 0) << "annotated, unused";
+    EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5 AND label IS NULL"), 0);
+    // Every consumed pair was labelled by an annotator, in the labels table.
+    EXPECT_EQ(Query("SELECT COUNT(DISTINCT l.seq) FROM labels l JOIN pairs p ON p.seq = l.seq "
+                    "WHERE p.state = 5"),
+              kPairs);
+    EXPECT_TRUE(fs::exists(RunDir() + "/adapter/adapter_model.safetensors"));
+  }
+
+  std::string out_;
+};
+
+TEST_F(LocalRunTest, StrictRunCompletes) {
+  auto r = Local(Config());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("8/8 steps, 32 pairs consumed"));
+  ExpectCompleteRun();
+  // Strict: every pair of phase p was sampled from snapshot p.
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5 AND version != phase"), 0);
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM snapshots"), 4);
+  // The learners' step logs have all 8 steps.
+  std::ifstream steps(RunDir() + "/steps.jsonl");
+  int lines = 0;
+  for (std::string l; std::getline(steps, l);) ++lines;
+  EXPECT_EQ(lines, kSteps);
+}
+
+TEST_F(LocalRunTest, AsyncRunCompletesWithBoundedStaleness) {
+  auto r = Local(Config("schedule: {total_steps: 8, phases: 4, batch_size: 4, mode: async, max_staleness: 1}"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ExpectCompleteRun();
+  EXPECT_LE(Query("SELECT MAX(phase - version) FROM pairs WHERE state = 5"), 1);
+  EXPECT_GE(Query("SELECT MIN(phase - version) FROM pairs WHERE state = 5"), 0);
+}
+
+TEST_F(LocalRunTest, KilledActorIsRestartedAndItsPromptsReleased) {
+  auto local = StartAndKill(Config(), 2, "actor-0");
+  const std::string out = Wait(local);
+  EXPECT_THAT(out, HasSubstr("actor-0 died (killed by signal 9"));
+  EXPECT_THAT(out, HasSubstr("restarting it (1/3)"));
+  EXPECT_THAT(out, HasSubstr("8/8 steps, 32 pairs consumed"));
+  ExpectCompleteRun();
+}
+
+TEST_F(LocalRunTest, KilledAnnotatorIsRestarted) {
+  auto local = StartAndKill(Config(), 3, "annotator-0");
+  const std::string out = Wait(local);
+  EXPECT_THAT(out, HasSubstr("annotator-0 died (killed by signal 9"));
+  EXPECT_THAT(out, HasSubstr("8/8 steps, 32 pairs consumed"));
+  ExpectCompleteRun();
+}
+
+TEST_F(LocalRunTest, KilledCoordinatorRestartsFromItsStore) {
+  auto local = StartAndKill(Config(), 3, "coordinator");
+  const std::string out = Wait(local);
+  EXPECT_THAT(out, HasSubstr("coordinator died (killed by signal 9"));
+  EXPECT_THAT(out, HasSubstr("8/8 steps, 32 pairs consumed"));
+  ExpectCompleteRun();
+}
+
+TEST_F(LocalRunTest, KilledLearnerStopsTheRunWhichResumesFromItsCheckpoint) {
+  const std::string config = Config();
+  auto local = StartAndKill(config, 3, "learner-1");
+  const std::string out = Wait(local);
+  EXPECT_THAT(out, HasSubstr("learner-1 died (killed by signal 9"));
+  EXPECT_THAT(out, HasSubstr("stopping the run (launch.on_learner_failure: stop)"));
+  const int64_t committed = Query("SELECT COUNT(*) FROM steps");
+  EXPECT_GE(committed, 3);
+  EXPECT_LT(committed, kSteps);
+  auto r = Local(config);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ExpectCompleteRun();
+  std::ifstream log(RunDir() + "/logs/learner-0.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("resumed from"));
+}
+
+TEST_F(LocalRunTest, KilledLearnerRestartsAllRanksWhenConfigured) {
+  auto local = StartAndKill(Config("launch: {actors: 2, annotators: 1, on_learner_failure: restart}"),
+                            3, "learner-0");
+  const std::string out = Wait(local);
+  EXPECT_THAT(out, HasSubstr("restarting all learner ranks from the last checkpoint"));
+  EXPECT_THAT(out, HasSubstr("8/8 steps, 32 pairs consumed"));
+  ExpectCompleteRun();
+}
+
+// deploy/grafana/bpo-run.json is valid and every metric its panels query is
+// served by some process of a live run.
+TEST_F(LocalRunTest, EveryDashboardMetricIsServedDuringARun) {
+  std::ifstream in(absl::StrCat(BPO_SOURCE_DIR, "/deploy/grafana/bpo-run.json"));
+  const nlohmann::json dashboard = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(dashboard.is_discarded()) << "not valid JSON";
+  ASSERT_TRUE(dashboard.contains("panels"));
+  std::set<std::string> wanted;
+  const std::regex metric("\\b((bpo|process)_[a-z_]+)");
+  for (const auto& panel : dashboard["panels"]) {
+    ASSERT_TRUE(panel.contains("title") && panel.contains("gridPos") && panel.contains("targets"));
+    ASSERT_FALSE(panel["targets"].empty()) << panel["title"];
+    for (const auto& target : panel["targets"]) {
+      const std::string expr = target["expr"].get<std::string>();
+      for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) {
+        wanted.insert((*it)[1]);
+      }
+    }
+  }
+  ASSERT_GT(wanted.size(), 20u);
+
+  auto local = StartAndKill(Config("schedule: {total_steps: 8, phases: 4, batch_size: 4}"), 3, "");
+  std::set<std::string> served;
+  std::ifstream targets_file(RunDir() + "/prometheus-targets.json");
+  const nlohmann::json targets = nlohmann::json::parse(targets_file, nullptr, false);
+  ASSERT_FALSE(targets.is_discarded());
+  for (const auto& group : targets) {
+    const std::string address = group["targets"][0].get<std::string>();
+    const auto colon = address.rfind(':');
+    auto r = testing::HttpGet(address.substr(0, colon), std::stoi(address.substr(colon + 1)), "/metrics");
+    ASSERT_TRUE(r.ok()) << group["labels"]["process"] << ": " << r.status();
+    for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+      if (line.empty() || line[0] == '#') continue;
+      served.insert(std::string(line.substr(0, line.find_first_of("{ "))));
+    }
+  }
+  for (const std::string& name : wanted) EXPECT_TRUE(served.count(name)) << name << " is not served";
+  Wait(local);
+}
+
+}  // namespace
+}  // namespace bpo
