@@ -253,6 +253,8 @@ int RunLearner(const std::vector<std::string>&) {
   std::unique_ptr<learner::SnapshotServiceImpl> snapshot_service;
   GrpcServer snapshot_server;
   std::string serve_address;
+  double time_train = 0, time_wait = 0, time_publish = 0;
+  const auto loop_start = std::chrono::steady_clock::now();
   auto publish = [&](uint64_t version) -> absl::StatusOr<bpo::v1::SnapshotInfo> {
     const auto t0 = std::chrono::steady_clock::now();
     auto bytes = learner::EncodeSnapshot(**lora, options.merge_mode, /*include_members=*/false,
@@ -263,6 +265,7 @@ int RunLearner(const std::vector<std::string>&) {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     lm->RecordPublish(ms / 1000, info->size_bytes());
+    time_publish += ms / 1000;
     std::cout << absl::StrFormat("snapshot v%d at step %d: %d bytes, sha256 %s…, published in %.1f ms\n",
                                  version, trainer.steps_done(), info->size_bytes(),
                                  info->sha256().substr(0, 12), ms)
@@ -331,10 +334,14 @@ int RunLearner(const std::vector<std::string>&) {
       }
       if (fetched->pairs().empty()) {
         coordinator::SleepRetryAfter(fetched->retry_after());
-        lm->RecordWait(std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count());
+        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count();
+        lm->RecordWait(waited);
+        time_wait += waited;
         continue;
       }
-      lm->RecordWait(std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count());
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count();
+      lm->RecordWait(waited);
+      time_wait += waited;
       // The behavior policy of phase p is the ensemble at step p*K.
       const uint64_t phase = static_cast<uint64_t>(t / K);
       if (t % K == 0 && !trainer.behavior_snapshots().count(phase)) {
@@ -355,6 +362,7 @@ int RunLearner(const std::vector<std::string>&) {
     }
     auto m = trainer.Step(batch);
     if (!m.ok()) return Fail(m.status());
+    time_train += m->seconds;
     ++taken;
     lm->Record(*m);
     if (auto s = log->Append(*m); !s.ok()) return Fail(s);
@@ -403,6 +411,18 @@ int RunLearner(const std::vector<std::string>&) {
         }
       }
     }
+  }
+  if (online) {
+    // The run's own account of where this rank's time went.
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
+    std::cout << absl::StrFormat(
+                     "rank %d time: %.2f s wall, %.2f s training (%.0f%%), %.2f s fetching batches "
+                     "and waiting for them (%.0f%%), %.2f s publishing snapshots, %.2f s other "
+                     "(commits, checkpoints)\n",
+                     rank, wall, time_train, 100 * time_train / std::max(wall, 1e-9), time_wait,
+                     100 * time_wait / std::max(wall, 1e-9), time_publish,
+                     wall - time_train - time_wait - time_publish)
+              << std::flush;
   }
   if (trainer.steps_done() == T && rank == 0) {
     if (auto s = (*lora)->ExportMergedPeft(options.merge_mode, run_dir + "/adapter", *policy->model); !s.ok()) {

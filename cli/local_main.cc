@@ -21,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <random>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -43,20 +44,30 @@ int Fail(const absl::Status& s) {
   return kExitFailure;
 }
 
+// A loopback port that is free now and outside the kernel's ephemeral range,
+// so that no outgoing connection of an earlier child can take it before the
+// child that is told to listen on it starts.
 int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  int lo = 32768, hi = 60999;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> lo >> hi;
+  static std::mt19937 rng(static_cast<uint32_t>(getpid()));
+  // Below the ephemeral range when there is room, else above it.
+  const bool below = lo > 12000;
+  std::uniform_int_distribution<int> pick(below ? 10000 : hi + 1, below ? lo - 1 : 65535);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = pick(rng);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (ok) return port;
   }
-  close(fd);
-  return port;
+  return 0;
 }
 
 enum class Role { kCoordinator, kLearner, kActor, kAnnotator };

@@ -1,8 +1,13 @@
 // bpo run: the main job on a config (or the built-in defaults).
 //
-// Today it validates the config, serves the run's metrics, checks the tensor
-// runtime and prints Algorithm 1's schedule. The processes that carry the run
-// out (coordinator, actors, annotators, learner) are not built yet.
+// It validates the config, checks the tensor runtime and prints Algorithm 1's
+// schedule; when the config names a policy and prompts, it then carries the
+// run out on this machine with `bpo local` (coordinator, actors, annotators,
+// learner ranks as separate processes).
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -71,19 +76,29 @@ int Run(const std::vector<std::string>&) {
                                rt.libtorch_version, rt.intra_op_threads,
                                rt.cuda_available ? "CUDA available" : "CPU only",
                                gflops.ok() ? *gflops : 0.0)
-            << "metrics: http://" << (*server)->address() << "/metrics\n"
-            << "not built yet: the coordinator, actors, annotators and learner that carry "
-               "out this schedule\n";
+            << "metrics: http://" << (*server)->address() << "/metrics\n";
   const double hold = absl::GetFlag(FLAGS_serve_seconds);
   if (hold > 0) absl::SleepFor(absl::Seconds(hold));
-  return kExitOk;
+  if (path.empty() || config.model().policy().empty() || config.data().prompts().empty()) {
+    std::cout << "nothing to run: the config names no model.policy or data.prompts. "
+                 "Try: bpo run --config configs/local-tiny.yaml\n";
+    return kExitOk;
+  }
+  std::cout << "starting the run: bpo local --config " << path << "\n" << std::flush;
+  server->reset();
+  const std::string config_flag = "--config=" + path;
+  char* argv[] = {const_cast<char*>("bpo"), const_cast<char*>("local"),
+                  const_cast<char*>(config_flag.c_str()), nullptr};
+  execv("/proc/self/exe", argv);
+  std::cerr << "bpo run: cannot start bpo local: " << strerror(errno) << "\n";
+  return kExitFailure;
 }
 
 }  // namespace
 
 const Command& RunCommand() {
   static const Command kCommand{
-      "run", "Run the main job on a config (today: validate, plan, serve metrics).",
+      "run", "Run the main job on a config: validate, plan, then run it with `bpo local`.",
       "bpo run [--config=FILE] [--metrics_address=HOST:PORT] [--serve_seconds=S]", __FILE__, 0,
       0, &Run, {}, {"config", "metrics_address"}};
   return kCommand;

@@ -55,8 +55,9 @@ TEST(CliTest, BadCommandLines) {
   auto unknown = Bpo({"trian"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_EQ(unknown.err,
-            "bpo: unknown command 'trian'; commands: run, learner, config check, config defaults, model "
-            "info, generate, logprobs, score, info (bpo --help)\n");
+            "bpo: unknown command 'trian'; commands: run, local, coordinator, actor, annotator, "
+            "learner, config check, config defaults, model info, generate, logprobs, score, info "
+            "(bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
   EXPECT_EQ(foreign_flag.exit_code, 2);
   EXPECT_EQ(foreign_flag.err,

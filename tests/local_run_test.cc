@@ -207,6 +207,31 @@ TEST_F(LocalRunTest, KilledLearnerRestartsAllRanksWhenConfigured) {
   ExpectCompleteRun();
 }
 
+TEST_F(LocalRunTest, CtrlCStopsEveryProcess) {
+  auto local = testing::Subprocess::Start({BPO_BINARY, "local", "--config", Config()},
+                                          out_ + "/local.log");
+  ASSERT_TRUE(local.ok()) << local.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < deadline && Query("SELECT COUNT(*) FROM steps") < 1) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  std::vector<pid_t> children;
+  for (const auto& entry : fs::directory_iterator(RunDir() + "/pids")) {
+    std::ifstream f(entry.path());
+    pid_t pid = -1;
+    f >> pid;
+    children.push_back(pid);
+  }
+  ASSERT_EQ(children.size(), 6u);
+  kill(local->pid(), SIGINT);
+  const std::string out = Wait(*local);
+  EXPECT_THAT(out, HasSubstr("interrupted; stopping every process"));
+  for (pid_t pid : children) EXPECT_NE(kill(pid, 0), 0) << "child " << pid << " still runs";
+  // The store is consistent: whatever was committed stays, nothing is half done.
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5"),
+            kBatch * Query("SELECT COUNT(*) FROM steps"));
+}
+
 // deploy/grafana/bpo-run.json is valid and every metric its panels query is
 // served by some process of a live run.
 TEST_F(LocalRunTest, EveryDashboardMetricIsServedDuringARun) {

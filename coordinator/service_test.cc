@@ -1,0 +1,155 @@
+// The coordinator's services over real gRPC on loopback: bad requests get a
+// precise status and leave the store unchanged.
+#include "coordinator/service.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/config.h"
+#include "common/rpc.h"
+#include "coordinator/client.h"
+
+namespace bpo::coordinator {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const fs::path dir = fs::path(::testing::TempDir()) /
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    config_ = DefaultRunConfig().config;
+    config_.set_run_id("svc");
+    config_.mutable_schedule()->set_total_steps(4);
+    config_.mutable_schedule()->set_phases(2);
+    config_.mutable_schedule()->set_batch_size(2);
+    config_.mutable_schedule()->set_pairs_per_phase(4);
+    std::vector<bpo::v1::Prompt> prompts(10);
+    for (int i = 0; i < 10; ++i) prompts[i].set_text(absl::StrCat("prompt ", i));
+    auto store = RunStore::Open(config_, prompts, {.path = (dir / "s.db").string(), .fsync = false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    auto m = RpcMetrics::Create(&registry_);
+    ASSERT_TRUE(m.ok());
+    metrics_ = std::move(*m);
+    services_ = std::make_unique<CoordinatorServices>(store_.get(), metrics_.get());
+    auto server = StartGrpcServer("127.0.0.1:0", services_->list(), kMaxMessage);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    address_ = absl::StrCat("127.0.0.1:", server_.port);
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  }
+  void TearDown() override { server_.server->Shutdown(); }
+
+  static constexpr int kMaxMessage = 1 << 20;
+  bpo::v1::RunConfig config_;
+  metrics::Registry registry_;
+  std::unique_ptr<RunStore> store_;
+  std::unique_ptr<RpcMetrics> metrics_;
+  std::unique_ptr<CoordinatorServices> services_;
+  GrpcServer server_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_F(ServiceTest, OversizedMalformedAndUnknownRequestsAreRefusedPrecisely) {
+  ClientOptions o;
+  o.address = address_;
+  o.retry_for = absl::Seconds(5);
+  auto client = CoordinatorClient::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  bpo::v1::WorkerInfo actor;
+  actor.set_kind(bpo::v1::WORKER_KIND_ACTOR);
+  actor.set_name("a");
+  ASSERT_TRUE((*client)->Register(actor).ok());
+
+  // Oversized: refused by gRPC before the handler runs.
+  auto stub = bpo::v1::PromptQueue::NewStub(channel_);
+  bpo::v1::SubmitPairsRequest big;
+  big.set_worker_id((*client)->worker_id());
+  big.add_pairs()->mutable_a()->set_text(std::string(kMaxMessage + 10, 'x'));
+  grpc::ClientContext c1;
+  bpo::v1::SubmitPairsResponse out;
+  grpc::Status s = stub->SubmitPairs(&c1, big, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+
+  // Malformed bytes: the server cannot parse the message.
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext c2;
+  grpc::Slice junk("\xff\xff\xff\xff\x0f", 5);
+  grpc::ByteBuffer request(&junk, 1), reply;
+  grpc::Status parsed;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  generic.UnaryCall(&c2, "/bpo.v1.PromptQueue/SubmitPairs", grpc::StubOptions(), &request, &reply,
+                    [&](grpc::Status st) {
+                      std::lock_guard<std::mutex> l(mu);
+                      parsed = st;
+                      done = true;
+                      cv.notify_one();
+                    });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done; });
+  }
+  EXPECT_NE(parsed.error_code(), grpc::StatusCode::OK);
+
+  // An unknown worker, a wrong kind.
+  bpo::v1::LeasePromptsRequest lease;
+  lease.set_worker_id("ghost");
+  grpc::ClientContext c3;
+  bpo::v1::LeasePromptsResponse lease_out;
+  s = stub->LeasePrompts(&c3, lease, &lease_out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(s.error_message(), HasSubstr("unknown worker_id 'ghost'"));
+  auto labels = (*client)->LeasePairs(1, absl::Seconds(10));
+  EXPECT_EQ(labels.status().code(), absl::StatusCode::kPermissionDenied);
+
+  // A learner of the wrong world size.
+  bpo::v1::WorkerInfo learner;
+  learner.set_kind(bpo::v1::WORKER_KIND_LEARNER);
+  learner.set_name("l");
+  learner.set_world_size(3);
+  auto lc = CoordinatorClient::Connect(o);
+  EXPECT_EQ((*lc)->Register(learner).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  // Nothing changed.
+  auto c = store_->Counters();
+  for (const auto& [state, n] : c->pairs) EXPECT_EQ(n, 0) << PairStateName(state);
+  // The failures are counted by method and code.
+  const std::string text = registry_.Render();
+  EXPECT_THAT(text, HasSubstr("bpo_coordinator_rpcs_total{code=\"NOT_FOUND\",method=\"LeasePrompts\"} 1"));
+}
+
+TEST_F(ServiceTest, ClientRetriesWhileTheCoordinatorIsDown) {
+  ClientOptions o;
+  o.address = address_;
+  o.retry_for = absl::Seconds(20);
+  auto client = CoordinatorClient::Connect(o);
+  ASSERT_TRUE(client.ok());
+  server_.server->Shutdown();
+  server_.server->Wait();
+  // Bring it back on the same port after a second.
+  std::thread restart([&] {
+    absl::SleepFor(absl::Seconds(1));
+    auto again = StartGrpcServer(address_, services_->list(), kMaxMessage);
+    ASSERT_TRUE(again.ok()) << again.status();
+    server_ = std::move(*again);
+  });
+  auto status = (*client)->Status();
+  restart.join();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->run_id(), "svc");
+}
+
+}  // namespace
+}  // namespace bpo::coordinator
