@@ -16,6 +16,9 @@ using bpo::v1::ItemStatus;
 constexpr int kPromptLease = 1;
 constexpr int kLabelLease = 2;
 constexpr int kMaxItemsPerLease = 4096;
+// How long a worker with nothing to do waits before asking again. Each poll
+// is one short read transaction; the wait is what a phase hand-off costs.
+constexpr int64_t kRetryAfterMs = 50;
 
 ItemStatus Item(const std::string& id, ItemStatus::Outcome outcome,
                 absl::StatusCode code = absl::StatusCode::kOk, std::string message = {}) {
@@ -99,7 +102,7 @@ absl::StatusOr<bpo::v1::LeasePromptsResponse> RunStore::LeasePrompts(
       rows.emplace_back(pick->Int(0), pick->Text(1), pick->Int(2));
     }
     if (rows.empty()) {
-      SetRetry(response.mutable_retry_after(), 200);
+      SetRetry(response.mutable_retry_after(), kRetryAfterMs);
       return absl::OkStatus();
     }
     const int64_t deadline = NowMicros() + config_.coordinator().actor_lease_seconds() * 1000000LL;
@@ -304,7 +307,7 @@ absl::StatusOr<bpo::v1::LeasePairsResponse> RunStore::LeasePairs(
       rows.emplace_back(pick->Int(0), pick->Text(1));
     }
     if (rows.empty()) {
-      SetRetry(response.mutable_retry_after(), 200);
+      SetRetry(response.mutable_retry_after(), kRetryAfterMs);
       return absl::OkStatus();
     }
     const int64_t cap = config_.annotation().lease_seconds() * 1000000LL;
@@ -560,7 +563,7 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
         response.set_publish_snapshot(true);
         response.set_publish_version(static_cast<uint64_t>(phase));
       }
-      SetRetry(response.mutable_retry_after(), 200);
+      SetRetry(response.mutable_retry_after(), kRetryAfterMs);
       return absl::OkStatus();
     }
     if (sch.mode() == bpo::v1::ScheduleConfig::STRICT) {
@@ -569,7 +572,7 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
       pending->Bind(1, phase);
       BPO_RETURN_IF_ERROR(pending->Step().status());
       if (pending->Int(0) > 0) {
-        SetRetry(response.mutable_retry_after(), 200);
+        SetRetry(response.mutable_retry_after(), kRetryAfterMs);
         return absl::OkStatus();
       }
     }
@@ -585,7 +588,7 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
       oldest = std::min(oldest, pick->Int(1));
     }
     if (static_cast<int64_t>(seqs.size()) < sch.batch_size()) {
-      SetRetry(response.mutable_retry_after(), 200);
+      SetRetry(response.mutable_retry_after(), kRetryAfterMs);
       return absl::OkStatus();
     }
     BPO_ASSIGN_OR_RETURN(Statement * take, db_->Prepare(
