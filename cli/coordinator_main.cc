@@ -13,7 +13,7 @@
 #include "common/logging.h"
 #include "common/process_metrics.h"
 #include "common/rpc.h"
-#include "coordinator/prompts.h"
+#include "data/prompts.h"
 #include "coordinator/run_plan.h"
 #include "coordinator/run_store.h"
 #include "coordinator/service.h"
@@ -61,7 +61,7 @@ int RunCoordinator(const std::vector<std::string>&) {
   so.path = store_path;
   so.fsync = config.coordinator().fsync();
   auto store = coordinator::RunStore::Open(
-      config, [&] { return coordinator::LoadPrompts(config.data()); }, so);
+      config, [&] { return data::LoadPrompts(config.data()); }, so);
   if (!store.ok()) return Fail(store.status());
 
   metrics::Registry registry;

@@ -16,6 +16,7 @@ target_include_directories(bpo_civetweb SYSTEM INTERFACE ${BPO_CIVETWEB_INCLUDE_
 target_link_libraries(bpo_civetweb INTERFACE ${BPO_CIVETWEB_LIBRARY} ${CMAKE_DL_LIBS})
 add_library(bpo::civetweb ALIAS bpo_civetweb)
 find_package(SQLite3 REQUIRED)
+find_package(ZLIB REQUIRED)
 find_package(OpenSSL REQUIRED)  # libcrypto: sha256 of snapshots and checkpoints
 find_package(nlohmann_json CONFIG REQUIRED)
 find_package(Gloo CONFIG REQUIRED)

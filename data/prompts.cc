@@ -1,32 +1,59 @@
-#include "coordinator/prompts.h"
+#include "data/prompts.h"
 
-#include <fstream>
+#include <zlib.h>
+
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
-namespace bpo::coordinator {
+namespace bpo::data {
 namespace {
 
-absl::StatusOr<std::string> ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the prompt file"));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
 }
 
 }  // namespace
 
+absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files as they are
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    const int n = gzread(f, buf, sizeof(buf));
+    if (n < 0) {
+      int err = 0;
+      std::string what = gzerror(f, &err);
+      gzclose(f);
+      return absl::DataLossError(absl::StrCat(path, ": cannot decompress: ", what));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  gzclose(f);
+  return out;
+}
+
 absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the prompt file"));
+  absl::StatusOr<std::string> text = ReadTextFile(path);
+  if (!text.ok()) return text.status();
   std::vector<bpo::v1::Prompt> out;
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
+  const std::vector<std::string> lines = Lines(*text);
+  for (int n = 1; n <= static_cast<int>(lines.size()); ++n) {
+    const std::string& line = lines[n - 1];
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
@@ -57,7 +84,7 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string&
 }
 
 absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTldrCsv(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadAll(path);
+  absl::StatusOr<std::string> text = ReadTextFile(path);
   if (!text.ok()) return text.status();
   // RFC 4180: quoted fields may hold commas, newlines and doubled quotes.
   std::vector<std::vector<std::string>> rows;
@@ -142,6 +169,63 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTldrCsv(const std::string& path
   return out;
 }
 
+absl::StatusOr<std::pair<std::string, std::string>> SplitHhDialogue(const std::string& transcript) {
+  static const std::string kHuman = "\n\nHuman:", kAssistant = "\n\nAssistant:";
+  const size_t last = transcript.rfind(kAssistant);
+  if (last == std::string::npos) {
+    return absl::InvalidArgumentError("the transcript has no \"\\n\\nAssistant:\" turn");
+  }
+  // Turns in order, each "user: ..." or "assistant: ...", one a line.
+  std::string prompt;
+  size_t pos = 0;
+  while (pos < last) {
+    const size_t h = transcript.find(kHuman, pos), a = transcript.find(kAssistant, pos);
+    const size_t start = std::min(h, a);
+    if (start == std::string::npos || start >= last) break;
+    const bool human = start == h;
+    const size_t body = start + (human ? kHuman.size() : kAssistant.size());
+    size_t next = std::min(transcript.find(kHuman, body), transcript.find(kAssistant, body));
+    if (next == std::string::npos || next > last) next = last;
+    std::string turn(absl::StripAsciiWhitespace(transcript.substr(body, next - body)));
+    absl::StrAppend(&prompt, prompt.empty() ? "" : "\n", human ? "user: " : "assistant: ", turn);
+    pos = next;
+  }
+  if (prompt.empty()) return absl::InvalidArgumentError("the transcript has no turn before the last \"Assistant:\"");
+  absl::StrAppend(&prompt, "\nassistant:");
+  std::string reference(absl::StripAsciiWhitespace(transcript.substr(last + kAssistant.size())));
+  return std::make_pair(prompt, " " + reference);
+}
+
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadHarmlessJsonl(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadTextFile(path);
+  if (!text.ok()) return text.status();
+  std::vector<bpo::v1::Prompt> out;
+  const std::vector<std::string> lines = Lines(*text);
+  for (int n = 1; n <= static_cast<int>(lines.size()); ++n) {
+    const std::string& line = lines[n - 1];
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": not a JSON object"));
+    }
+    auto chosen = j.find("chosen");
+    if (chosen == j.end() || !chosen->is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": needs a string \"chosen\""));
+    }
+    auto split = SplitHhDialogue(chosen->get<std::string>());
+    if (!split.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": ", split.status().message()));
+    }
+    bpo::v1::Prompt p;
+    p.set_prompt_id(absl::StrCat("line-", n));
+    p.set_text(split->first);
+    p.set_reference(split->second);
+    out.push_back(std::move(p));
+  }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has no dialogues"));
+  return out;
+}
+
 absl::StatusOr<std::vector<bpo::v1::Prompt>> LoadPrompts(const bpo::v1::DataConfig& data) {
   if (data.prompts().empty()) {
     return absl::InvalidArgumentError("data.prompts names no prompt file");
@@ -149,11 +233,12 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> LoadPrompts(const bpo::v1::DataConf
   switch (data.format()) {
     case bpo::v1::DataConfig::JSONL: return ReadJsonlPrompts(data.prompts());
     case bpo::v1::DataConfig::TLDR: return ReadTldrCsv(data.prompts());
+    case bpo::v1::DataConfig::HARMLESS: return ReadHarmlessJsonl(data.prompts());
     default:
       return absl::UnimplementedError(absl::StrCat(
           "data.format ", bpo::v1::DataConfig::Format_Name(data.format()),
-          " has no reader yet: use jsonl or tldr"));
+          " has no reader yet: use jsonl, tldr or harmless"));
   }
 }
 
-}  // namespace bpo::coordinator
+}  // namespace bpo::data

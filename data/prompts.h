@@ -1,0 +1,42 @@
+// Prompt sets (alignment prompts for the coordinator, test prompts with
+// reference responses for evaluation) read from files, by format:
+//   jsonl     one object a line: "prompt" (required), "reference", "id"
+//             (optional);
+//   tldr      CSV with a header naming a `query` column (the prompt ending in
+//             "TL;DR:") and optionally `reference_responses` (the human
+//             summary), as in summarize-from-feedback's eval files;
+//   harmless  Anthropic HH-RLHF JSONL (optionally .gz) with "chosen" and
+//             "rejected" transcripts ("\n\nHuman: ... \n\nAssistant: ..."):
+//             the prompt is the dialogue up to the last "Assistant:", written
+//             in the paper's "user: ... assistant:" format, and the reference
+//             is the chosen last turn.
+// Files ending in .gz are decompressed. Errors name the file and the line.
+#ifndef BPO_DATA_PROMPTS_H_
+#define BPO_DATA_PROMPTS_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bpo/v1/common.pb.h"
+#include "bpo/v1/config.pb.h"
+
+namespace bpo::data {
+
+absl::StatusOr<std::vector<bpo::v1::Prompt>> LoadPrompts(const bpo::v1::DataConfig& data);
+
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string& path);
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTldrCsv(const std::string& path);
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadHarmlessJsonl(const std::string& path);
+
+// One HH-RLHF transcript split into (prompt in "user: ... assistant:" form,
+// last assistant turn). INVALID_ARGUMENT when it has no "Assistant:" turn.
+absl::StatusOr<std::pair<std::string, std::string>> SplitHhDialogue(const std::string& transcript);
+
+// The whole file, gunzipped when its name ends in .gz.
+absl::StatusOr<std::string> ReadTextFile(const std::string& path);
+
+}  // namespace bpo::data
+
+#endif  // BPO_DATA_PROMPTS_H_
