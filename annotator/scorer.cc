@@ -5,9 +5,38 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "learner/snapshot.h"
+#include "tasks/synthetic.h"
 
 namespace bpo::annotator {
 namespace {
+
+// A synthetic task's hidden oracle.
+class OracleScorer : public Scorer {
+ public:
+  explicit OracleScorer(std::unique_ptr<tasks::Task> task)
+      : task_(std::move(task)), provenance_("rule:oracle:" + task_->name()) {}
+
+  absl::StatusOr<std::vector<std::pair<double, double>>> Score(
+      const std::vector<bpo::v1::SampledPair>& pairs) override {
+    std::vector<std::pair<double, double>> out;
+    for (const auto& p : pairs) {
+      auto a = task_->Oracle(p.prompt().text(), p.a().text());
+      if (!a.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("pair '", p.pair_id(), "': ", a.status().message()));
+      }
+      auto b = task_->Oracle(p.prompt().text(), p.b().text());
+      if (!b.ok()) return b.status();
+      out.emplace_back(*a, *b);
+    }
+    return out;
+  }
+  const std::string& provenance() const override { return provenance_; }
+  bpo::v1::AnnotatorKind kind() const override { return bpo::v1::ANNOTATOR_KIND_RULE; }
+
+ private:
+  std::unique_ptr<tasks::Task> task_;
+  const std::string provenance_;
+};
 
 class RuleScorer : public Scorer {
  public:
@@ -69,10 +98,15 @@ class RewardModelScorer : public Scorer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Scorer>> MakeRuleScorer(const std::string& rule) {
+  if (absl::StartsWith(rule, "oracle:")) {
+    auto task = tasks::MakeTask(rule.substr(7));
+    if (!task.ok()) return task.status();
+    return std::make_unique<OracleScorer>(std::move(*task));
+  }
   if (rule != "shorter" && rule != "longer" &&
       !(absl::StartsWith(rule, "contains:") && rule.size() > 9)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown rule '", rule, "': expected shorter, longer or contains:<word>"));
+        absl::StrCat("unknown rule '", rule, "': expected shorter, longer, contains:<word> or oracle:<task>"));
   }
   return std::make_unique<RuleScorer>(rule);
 }

@@ -29,7 +29,8 @@ class Scorer {
 };
 
 // "shorter" (fewer tokens wins), "longer", "contains:<word>" (the response
-// that contains the word wins). INVALID_ARGUMENT for another name.
+// that contains the word wins), "oracle:<task>" (a synthetic task's hidden
+// oracle, tasks/synthetic.h). INVALID_ARGUMENT for another name.
 absl::StatusOr<std::unique_ptr<Scorer>> MakeRuleScorer(const std::string& rule);
 
 // The DeBERTa-v3 reward model in `dir`: (prompt text, response text)

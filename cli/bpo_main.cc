@@ -13,7 +13,7 @@ std::vector<const Command*> AllCommands() {
   return {&RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
           &AnnotatorCommand(), &LearnerCommand(),   &ConfigCheckCommand(),
           &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
-          &LogprobsCommand(),  &ScoreCommand(),     &InfoCommand()};
+          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &InfoCommand()};
 }
 
 }  // namespace bpo::cli

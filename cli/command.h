@@ -44,6 +44,7 @@ const Command& CoordinatorCommand();
 const Command& ActorCommand();
 const Command& AnnotatorCommand();
 const Command& LocalCommand();
+const Command& TaskGenerateCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

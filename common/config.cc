@@ -228,9 +228,11 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   {
     const std::string& rule = ann.rule();
     if (rule != "shorter" && rule != "longer" &&
-        !(absl::StartsWith(rule, "contains:") && rule.size() > 9)) {
+        !(absl::StartsWith(rule, "contains:") && rule.size() > 9) &&
+        !(absl::StartsWith(rule, "oracle:") && rule.size() > 7)) {
       errors->Add("annotation.rule",
-                  absl::StrCat("expected shorter, longer or contains:<word>, got '", rule, "'"));
+                  absl::StrCat("expected shorter, longer, contains:<word> or oracle:<task>, got '",
+                               rule, "'"));
     }
   }
   at_least("sampling.prompts_per_lease", smp.prompts_per_lease(), 1);
