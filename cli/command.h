@@ -45,6 +45,7 @@ const Command& ActorCommand();
 const Command& AnnotatorCommand();
 const Command& LocalCommand();
 const Command& TaskGenerateCommand();
+const Command& EvalCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

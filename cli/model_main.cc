@@ -2,6 +2,7 @@
 // They share one set of flags; each command lists the ones it takes.
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -9,6 +10,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
+#include "data/prompts.h"
+#include "eval/evaluate.h"
+#include "tasks/synthetic.h"
 #include "cli/shared_flags.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
@@ -39,6 +43,14 @@ ABSL_FLAG(int64_t, batch_size, 16, "Prompts or pairs per batch.");
 ABSL_FLAG(std::string, dtype, "float32", "float32 or bfloat16.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
 ABSL_FLAG(bool, json, false, "Print JSON (one object per line) for scripts.");
+ABSL_FLAG(std::string, test_prompts, "",
+          "eval: JSONL test prompts with references ({\"prompt\", \"reference\"}, as `bpo task "
+          "generate` writes test.jsonl).");
+ABSL_FLAG(std::string, against_adapter, "",
+          "eval: head to head against the policy with these adapters (comma-separated; empty "
+          "string = against the references).");
+ABSL_FLAG(std::string, json_out, "", "eval: write the full result (per prompt too) as JSON here.");
+ABSL_FLAG(int64_t, limit, 0, "eval: only the first N test prompts (0: all).");
 
 namespace bpo::cli {
 namespace {
@@ -303,6 +315,107 @@ int RunScore(const std::vector<std::string>&) {
   return kExitOk;
 }
 
+// ---- bpo eval ----
+
+int RunEval(const std::vector<std::string>&) {
+  const std::string test_path = absl::GetFlag(FLAGS_test_prompts);
+  if (test_path.empty()) return Fail("eval", absl::InvalidArgumentError("--test_prompts is required"));
+  auto test = data::ReadJsonlPrompts(test_path);
+  if (!test.ok()) return Fail("eval", test.status());
+  if (absl::GetFlag(FLAGS_limit) > 0 && static_cast<int64_t>(test->size()) > absl::GetFlag(FLAGS_limit)) {
+    test->resize(absl::GetFlag(FLAGS_limit));
+  }
+  const bool head_to_head = !absl::GetFlag(FLAGS_against_adapter).empty();
+  std::vector<std::string> prompts, references;
+  for (const auto& p : *test) {
+    if (!head_to_head && p.reference().empty()) {
+      return Fail("eval", absl::InvalidArgumentError(absl::StrCat(
+                              test_path, ": prompt '", p.prompt_id(), "' has no \"reference\"")));
+    }
+    prompts.push_back(p.text());
+    references.push_back(p.reference());
+  }
+  // Judges: the task's oracle and/or the reward model.
+  std::unique_ptr<tasks::Task> task;
+  std::optional<model::RewardModel> rm;
+  std::vector<eval::Judge> judges;
+  if (!absl::GetFlag(FLAGS_task).empty()) {
+    auto t = tasks::MakeTask(absl::GetFlag(FLAGS_task));
+    if (!t.ok()) return Fail("eval", t.status());
+    task = std::move(*t);
+    judges.push_back({"oracle:" + task->name(), task.get(), nullptr});
+  }
+  auto load = Load();
+  if (!load.ok()) return Fail("eval", load.status());
+  if (!absl::GetFlag(FLAGS_reward_model).empty()) {
+    auto r = model::LoadRewardModel(absl::GetFlag(FLAGS_reward_model), *load);
+    if (!r.ok()) return Fail("eval", r.status());
+    rm = std::move(*r);
+    judges.push_back({"rm:" + absl::GetFlag(FLAGS_reward_model), nullptr, &*rm,
+                      absl::GetFlag(FLAGS_max_length)});
+  }
+  if (judges.empty()) {
+    return Fail("eval", absl::InvalidArgumentError("give --task (its oracle) and/or --reward_model"));
+  }
+  auto policy = LoadPolicyFromFlags();
+  if (!policy.ok()) return Fail("eval", policy.status());
+  eval::GenerateOptions go;
+  go.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
+  go.batch_size = absl::GetFlag(FLAGS_batch_size);
+  auto outputs = eval::GreedyOutputs(*policy->model, *policy->tokenizer, policy->adapter(), prompts, go);
+  if (!outputs.ok()) return Fail("eval", outputs.status());
+  std::vector<std::string> others = references;
+  if (head_to_head) {
+    model::PolicyOptions po;
+    po.load = *load;
+    for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_against_adapter), ',', absl::SkipEmpty())) {
+      po.adapters.emplace_back(a);
+    }
+    po.merge_mode = absl::GetFlag(FLAGS_merge_mode) == "mean_delta" ? model::MergeMode::kMeanDelta
+                                                                    : model::MergeMode::kPeftLinear;
+    auto b = model::LoadPolicy(absl::GetFlag(FLAGS_model), po);
+    if (!b.ok()) return Fail("eval", b.status());
+    auto theirs = eval::GreedyOutputs(*b->model, *b->tokenizer, b->adapter(), prompts, go);
+    if (!theirs.ok()) return Fail("eval", theirs.status());
+    others = std::move(*theirs);
+  }
+  auto results = eval::Compare(judges, prompts, *outputs, others);
+  if (!results.ok()) return Fail("eval", results.status());
+
+  const std::string against = head_to_head ? "the other policy" : "the references";
+  json out = {{"model", absl::GetFlag(FLAGS_model)},
+              {"adapter", absl::GetFlag(FLAGS_adapter)},
+              {"against", head_to_head ? absl::GetFlag(FLAGS_against_adapter) : std::string("references")},
+              {"test_prompts", test_path},
+              {"n", prompts.size()},
+              {"max_new_tokens", go.max_new_tokens}};
+  std::cout << absl::StrFormat("eval: %s%s on %d test prompts (greedy, %d new tokens) against %s\n",
+                               absl::GetFlag(FLAGS_model),
+                               absl::GetFlag(FLAGS_adapter).empty() ? "" : " + " + absl::GetFlag(FLAGS_adapter),
+                               prompts.size(), go.max_new_tokens, against)
+            << absl::StrFormat("  %-40s %10s %18s\n", "judge", "win rate", "mean reward diff");
+  for (const auto& r : *results) {
+    std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", r.judge, r.win_rate, r.mean_reward_diff);
+    out["judges"][r.judge] = {{"win_rate", r.win_rate}, {"mean_reward_diff", r.mean_reward_diff}};
+  }
+  if (!absl::GetFlag(FLAGS_json_out).empty()) {
+    json items = json::array();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      json item = {{"id", (*test)[i].prompt_id()}, {"output", (*outputs)[i]}, {"other", others[i]}};
+      for (const auto& r : *results) {
+        item["scores"][r.judge] = {r.output_scores[i], r.other_scores[i]};
+      }
+      items.push_back(std::move(item));
+    }
+    out["items"] = std::move(items);
+    std::ofstream f(absl::GetFlag(FLAGS_json_out));
+    f << out.dump(1) << "\n";
+    if (!f) return Fail("eval", absl::PermissionDeniedError(absl::GetFlag(FLAGS_json_out) + ": cannot write"));
+  }
+  if (absl::GetFlag(FLAGS_json)) std::cout << out.dump() << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 const Command& ModelInfoCommand() {
@@ -329,6 +442,18 @@ const Command& LogprobsCommand() {
       "bpo logprobs --model DIR [--adapter DIR,...] --prompt P --response R [--json]", __FILE__,
       0, 0, &RunLogprobs,
       {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"}};
+  return kCommand;
+}
+
+const Command& EvalCommand() {
+  static const Command kCommand{
+      "eval", "Win rate of a policy's greedy outputs against references (or another policy).",
+      "bpo eval --model DIR [--adapter DIR] --test_prompts FILE.jsonl --task T | --reward_model DIR "
+      "[--against_adapter DIR] [--json_out FILE]",
+      __FILE__, 0, 0, &RunEval,
+      {"model", "adapter", "merge_mode", "max_new_tokens", "max_length", "batch_size", "dtype",
+       "device", "json", "test_prompts", "against_adapter", "json_out", "limit"},
+      {"task", "reward_model"}};
   return kCommand;
 }
 

@@ -22,3 +22,4 @@ ABSL_FLAG(int64_t, max_prompt_tokens, 512,
           "Longer prompts keep BOS and their last tokens (actors and the learner).");
 ABSL_FLAG(std::string, reward_model, "",
           "Hugging Face directory of a DeBERTa-v3 reward model; overrides model.reward_model.");
+ABSL_FLAG(std::string, task, "", "Built-in synthetic task: tldr or dialogue.");

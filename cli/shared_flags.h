@@ -15,6 +15,7 @@ ABSL_DECLARE_FLAG(std::string, name);
 ABSL_DECLARE_FLAG(std::string, policy);
 ABSL_DECLARE_FLAG(int64_t, max_prompt_tokens);
 ABSL_DECLARE_FLAG(std::string, reward_model);
+ABSL_DECLARE_FLAG(std::string, task);
 
 namespace bpo::cli {
 // __FILE__ of shared_flags.cc, as Abseil records it for these flags.

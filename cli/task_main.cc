@@ -5,9 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/command.h"
+#include "cli/shared_flags.h"
 #include "tasks/synthetic.h"
 
-ABSL_FLAG(std::string, task, "", "Synthetic task: tldr or dialogue.");
 ABSL_FLAG(std::string, out, "", "Directory for sft.jsonl, prompts.jsonl and test.jsonl.");
 ABSL_FLAG(uint64_t, data_seed, 1, "Seed of the generated data.");
 ABSL_FLAG(int, sft_size, 2000, "SFT demonstrations.");
@@ -55,7 +55,7 @@ const Command& TaskGenerateCommand() {
       "task generate", "Write a built-in synthetic task's SFT, alignment and test files.",
       "bpo task generate --task tldr|dialogue --out DIR [--data_seed N] [--sft_size N] "
       "[--alignment_size N] [--test_size N]",
-      __FILE__, 0, 0, &RunTaskGenerate};
+      __FILE__, 0, 0, &RunTaskGenerate, {}, {"task"}};
   return kCommand;
 }
 

@@ -1,0 +1,80 @@
+// `bpo task generate` and `bpo eval` end to end on the tiny fixture models.
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/subprocess.h"
+
+namespace bpo {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+testing::CommandResult Bpo(std::vector<std::string> args) {
+  args.insert(args.begin(), BPO_BINARY);
+  args.push_back("--log_level=warning");
+  auto r = testing::RunCommand(args, absl::Seconds(300));
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : testing::CommandResult{};
+}
+
+TEST(EvalCliTest, GeneratesATaskAndEvaluatesAPolicyAgainstItsReferences) {
+  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_eval_", getpid())).string();
+  fs::remove_all(dir);
+  auto gen = Bpo({"task", "generate", "--task=dialogue", "--out=" + dir, "--sft_size=10",
+                  "--alignment_size=10", "--test_size=6"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_THAT(gen.out, HasSubstr("6 test prompts with references"));
+  const std::string fixtures = absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures");
+  auto r = Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/test.jsonl",
+                "--task=dialogue", "--reward_model=" + fixtures + "/deberta", "--max_new_tokens=8",
+                "--json", "--json_out=" + dir + "/eval.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("oracle:dialogue"));
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+  EXPECT_EQ(j["n"], 6);
+  for (const char* judge : {"oracle:dialogue"}) {
+    const double w = j["judges"][judge]["win_rate"];
+    EXPECT_GE(w, 0.0);
+    EXPECT_LE(w, 1.0);
+  }
+  std::ifstream in(dir + "/eval.json");
+  const auto full = nlohmann::json::parse(in);
+  ASSERT_EQ(full["items"].size(), 6u);
+  const std::string other = full["items"][0]["other"];
+  EXPECT_EQ(other.front(), ' ');
+  // Every per-prompt score pair is there, per judge.
+  EXPECT_EQ(full["items"][0]["scores"].size(), 2u);
+}
+
+TEST(EvalCliTest, BadInputGetsClearErrors) {
+  const std::string fixtures = absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures");
+  auto unknown = Bpo({"task", "generate", "--task=poetry", "--out=/tmp/x"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("unknown task 'poetry'; known: tldr, dialogue"));
+  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_eval_bad_", getpid())).string();
+  fs::create_directories(dir);
+  std::ofstream(dir + "/noref.jsonl") << "{\"id\": \"q1\", \"prompt\": \"Human: What is 1 plus 1? Assistant:\"}\n";
+  auto noref = Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/noref.jsonl",
+                    "--task=dialogue"});
+  EXPECT_EQ(noref.exit_code, 1);
+  EXPECT_THAT(noref.err, HasSubstr("prompt 'q1' has no \"reference\""));
+  std::ofstream(dir + "/bad.jsonl") << "{\"prompt\": \"x\", \"reference\": \" y\"}\nnot json\n";
+  auto bad = Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/bad.jsonl",
+                  "--task=dialogue"});
+  EXPECT_THAT(bad.err, HasSubstr("bad.jsonl:2: not a JSON object"));
+  std::ofstream(dir + "/ok.jsonl") << "{\"prompt\": \"Human: What is 1 plus 1? Assistant:\", \"reference\": \" 2\"}\n";
+  auto wrong_kind = Bpo({"eval", "--model=" + fixtures + "/deberta", "--test_prompts=" + dir + "/ok.jsonl",
+                         "--task=dialogue"});
+  EXPECT_EQ(wrong_kind.exit_code, 1);
+  EXPECT_THAT(wrong_kind.err, HasSubstr("deberta"));
+  auto no_judge = Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/ok.jsonl"});
+  EXPECT_THAT(no_judge.err, HasSubstr("give --task (its oracle) and/or --reward_model"));
+}
+
+}  // namespace
+}  // namespace bpo
