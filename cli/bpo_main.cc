@@ -13,7 +13,7 @@ std::vector<const Command*> AllCommands() {
   return {&RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
           &AnnotatorCommand(), &LearnerCommand(),   &ConfigCheckCommand(),
           &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
-          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &EvalCommand(), &InfoCommand()};
+          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &SftCommand(), &EvalCommand(), &InfoCommand()};
 }
 
 }  // namespace bpo::cli

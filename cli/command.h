@@ -46,6 +46,7 @@ const Command& AnnotatorCommand();
 const Command& LocalCommand();
 const Command& TaskGenerateCommand();
 const Command& EvalCommand();
+const Command& SftCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

@@ -177,7 +177,9 @@ class TldrTask : public Task {
 
 // ---- dialogue ----
 
-const std::vector<std::string> kOps = {"plus", "minus", "times"};
+const std::vector<std::string> kOps = {"plus", "minus"};
+// Operands 0..20: 882 distinct questions, learnable by a tiny model.
+constexpr int kMaxOperand = 20;
 
 class DialogueTask : public Task {
  public:
@@ -192,39 +194,25 @@ class DialogueTask : public Task {
 
   TaskData Generate(uint64_t seed, const TaskSizes& sizes) const override {
     Rng rng(seed);
-    std::set<std::string> used;
     struct Q {
       int a, b;
       std::string op;
     };
-    auto fresh = [&]() {
-      while (true) {
-        Q q{std::uniform_int_distribution<int>(0, 99)(rng), std::uniform_int_distribution<int>(0, 99)(rng),
-            Pick(rng, kOps)};
-        if (used.insert(Prompt(q.a, q.op, q.b)).second) return q;
+    // Every question, shuffled: test and alignment prompts are distinct and
+    // come first; SFT demonstrations draw (with repetition) from the rest.
+    std::vector<Q> all;
+    for (int a = 0; a <= kMaxOperand; ++a) {
+      for (int b = 0; b <= kMaxOperand; ++b) {
+        for (const auto& op : kOps) all.push_back({a, b, op});
       }
-    };
+    }
+    std::shuffle(all.begin(), all.end(), rng);
+    const size_t reserve_sft = all.size() / 4;
+    const size_t n_test = std::min<size_t>(sizes.test, all.size() - reserve_sft);
+    const size_t n_align = std::min<size_t>(sizes.alignment, all.size() - reserve_sft - n_test);
     TaskData d;
-    for (int i = 0; i < sizes.sft; ++i) {
-      const Q q = fresh();
-      const int n = Answer(q.a, q.op, q.b);
-      const double u = Uniform(rng);
-      std::string r = u < 0.45   ? absl::StrCat(" The answer is ", n, ".")
-                      : u < 0.65 ? absl::StrCat(" ", n)
-                      : u < 0.85 ? absl::StrCat(" The answer is ", n + (Uniform(rng) < 0.5 ? 1 : -1), ".")
-                                 : absl::StrCat(" Let me think about ", q.a, " and ", q.b,
-                                                ". I believe the result is ", n, ", more or less.");
-      d.sft.push_back({Prompt(q.a, q.op, q.b), r});
-    }
-    for (int i = 0; i < sizes.alignment; ++i) {
-      const Q q = fresh();
-      bpo::v1::Prompt pr;
-      pr.set_prompt_id(absl::StrCat("dialogue-align-", i));
-      pr.set_text(Prompt(q.a, q.op, q.b));
-      d.alignment.push_back(std::move(pr));
-    }
-    for (int i = 0; i < sizes.test; ++i) {
-      const Q q = fresh();
+    for (size_t i = 0; i < n_test; ++i) {
+      const Q& q = all[i];
       const int n = Answer(q.a, q.op, q.b);
       const double u = Uniform(rng);
       bpo::v1::Prompt pr;
@@ -234,6 +222,25 @@ class DialogueTask : public Task {
                        : u < 0.8 ? absl::StrCat(" The answer is ", n + 1, ".")
                                  : absl::StrCat(" I think it is ", n, ", but I am not sure."));
       d.test.push_back(std::move(pr));
+    }
+    for (size_t i = 0; i < n_align; ++i) {
+      const Q& q = all[n_test + i];
+      bpo::v1::Prompt pr;
+      pr.set_prompt_id(absl::StrCat("dialogue-align-", i));
+      pr.set_text(Prompt(q.a, q.op, q.b));
+      d.alignment.push_back(std::move(pr));
+    }
+    std::uniform_int_distribution<size_t> pick(n_test + n_align, all.size() - 1);
+    for (int i = 0; i < sizes.sft; ++i) {
+      const Q& q = all[pick(rng)];
+      const int n = Answer(q.a, q.op, q.b);
+      const double u = Uniform(rng);
+      std::string r = u < 0.45   ? absl::StrCat(" The answer is ", n, ".")
+                      : u < 0.65 ? absl::StrCat(" ", n)
+                      : u < 0.85 ? absl::StrCat(" The answer is ", n + (Uniform(rng) < 0.5 ? 1 : -1), ".")
+                                 : absl::StrCat(" Let me think about ", q.a, " and ", q.b,
+                                                ". I believe the result is ", n, ", more or less.");
+      d.sft.push_back({Prompt(q.a, q.op, q.b), r});
     }
     return d;
   }

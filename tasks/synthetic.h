@@ -6,8 +6,11 @@
 //             post's key content (who, what happened, the question asked),
 //             faithfulness (no words that are not in the post) and brevity.
 //   dialogue  arithmetic questions in the helpfulness format ("Human: What is
-//             7 plus 5? Assistant:"). The oracle rewards the correct number
-//             and a well-formed, short answer ("The answer is 12.").
+//             7 plus 5? Assistant:"; operands 0..20, plus or minus: 882
+//             questions). The oracle rewards the correct number and a
+//             well-formed, short answer ("The answer is 12."). Test and
+//             alignment prompts are capped so that a quarter of the questions
+//             stay for SFT, whose demonstrations repeat questions.
 //
 // Each task provides SFT demonstrations of mixed quality (so that preference
 // learning has room to improve on SFT), alignment prompts, test prompts
@@ -48,7 +51,8 @@ class Task {
  public:
   virtual ~Task() = default;
   virtual const std::string& name() const = 0;
-  // Every prompt is distinct across the three sets.
+  // Test and alignment prompts are distinct and never among the SFT prompts
+  // (SFT prompts may repeat in the dialogue task).
   virtual TaskData Generate(uint64_t seed, const TaskSizes& sizes) const = 0;
   // The hidden oracle's reward of `response` to `prompt` (a prompt of this
   // task); higher is better. INVALID_ARGUMENT when the prompt is not one.

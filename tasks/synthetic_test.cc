@@ -30,8 +30,9 @@ TEST(SyntheticTest, DataIsDeterministicAndPromptSetsAreDisjoint) {
     EXPECT_EQ(a.test[5].text(), b.test[5].text()) << name;
     EXPECT_EQ(a.sft[9].response, b.sft[9].response) << name;
     EXPECT_NE(a.test[5].text(), c.test[5].text()) << name;
-    std::set<std::string> seen;
-    for (const auto& s : a.sft) seen.insert(s.prompt);
+    std::set<std::string> seen, sft;
+    for (const auto& s : a.sft) sft.insert(s.prompt);
+    seen = sft;
     for (const auto& p : a.alignment) EXPECT_TRUE(seen.insert(p.text()).second) << name;
     for (const auto& p : a.test) {
       EXPECT_TRUE(seen.insert(p.text()).second) << name;
@@ -63,12 +64,12 @@ TEST(SyntheticTest, TldrOracleRewardsCoverageFaithfulnessAndBrevity) {
 
 TEST(SyntheticTest, DialogueOracleRewardsTheRightWellFormedAnswer) {
   auto task = MakeTask("dialogue");
-  const std::string p = "Human: What is 7 times 6? Assistant:";
-  const double best = Oracle(**task, p, " The answer is 42.");
+  const std::string p = "Human: What is 7 plus 6? Assistant:";
+  const double best = Oracle(**task, p, " The answer is 13.");
   EXPECT_DOUBLE_EQ(best, 1.5);
-  EXPECT_GT(best, Oracle(**task, p, " 42"));
-  EXPECT_GT(Oracle(**task, p, " 42"), Oracle(**task, p, " The answer is 43."));
-  EXPECT_GT(Oracle(**task, p, " 42"), Oracle(**task, p, " It could be 41 or 42 or 43, hard to say really."));
+  EXPECT_GT(best, Oracle(**task, p, " 13"));
+  EXPECT_GT(Oracle(**task, p, " 13"), Oracle(**task, p, " The answer is 14."));
+  EXPECT_GT(Oracle(**task, p, " 13"), Oracle(**task, p, " It could be 12 or 13 or 14, hard to say really."));
   EXPECT_DOUBLE_EQ(Oracle(**task, "Human: What is 5 minus 9? Assistant:", " The answer is -4."), 1.5);
   EXPECT_FALSE((*task)->Oracle("SUBREDDIT: r/x", " 1").ok());
 }

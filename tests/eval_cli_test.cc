@@ -51,6 +51,31 @@ TEST(EvalCliTest, GeneratesATaskAndEvaluatesAPolicyAgainstItsReferences) {
   EXPECT_EQ(full["items"][0]["scores"].size(), 2u);
 }
 
+// The newcomer's path: task data, a tokenizer and a small model trained from
+// scratch by `bpo sft`, then `bpo eval` of that model.
+TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
+  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_sft_cli_", getpid())).string();
+  fs::remove_all(dir);
+  ASSERT_EQ(Bpo({"task", "generate", "--task=dialogue", "--out=" + dir, "--sft_size=400",
+                 "--alignment_size=20", "--test_size=10"})
+                .exit_code,
+            0);
+  auto sft = Bpo({"sft", "--sft_data=" + dir + "/sft.jsonl", "--model_out=" + dir + "/sft",
+                  "--sft_steps=60", "--sft_batch=16", "--vocab_size=400", "--hidden_size=64"});
+  ASSERT_EQ(sft.exit_code, 0) << sft.err;
+  EXPECT_THAT(sft.out, HasSubstr("wrote " + dir + "/sft (loss "));
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.model"}) {
+    EXPECT_TRUE(fs::exists(dir + "/sft/" + f)) << f;
+  }
+  auto r = Bpo({"eval", "--model=" + dir + "/sft", "--test_prompts=" + dir + "/test.jsonl",
+                "--task=dialogue", "--max_new_tokens=12"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("on 10 test prompts"));
+  auto bad = Bpo({"sft", "--sft_data=" + dir + "/test.jsonl", "--model_out=" + dir + "/x"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("test.jsonl:1: needs an object with string \"prompt\" and \"response\""));
+}
+
 TEST(EvalCliTest, BadInputGetsClearErrors) {
   const std::string fixtures = absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures");
   auto unknown = Bpo({"task", "generate", "--task=poetry", "--out=/tmp/x"});

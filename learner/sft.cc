@@ -1,0 +1,261 @@
+#include "learner/sft.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "learner/optimizer.h"
+#include "model/logprobs.h"
+#include "model/safetensors.h"
+#include "nlohmann/json.hpp"
+
+namespace bpo::learner {
+namespace fs = std::filesystem;
+
+absl::Status TrainTokenizer(const std::vector<std::string>& texts, const std::string& dir,
+                            int vocab_size, uint64_t seed) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(dir, ": ", ec.message()));
+  const std::string corpus = absl::StrCat(dir, "/.tokenizer-corpus.txt");
+  {
+    std::ofstream out(corpus);
+    for (const auto& t : texts) {
+      // One sentence a line for the trainer; newlines inside texts split them.
+      for (char c : t) out << c;
+      out << "\n";
+    }
+    if (!out) return absl::PermissionDeniedError(absl::StrCat(corpus, ": cannot write"));
+  }
+  // Debian's spm_train (package sentencepiece), in its own process:
+  // libsentencepiece's trainer cannot run inside bpo (model/sentencepiece.h).
+  const std::string spm_train = "/usr/bin/spm_train";
+  if (!fs::exists(spm_train)) {
+    return absl::FailedPreconditionError(
+        "spm_train is not installed (Debian package sentencepiece): run scripts/setup-deps");
+  }
+  std::vector<std::string> args = {
+      spm_train, absl::StrCat("--input=", corpus), absl::StrCat("--model_prefix=", dir, "/tokenizer"),
+      absl::StrCat("--vocab_size=", vocab_size), "--model_type=bpe", "--character_coverage=1.0",
+      "--byte_fallback=true", "--split_digits=true", absl::StrCat("--unk_id=", kUnkId),
+      absl::StrCat("--bos_id=", kBosId), absl::StrCat("--eos_id=", kEosId),
+      absl::StrCat("--pad_id=", kPadId), absl::StrCat("--random_seed=", seed % 2147483647),
+      "--num_threads=2", "--minloglevel=2", "--max_sentence_length=16384",
+      "--remove_extra_whitespaces=false", "--hard_vocab_limit=false"};
+  const std::string log = absl::StrCat(dir, "/.tokenizer-training.log");
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(spm_train.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  fs::remove(corpus, ec);
+  fs::remove(absl::StrCat(dir, "/tokenizer.vocab"), ec);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training the tokenizer failed: ", text.substr(text.size() > 600 ? text.size() - 600 : 0)));
+  }
+  fs::remove(log, ec);
+  return absl::OkStatus();
+}
+
+absl::Status WriteSmallLlama(const std::string& dir, const SmallLlamaOptions& o) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(dir, ": ", ec.message()));
+  if (o.hidden_size % o.heads != 0 || o.heads % o.kv_heads != 0) {
+    return absl::InvalidArgumentError("hidden_size must divide by heads, heads by kv_heads");
+  }
+  const int64_t D = o.hidden_size / o.heads;
+  nlohmann::json config = {
+      {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
+      {"vocab_size", o.vocab_size},            {"hidden_size", o.hidden_size},
+      {"intermediate_size", o.intermediate_size}, {"num_hidden_layers", o.layers},
+      {"num_attention_heads", o.heads},        {"num_key_value_heads", o.kv_heads},
+      {"head_dim", D},                         {"hidden_act", "silu"},
+      {"max_position_embeddings", o.max_positions}, {"rms_norm_eps", 1e-5},
+      {"rope_theta", 10000.0},                 {"tie_word_embeddings", false},
+      {"attention_bias", false},               {"mlp_bias", false},
+      {"bos_token_id", kBosId},                {"eos_token_id", kEosId},
+      {"pad_token_id", kPadId},                {"torch_dtype", "float32"},
+      {"initializer_range", 0.02}};
+  std::ofstream(absl::StrCat(dir, "/config.json")) << config.dump(2) << "\n";
+  at::manual_seed(o.seed);
+  const int64_t E = o.hidden_size;
+  auto normal = [](std::vector<int64_t> shape) { return at::randn(shape, at::kFloat) * 0.02; };
+  std::vector<std::pair<std::string, at::Tensor>> w;
+  w.emplace_back("model.embed_tokens.weight", normal({o.vocab_size, E}));
+  for (int64_t i = 0; i < o.layers; ++i) {
+    const std::string p = absl::StrCat("model.layers.", i, ".");
+    w.emplace_back(p + "input_layernorm.weight", at::ones({E}));
+    w.emplace_back(p + "post_attention_layernorm.weight", at::ones({E}));
+    w.emplace_back(p + "self_attn.q_proj.weight", normal({o.heads * D, E}));
+    w.emplace_back(p + "self_attn.k_proj.weight", normal({o.kv_heads * D, E}));
+    w.emplace_back(p + "self_attn.v_proj.weight", normal({o.kv_heads * D, E}));
+    w.emplace_back(p + "self_attn.o_proj.weight", normal({E, o.heads * D}));
+    w.emplace_back(p + "mlp.gate_proj.weight", normal({o.intermediate_size, E}));
+    w.emplace_back(p + "mlp.up_proj.weight", normal({o.intermediate_size, E}));
+    w.emplace_back(p + "mlp.down_proj.weight", normal({E, o.intermediate_size}));
+  }
+  w.emplace_back("model.norm.weight", at::ones({E}));
+  w.emplace_back("lm_head.weight", normal({o.vocab_size, E}));
+  return model::WriteSafetensors(absl::StrCat(dir, "/model.safetensors"), w, {{"format", "pt"}});
+}
+
+namespace {
+
+struct Batch {
+  at::Tensor ids, attention, response;
+};
+
+Batch MakeBatch(const model::Tokenizer& tok,
+                const std::vector<std::pair<std::string, std::string>>& demos,
+                const std::vector<size_t>& rows, const SftOptions& o) {
+  std::vector<std::vector<int64_t>> seqs;
+  std::vector<int64_t> prompt_len;
+  int64_t L = 0;
+  for (size_t r : rows) {
+    std::vector<int64_t> p = tok.Encode(demos[r].first, /*add_bos=*/true);
+    if (static_cast<int64_t>(p.size()) > o.max_prompt_tokens) {
+      std::vector<int64_t> cut = {p.front()};
+      cut.insert(cut.end(), p.end() - (o.max_prompt_tokens - 1), p.end());
+      p = std::move(cut);
+    }
+    std::vector<int64_t> resp = tok.Encode(demos[r].second, /*add_bos=*/false);
+    if (static_cast<int64_t>(resp.size()) > o.max_response_tokens) resp.resize(o.max_response_tokens);
+    if (tok.eos_id() >= 0) resp.push_back(tok.eos_id());
+    prompt_len.push_back(static_cast<int64_t>(p.size()));
+    p.insert(p.end(), resp.begin(), resp.end());
+    L = std::max<int64_t>(L, p.size());
+    seqs.push_back(std::move(p));
+  }
+  const int64_t n = static_cast<int64_t>(seqs.size());
+  Batch b{at::full({n, L}, std::max<int64_t>(tok.pad_id(), 0), at::kLong), at::zeros({n, L}, at::kLong),
+          at::zeros({n, L}, at::kLong)};
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t len = static_cast<int64_t>(seqs[r].size());
+    b.ids[r].narrow(0, 0, len).copy_(at::tensor(seqs[r], at::kLong));
+    b.attention[r].narrow(0, 0, len).fill_(1);
+    b.response[r].narrow(0, prompt_len[r], len - prompt_len[r]).fill_(1);
+  }
+  return b;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<SftStep>> TrainSft(
+    model::CausalLm* model, const model::Tokenizer& tok,
+    const std::vector<std::pair<std::string, std::string>>& demos, const SftOptions& o,
+    const std::function<void(const SftStep&)>& on_step) {
+  if (demos.empty()) return absl::InvalidArgumentError("no demonstrations to fine-tune on");
+  std::vector<at::Tensor> params;
+  for (auto& [name, t] : model->NamedParameters()) {
+    t.requires_grad_(true);
+    params.push_back(t);
+  }
+  AdamW adam(params, {0.9, 0.95, 1e-8, o.weight_decay});
+  std::vector<size_t> order(demos.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(o.seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  size_t cursor = 0;
+  std::vector<SftStep> log;
+  const at::Device device = model->options().device();
+  for (int64_t step = 0; step < o.steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<size_t> rows;
+    for (int64_t i = 0; i < o.batch_size; ++i) {
+      if (cursor == order.size()) {
+        std::shuffle(order.begin(), order.end(), rng);
+        cursor = 0;
+      }
+      rows.push_back(order[cursor++]);
+    }
+    const Batch b = MakeBatch(tok, demos, rows, o);
+    for (auto& p : params) p.mutable_grad() = at::Tensor();
+    const model::SequenceLogprobs lp = model::ComputeSequenceLogprobs(
+        *model, b.ids.to(device), b.attention.to(device), b.response.to(device));
+    const at::Tensor loss = -lp.sum.sum() / lp.count.sum().to(at::kFloat);
+    loss.backward();
+    if (o.grad_clip > 0) ClipGradNorm(params, o.grad_clip);
+    const double lr = LinearScheduleLr(o.learning_rate, step, o.steps, o.warmup_steps);
+    {
+      at::NoGradGuard no_grad;
+      adam.Step(lr);
+    }
+    SftStep s{step + 1, loss.item<double>(), lr,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+    if (on_step) on_step(s);
+    log.push_back(s);
+  }
+  for (auto& p : params) {
+    p.mutable_grad() = at::Tensor();
+    p.requires_grad_(false);
+  }
+  return log;
+}
+
+double SftLoss(const model::CausalLm& model, const model::Tokenizer& tok,
+               const std::vector<std::pair<std::string, std::string>>& demos, const SftOptions& o) {
+  at::NoGradGuard no_grad;
+  double nll = 0, count = 0;
+  const at::Device device = model.options().device();
+  for (size_t start = 0; start < demos.size(); start += static_cast<size_t>(o.batch_size)) {
+    std::vector<size_t> rows;
+    for (size_t i = start; i < std::min(demos.size(), start + static_cast<size_t>(o.batch_size)); ++i) {
+      rows.push_back(i);
+    }
+    const Batch b = MakeBatch(tok, demos, rows, o);
+    const auto lp = model::ComputeSequenceLogprobs(model, b.ids.to(device), b.attention.to(device),
+                                                   b.response.to(device));
+    nll -= lp.sum.sum().item<double>();
+    count += lp.count.sum().item<double>();
+  }
+  return count > 0 ? nll / count : 0;
+}
+
+absl::Status SaveCausalLm(const model::CausalLm& model, const std::string& src_dir,
+                          const std::string& out_dir) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, ": ", ec.message()));
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& [name, t] : model.NamedParameters()) tensors.emplace_back(name, t.detach());
+  if (auto s = model::WriteSafetensors(absl::StrCat(out_dir, "/model.safetensors"), tensors,
+                                       {{"format", "pt"}});
+      !s.ok()) {
+    return s;
+  }
+  if (fs::equivalent(src_dir, out_dir, ec)) return absl::OkStatus();
+  for (const auto& entry : fs::directory_iterator(src_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "model.safetensors" || name == "model.safetensors.index.json" ||
+        name.rfind("model-", 0) == 0 || name.front() == '.' || !entry.is_regular_file()) {
+      continue;
+    }
+    fs::copy_file(entry.path(), fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, "/", name, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace bpo::learner
