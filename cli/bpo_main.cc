@@ -10,7 +10,7 @@ ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warni
 namespace bpo::cli {
 
 std::vector<const Command*> AllCommands() {
-  return {&RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
+  return {&QuickstartCommand(), &RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
           &AnnotatorCommand(), &LearnerCommand(),   &ConfigCheckCommand(),
           &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
           &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &SftCommand(), &EvalCommand(), &InfoCommand()};

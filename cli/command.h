@@ -47,6 +47,7 @@ const Command& LocalCommand();
 const Command& TaskGenerateCommand();
 const Command& EvalCommand();
 const Command& SftCommand();
+const Command& QuickstartCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

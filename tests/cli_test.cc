@@ -55,7 +55,7 @@ TEST(CliTest, BadCommandLines) {
   auto unknown = Bpo({"trian"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_EQ(unknown.err,
-            "bpo: unknown command 'trian'; commands: run, local, coordinator, actor, annotator, "
+            "bpo: unknown command 'trian'; commands: quickstart, run, local, coordinator, actor, annotator, "
             "learner, config check, config defaults, model info, generate, logprobs, score, task "
             "generate, sft, eval, info (bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
