@@ -152,6 +152,28 @@ absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::Load(const std::string& dir,
   return m;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> CausalLm::NamedParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  out.emplace_back("model.embed_tokens.weight", embed_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayer& l = layers_[i];
+    const std::string p = absl::StrCat("model.layers.", i, ".");
+    out.emplace_back(p + "input_layernorm.weight", l.input_norm);
+    out.emplace_back(p + "post_attention_layernorm.weight", l.post_attn_norm);
+    if (l.pre_ffn_norm.defined()) out.emplace_back(p + "pre_feedforward_layernorm.weight", l.pre_ffn_norm);
+    if (l.post_ffn_norm.defined()) out.emplace_back(p + "post_feedforward_layernorm.weight", l.post_ffn_norm);
+    for (int k = 0; k < kNumLinearKinds; ++k) {
+      const auto kind = static_cast<LinearKind>(k);
+      const std::string name = absl::StrCat(p, LinearParent(kind), ".", LinearName(kind));
+      out.emplace_back(name + ".weight", l.linear[k].weight);
+      if (l.linear[k].bias.defined()) out.emplace_back(name + ".bias", l.linear[k].bias);
+    }
+  }
+  out.emplace_back("model.norm.weight", final_norm_);
+  if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+  return out;
+}
+
 int64_t CausalLm::NumParameters() const {
   int64_t n = embed_.numel() + final_norm_.numel();
   if (!config_.tie_word_embeddings) n += lm_head_.numel();

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -93,6 +94,12 @@ class CausalLm {
   // Convenience: Logits(Forward(...)) without a cache. attention_mask [B, S].
   at::Tensor ForwardLogits(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                            const LinearAdapter* adapter = nullptr) const;
+
+  // Every weight under its Hugging Face name, as handles sharing the model's
+  // storage (set requires_grad on them to train the whole model; write them
+  // with WriteSafetensors to save it). A tied lm_head is listed once, as the
+  // embedding.
+  std::vector<std::pair<std::string, at::Tensor>> NamedParameters() const;
 
   const DecoderLayer& layer(int64_t i) const { return layers_[i]; }
   DecoderLayer& mutable_layer(int64_t i) { return layers_[i]; }
