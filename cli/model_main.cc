@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -44,8 +45,8 @@ ABSL_FLAG(std::string, dtype, "float32", "float32 or bfloat16.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
 ABSL_FLAG(bool, json, false, "Print JSON (one object per line) for scripts.");
 ABSL_FLAG(std::string, test_prompts, "",
-          "eval: JSONL test prompts with references ({\"prompt\", \"reference\"}, as `bpo task "
-          "generate` writes test.jsonl).");
+          "eval: test prompts with references: JSONL ({\"prompt\", \"reference\"}, as `bpo task "
+          "generate` writes test.jsonl) or a TL;DR CSV (.csv: query, reference_responses).");
 ABSL_FLAG(std::string, against_adapter, "",
           "eval: head to head against the policy with these adapters (comma-separated; empty "
           "string = against the references).");
@@ -320,7 +321,10 @@ int RunScore(const std::vector<std::string>&) {
 int RunEval(const std::vector<std::string>&) {
   const std::string test_path = absl::GetFlag(FLAGS_test_prompts);
   if (test_path.empty()) return Fail("eval", absl::InvalidArgumentError("--test_prompts is required"));
-  auto test = data::ReadJsonlPrompts(test_path);
+  // TL;DR CSVs (query, reference_responses) as they are; anything else JSONL.
+  auto test = absl::EndsWith(test_path, ".csv") || absl::EndsWith(test_path, ".csv.gz")
+                  ? data::ReadTldrCsv(test_path)
+                  : data::ReadJsonlPrompts(test_path);
   if (!test.ok()) return Fail("eval", test.status());
   if (absl::GetFlag(FLAGS_limit) > 0 && static_cast<int64_t>(test->size()) > absl::GetFlag(FLAGS_limit)) {
     test->resize(absl::GetFlag(FLAGS_limit));

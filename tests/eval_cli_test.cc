@@ -76,6 +76,18 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
   EXPECT_THAT(bad.err, HasSubstr("test.jsonl:1: needs an object with string \"prompt\" and \"response\""));
 }
 
+// The real TL;DR eval file, judged by the fixture reward model.
+TEST(EvalCliTest, ReadsTheTldrCsvWithItsHumanReferences) {
+  const std::string fixtures = absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures");
+  auto r = Bpo({"eval", "--model=" + fixtures + "/llama",
+                "--test_prompts=" + std::string(BPO_SOURCE_DIR) + "/../shared/data/tldr/oai1b.csv",
+                "--reward_model=" + fixtures + "/deberta", "--limit=3", "--max_new_tokens=4", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+  EXPECT_EQ(j["n"], 3);
+  EXPECT_TRUE(j["judges"].contains("rm:" + fixtures + "/deberta"));
+}
+
 TEST(EvalCliTest, BadInputGetsClearErrors) {
   const std::string fixtures = absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures");
   auto unknown = Bpo({"task", "generate", "--task=poetry", "--out=/tmp/x"});
