@@ -13,7 +13,7 @@ std::vector<const Command*> AllCommands() {
   return {&QuickstartCommand(), &RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
           &AnnotatorCommand(), &LearnerCommand(),   &ConfigCheckCommand(),
           &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
-          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &SftCommand(), &EvalCommand(), &InfoCommand()};
+          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &SftCommand(), &EvalCommand(), &AggregateCommand(), &InfoCommand()};
 }
 
 }  // namespace bpo::cli

@@ -48,6 +48,7 @@ const Command& TaskGenerateCommand();
 const Command& EvalCommand();
 const Command& SftCommand();
 const Command& QuickstartCommand();
+const Command& AggregateCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

@@ -52,6 +52,8 @@ ABSL_FLAG(std::string, against_adapter, "",
           "string = against the references).");
 ABSL_FLAG(std::string, json_out, "", "eval: write the full result (per prompt too) as JSON here.");
 ABSL_FLAG(int64_t, limit, 0, "eval: only the first N test prompts (0: all).");
+ABSL_FLAG(std::string, method, "", "eval: the method's name in the result, for bpo aggregate.");
+ABSL_FLAG(int64_t, run_seed, 0, "eval: the run's seed in the result, for bpo aggregate.");
 
 namespace bpo::cli {
 namespace {
@@ -391,6 +393,9 @@ int RunEval(const std::vector<std::string>&) {
               {"adapter", absl::GetFlag(FLAGS_adapter)},
               {"against", head_to_head ? absl::GetFlag(FLAGS_against_adapter) : std::string("references")},
               {"test_prompts", test_path},
+              {"task", absl::GetFlag(FLAGS_task).empty() ? test_path : absl::GetFlag(FLAGS_task)},
+              {"method", absl::GetFlag(FLAGS_method)},
+              {"seed", absl::GetFlag(FLAGS_run_seed)},
               {"n", prompts.size()},
               {"max_new_tokens", go.max_new_tokens}};
   std::cout << absl::StrFormat("eval: %s%s on %d test prompts (greedy, %d new tokens) against %s\n",
@@ -456,7 +461,8 @@ const Command& EvalCommand() {
       "[--against_adapter DIR] [--json_out FILE]",
       __FILE__, 0, 0, &RunEval,
       {"model", "adapter", "merge_mode", "max_new_tokens", "max_length", "batch_size", "dtype",
-       "device", "json", "test_prompts", "against_adapter", "json_out", "limit"},
+       "device", "json", "test_prompts", "against_adapter", "json_out", "limit", "method",
+       "run_seed"},
       {"task", "reward_model"}};
   return kCommand;
 }

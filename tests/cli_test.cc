@@ -57,7 +57,7 @@ TEST(CliTest, BadCommandLines) {
   EXPECT_EQ(unknown.err,
             "bpo: unknown command 'trian'; commands: quickstart, run, local, coordinator, actor, annotator, "
             "learner, config check, config defaults, model info, generate, logprobs, score, task "
-            "generate, sft, eval, info (bpo --help)\n");
+            "generate, sft, eval, aggregate, info (bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
   EXPECT_EQ(foreign_flag.exit_code, 2);
   EXPECT_EQ(foreign_flag.err,

@@ -88,6 +88,38 @@ TEST(EvalCliTest, ReadsTheTldrCsvWithItsHumanReferences) {
   EXPECT_TRUE(j["judges"].contains("rm:" + fixtures + "/deberta"));
 }
 
+TEST(EvalCliTest, AggregatesWinRatesOverTasksSeedsAndMethods) {
+  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_agg_", getpid())).string();
+  fs::create_directories(dir);
+  std::vector<std::string> files;
+  auto write = [&](const std::string& method, const std::string& task, int seed, double win) {
+    const std::string f = absl::StrCat(dir, "/", method, "-", task, "-", seed, ".json");
+    std::ofstream(f) << nlohmann::json{{"method", method}, {"task", task}, {"seed", seed},
+                                       {"judges", {{"oracle:x", {{"win_rate", win}}}}}}
+                            .dump();
+    files.push_back(f);
+  };
+  write("bpo", "tldr", 1, 0.2);
+  write("bpo", "tldr", 2, 0.4);
+  write("bpo", "tldr", 3, 0.6);
+  write("dpo", "tldr", 1, 0.1);
+  std::vector<std::string> args = {"aggregate", "--aggregate_json=" + dir + "/agg.json"};
+  args.insert(args.end(), files.begin(), files.end());
+  auto r = Bpo(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(dir + "/agg.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_DOUBLE_EQ(j["bpo"]["median"]["estimate"].get<double>(), 0.4);
+  EXPECT_NEAR(j["bpo"]["mean"]["estimate"].get<double>(), 0.4, 1e-12);
+  EXPECT_EQ(j["bpo"]["runs"], 3);
+  EXPECT_LE(j["bpo"]["mean"]["lower"].get<double>(), 0.4);
+  EXPECT_GE(j["bpo"]["mean"]["upper"].get<double>(), 0.4);
+  EXPECT_DOUBLE_EQ(j["dpo"]["iqm"]["estimate"].get<double>(), 0.1);
+  std::ofstream(dir + "/nomethod.json") << R"({"judges": {"oracle:x": {"win_rate": 0.5}}})";
+  auto bad = Bpo({"aggregate", dir + "/nomethod.json"});
+  EXPECT_THAT(bad.err, HasSubstr("nomethod.json: no method name (bpo eval --method NAME)"));
+}
+
 TEST(EvalCliTest, BadInputGetsClearErrors) {
   const std::string fixtures = absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures");
   auto unknown = Bpo({"task", "generate", "--task=poetry", "--out=/tmp/x"});
