@@ -446,6 +446,22 @@ absl::StatusOr<StoreCounters> RunStore::Counters() {
   BPO_ASSIGN_OR_RETURN(c.leases_expired, GetCounter("leases_expired"));
   BPO_ASSIGN_OR_RETURN(c.max_staleness, GetCounter("max_staleness"));
   BPO_ASSIGN_OR_RETURN(c.steps_committed, StepsCommitted());
+  for (const char* kind : {"actor", "annotator", "learner"}) c.workers_active[kind] = 0;
+  BPO_ASSIGN_OR_RETURN(Statement * workers, db_->Prepare(
+      "SELECT info FROM workers WHERE last_seen_us >= ?"));
+  workers->Bind(1, NowMicros() - config_.coordinator().worker_timeout_seconds() * 1000000LL);
+  while (true) {
+    BPO_ASSIGN_OR_RETURN(bool row, workers->Step());
+    if (!row) break;
+    bpo::v1::WorkerInfo info;
+    info.ParseFromString(workers->Text(0));
+    switch (info.kind()) {
+      case bpo::v1::WORKER_KIND_ACTOR: ++c.workers_active["actor"]; break;
+      case bpo::v1::WORKER_KIND_ANNOTATOR: ++c.workers_active["annotator"]; break;
+      case bpo::v1::WORKER_KIND_LEARNER: ++c.workers_active["learner"]; break;
+      default: break;
+    }
+  }
   c.duplicates = duplicates_;
   c.rejected = rejected_;
   return c;

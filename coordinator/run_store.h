@@ -71,6 +71,9 @@ struct StoreCounters {
   int64_t rejected = 0;
   int64_t steps_committed = 0;
   int64_t max_staleness = 0;
+  // Registered workers seen within coordinator.worker_timeout_seconds, by
+  // kind ("actor", "annotator", "learner").
+  std::map<std::string, int64_t> workers_active;
 };
 
 class RunStore {

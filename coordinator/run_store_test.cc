@@ -217,6 +217,11 @@ TEST_F(RunStoreTest, StrictRunConsumesEveryPairOnceInPhaseOrder) {
   EXPECT_EQ(status->pairs_consumed(), 8);
   EXPECT_EQ(status->pairs_total(), 8);
   EXPECT_EQ(status->workers_size(), 3);
+  auto counters = s->Counters();
+  EXPECT_EQ(counters->workers_active["actor"], 1);
+  EXPECT_EQ(counters->workers_active["learner"], 1);
+  now_ += absl::Seconds(config_.coordinator().worker_timeout_seconds() + 1);
+  EXPECT_EQ(s->Counters()->workers_active["actor"], 0) << "silent workers are not counted";
   EXPECT_EQ(status->last_step_metrics().at("loss"), 0.5);
   EXPECT_TRUE(Fetch(s.get(), learner, 4).done());
 }

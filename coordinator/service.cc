@@ -52,6 +52,11 @@ class StoreCollector : public metrics::Collector {
       metrics::WriteHeader(name, help, MetricType::kGauge, out);
       metrics::WriteSample(name, {}, v, out);
     };
+    metrics::WriteHeader("bpo_coordinator_workers", "Workers seen within the worker timeout, by kind",
+                         MetricType::kGauge, out);
+    for (const auto& [kind, n] : c->workers_active) {
+      metrics::WriteSample("bpo_coordinator_workers", {{"kind", kind}}, static_cast<double>(n), out);
+    }
     counter("bpo_coordinator_leases_granted_total", "Leases granted (prompts and labels)",
             c->leases_granted);
     counter("bpo_coordinator_leases_expired_total", "Leases that ran out; their work was re-queued",
