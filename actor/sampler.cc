@@ -34,16 +34,7 @@ absl::StatusOr<std::vector<Sample>> Generate2(const model::CausalLm& model,
                                               const model::LinearAdapter* adapter,
                                               const std::vector<std::vector<int64_t>>& prompts,
                                               const SamplerOptions& o, uint64_t seed) {
-  int64_t longest = 0;
-  for (const auto& p : prompts) longest = std::max<int64_t>(longest, p.size());
-  const int64_t n = static_cast<int64_t>(prompts.size());
-  at::Tensor input = at::full({n, longest}, tok.pad_id(), at::kLong);
-  at::Tensor mask = at::zeros({n, longest}, at::kLong);
-  for (int64_t r = 0; r < n; ++r) {  // left padding
-    const int64_t len = static_cast<int64_t>(prompts[r].size());
-    input[r].narrow(0, longest - len, len).copy_(at::tensor(prompts[r], at::kLong));
-    mask[r].narrow(0, longest - len, len).fill_(1);
-  }
+  const model::LeftPadded batch = model::LeftPad(prompts, tok.pad_id());
   const at::Device device = model.options().device();
   model::GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens;
@@ -55,7 +46,7 @@ absl::StatusOr<std::vector<Sample>> Generate2(const model::CausalLm& model,
   g.pad_token_id = tok.pad_id();
   if (tok.eos_id() >= 0) g.eos_token_ids = {tok.eos_id()};
   absl::StatusOr<model::Generation> gen =
-      model::Generate(model, input.to(device), mask.to(device), g, adapter);
+      model::Generate(model, batch.ids.to(device), batch.mask.to(device), g, adapter);
   if (!gen.ok()) return gen.status();
   const at::Tensor tokens = gen->tokens.cpu().contiguous();
   const at::Tensor logprobs = gen->logprobs.cpu().to(at::kFloat).contiguous();
@@ -93,23 +84,12 @@ absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model,
                                          uint64_t behavior_version, const SamplerOptions& o) {
   SampledBatch out;
   if (work.empty()) return out;
-  const int64_t max_positions = model.config().max_position_embeddings;
-  int64_t max_prompt = o.max_prompt_tokens;
-  if (max_positions > 0) max_prompt = std::min(max_prompt, max_positions - o.max_new_tokens);
-  if (max_prompt < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sampling.max_new_tokens = ", o.max_new_tokens, " leaves no room for a prompt in the "
-        "model's ", max_positions, " positions"));
-  }
+  absl::StatusOr<int64_t> max_prompt =
+      model::PromptBudget(model.config(), o.max_prompt_tokens, o.max_new_tokens);
+  if (!max_prompt.ok()) return max_prompt.status();
   std::vector<std::vector<int64_t>> prompts;
   for (const auto& w : work) {
-    std::vector<int64_t> ids = tok.Encode(w.prompt().text(), /*add_bos=*/true);
-    if (static_cast<int64_t>(ids.size()) > max_prompt) {
-      std::vector<int64_t> cut = {ids.front()};
-      cut.insert(cut.end(), ids.end() - (max_prompt - 1), ids.end());
-      ids = std::move(cut);
-    }
-    prompts.push_back(std::move(ids));
+    prompts.push_back(model::KeepPromptTail(tok.Encode(w.prompt().text(), /*add_bos=*/true), *max_prompt));
   }
   uint64_t seed = absl::HashOf(o.seed, work.front().pair_id(), work.size());
   absl::StatusOr<std::vector<Sample>> samples = Generate2(model, tok, adapter, prompts, o, seed);

@@ -206,20 +206,9 @@ int RunGenerate(const std::vector<std::string>&) {
   for (size_t start = 0; start < prompts.size(); start += batch) {
     const size_t end = std::min(prompts.size(), start + static_cast<size_t>(batch));
     std::vector<std::vector<int64_t>> ids;
-    int64_t longest = 0;
-    for (size_t i = start; i < end; ++i) {
-      ids.push_back(policy->tokenizer->Encode(prompts[i]));
-      longest = std::max<int64_t>(longest, ids.back().size());
-    }
-    const int64_t n = static_cast<int64_t>(ids.size());
-    at::Tensor input = at::full({n, longest}, policy->tokenizer->pad_id(), at::kLong);
-    at::Tensor mask = at::zeros({n, longest}, at::kLong);
-    for (int64_t r = 0; r < n; ++r) {  // left padding
-      const int64_t len = static_cast<int64_t>(ids[r].size());
-      input[r].narrow(0, longest - len, len).copy_(at::tensor(ids[r], at::kLong));
-      mask[r].narrow(0, longest - len, len).fill_(1);
-    }
-    auto gen = model::Generate(*policy->model, input, mask, g, policy->adapter());
+    for (size_t i = start; i < end; ++i) ids.push_back(policy->tokenizer->Encode(prompts[i]));
+    const model::LeftPadded batch = model::LeftPad(ids, policy->tokenizer->pad_id());
+    auto gen = model::Generate(*policy->model, batch.ids, batch.mask, g, policy->adapter());
     if (!gen.ok()) return Fail("generate", gen.status());
     const at::Tensor tokens = gen->tokens.cpu(), logprobs = gen->logprobs.cpu(),
                      lengths = gen->lengths.cpu(), finished = gen->finished.cpu();

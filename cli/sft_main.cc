@@ -40,26 +40,16 @@ int Fail(const absl::Status& s) {
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadDemos(const std::string& path) {
-  auto text = data::ReadTextFile(path);
-  if (!text.ok()) return text.status();
   std::vector<std::pair<std::string, std::string>> out;
-  int n = 0;
-  size_t start = 0;
-  while (start < text->size()) {
-    size_t end = text->find('\n', start);
-    if (end == std::string::npos) end = text->size();
-    const std::string line = text->substr(start, end - start);
-    start = end + 1;
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("prompt") || !j["prompt"].is_string() ||
-        !j.contains("response") || !j["response"].is_string()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", n, ": needs an object with string \"prompt\" and \"response\""));
+  absl::Status s = data::ForEachJsonlObject(path, [&](int, const nlohmann::json& j) -> absl::Status {
+    if (!j.contains("prompt") || !j["prompt"].is_string() || !j.contains("response") ||
+        !j["response"].is_string()) {
+      return absl::InvalidArgumentError("needs an object with string \"prompt\" and \"response\"");
     }
     out.emplace_back(j["prompt"].get<std::string>(), j["response"].get<std::string>());
-  }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
   if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has no demonstrations"));
   return out;
 }

@@ -9,11 +9,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "coordinator/run_store_internal.h"
 
 namespace bpo::coordinator {
 namespace {
 
 using bpo::v1::RunConfig;
+using internal::kPromptLease;
+using internal::Serialize;
+using internal::SetDuration;
+using internal::ToTimestamp;
 
 constexpr int64_t kSchemaVersion = 1;
 
@@ -57,8 +62,6 @@ CREATE TABLE IF NOT EXISTS steps(
   step INTEGER PRIMARY KEY, committed_us INTEGER NOT NULL, request BLOB NOT NULL);
 )sql";
 
-constexpr int kPromptLease = 1;
-
 // The part of a config that must match when a store is reopened: addresses,
 // the store's own path and the launcher's settings may change between runs.
 RunConfig Identity(RunConfig c) {
@@ -66,25 +69,6 @@ RunConfig Identity(RunConfig c) {
   c.clear_launch();
   c.clear_coordinator();
   return c;
-}
-
-std::string Serialize(const google::protobuf::Message& m) {
-  std::string out;
-  m.SerializeToString(&out);
-  return out;
-}
-
-google::protobuf::Timestamp ToTimestamp(int64_t micros) {
-  google::protobuf::Timestamp t;
-  t.set_seconds(micros / 1000000);
-  t.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-  return t;
-}
-
-void SetDuration(google::protobuf::Duration* d, absl::Duration v) {
-  const int64_t ns = absl::ToInt64Nanoseconds(v);
-  d->set_seconds(ns / 1000000000);
-  d->set_nanos(static_cast<int32_t>(ns % 1000000000));
 }
 
 }  // namespace

@@ -7,14 +7,19 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/run_store.h"
+#include "coordinator/run_store_internal.h"
 
 namespace bpo::coordinator {
 namespace {
 
 using bpo::v1::ItemStatus;
 
-constexpr int kPromptLease = 1;
-constexpr int kLabelLease = 2;
+using internal::DurationMicros;
+using internal::kLabelLease;
+using internal::kPromptLease;
+using internal::Serialize;
+using internal::ToTimestamp;
+
 constexpr int kMaxItemsPerLease = 4096;
 // How long a worker with nothing to do waits before asking again. Each poll
 // is one short read transaction; the wait is what a phase hand-off costs.
@@ -34,26 +39,8 @@ ItemStatus Rejected(const std::string& id, absl::StatusCode code, std::string me
   return Item(id, ItemStatus::REJECTED, code, std::move(message));
 }
 
-google::protobuf::Timestamp ToTimestamp(int64_t micros) {
-  google::protobuf::Timestamp t;
-  t.set_seconds(micros / 1000000);
-  t.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-  return t;
-}
-
 void SetRetry(google::protobuf::Duration* d, int64_t millis) {
-  d->set_seconds(millis / 1000);
-  d->set_nanos(static_cast<int32_t>((millis % 1000) * 1000000));
-}
-
-int64_t DurationMicros(const google::protobuf::Duration& d) {
-  return d.seconds() * 1000000 + d.nanos() / 1000;
-}
-
-std::string Serialize(const google::protobuf::Message& m) {
-  std::string out;
-  m.SerializeToString(&out);
-  return out;
+  internal::SetDuration(d, absl::Milliseconds(millis));
 }
 
 const char* ProvenancePrefix(bpo::v1::AnnotatorKind kind) {

@@ -4,7 +4,6 @@
 
 #include <map>
 
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -47,29 +46,36 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
   return out;
 }
 
-absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string& path) {
+absl::Status ForEachJsonlObject(const std::string& path,
+                                const std::function<absl::Status(int, const nlohmann::json&)>& row) {
   absl::StatusOr<std::string> text = ReadTextFile(path);
   if (!text.ok()) return text.status();
-  std::vector<bpo::v1::Prompt> out;
   const std::vector<std::string> lines = Lines(*text);
   for (int n = 1; n <= static_cast<int>(lines.size()); ++n) {
     const std::string& line = lines[n - 1];
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": not a JSON object"));
     }
+    if (absl::Status s = row(n, j); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(path, ":", n, ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string& path) {
+  std::vector<bpo::v1::Prompt> out;
+  absl::Status s = ForEachJsonlObject(path, [&](int n, const nlohmann::json& j) -> absl::Status {
     auto text = j.find("prompt");
     if (text == j.end() || !text->is_string() || text->get<std::string>().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", n, ": needs a non-empty string \"prompt\""));
+      return absl::InvalidArgumentError("needs a non-empty string \"prompt\"");
     }
     bpo::v1::Prompt p;
     p.set_text(text->get<std::string>());
     if (auto r = j.find("reference"); r != j.end()) {
-      if (!r->is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": \"reference\" must be a string"));
-      }
+      if (!r->is_string()) return absl::InvalidArgumentError("\"reference\" must be a string");
       p.set_reference(r->get<std::string>());
     }
     if (auto id = j.find("id"); id != j.end()) {
@@ -78,7 +84,9 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string&
       p.set_prompt_id(absl::StrCat("line-", n));
     }
     out.push_back(std::move(p));
-  }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
   if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has no prompts"));
   return out;
 }
@@ -197,31 +205,22 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitHhDialogue(const std::s
 }
 
 absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadHarmlessJsonl(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadTextFile(path);
-  if (!text.ok()) return text.status();
   std::vector<bpo::v1::Prompt> out;
-  const std::vector<std::string> lines = Lines(*text);
-  for (int n = 1; n <= static_cast<int>(lines.size()); ++n) {
-    const std::string& line = lines[n - 1];
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": not a JSON object"));
-    }
+  absl::Status s = ForEachJsonlObject(path, [&](int n, const nlohmann::json& j) -> absl::Status {
     auto chosen = j.find("chosen");
     if (chosen == j.end() || !chosen->is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": needs a string \"chosen\""));
+      return absl::InvalidArgumentError("needs a string \"chosen\"");
     }
     auto split = SplitHhDialogue(chosen->get<std::string>());
-    if (!split.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", n, ": ", split.status().message()));
-    }
+    if (!split.ok()) return split.status();
     bpo::v1::Prompt p;
     p.set_prompt_id(absl::StrCat("line-", n));
     p.set_text(split->first);
     p.set_reference(split->second);
     out.push_back(std::move(p));
-  }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
   if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has no dialogues"));
   return out;
 }

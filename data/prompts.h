@@ -14,11 +14,13 @@
 #ifndef BPO_DATA_PROMPTS_H_
 #define BPO_DATA_PROMPTS_H_
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 #include "bpo/v1/common.pb.h"
 #include "bpo/v1/config.pb.h"
 
@@ -33,6 +35,13 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadHarmlessJsonl(const std::string
 // One HH-RLHF transcript split into (prompt in "user: ... assistant:" form,
 // last assistant turn). INVALID_ARGUMENT when it has no "Assistant:" turn.
 absl::StatusOr<std::pair<std::string, std::string>> SplitHhDialogue(const std::string& transcript);
+
+// Calls `row` with (1-based line number, object) for every non-blank line of
+// a JSONL file (.gz too). A line that is not a JSON object is
+// INVALID_ARGUMENT "<path>:<line>: not a JSON object"; an error `row`
+// returns comes back prefixed with "<path>:<line>: ".
+absl::Status ForEachJsonlObject(const std::string& path,
+                                const std::function<absl::Status(int, const nlohmann::json&)>& row);
 
 // The whole file, gunzipped when its name ends in .gz.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path);

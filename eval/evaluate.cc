@@ -11,45 +11,26 @@ absl::StatusOr<std::vector<std::string>> GreedyOutputs(const model::CausalLm& mo
                                                        const model::LinearAdapter* adapter,
                                                        const std::vector<std::string>& prompts,
                                                        const GenerateOptions& o) {
-  const int64_t max_positions = model.config().max_position_embeddings;
-  int64_t max_prompt = o.max_prompt_tokens;
-  if (max_positions > 0) max_prompt = std::min(max_prompt, max_positions - o.max_new_tokens);
-  if (max_prompt < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens = ", o.max_new_tokens,
-                                                   " leaves no room for a prompt in the model's ",
-                                                   max_positions, " positions"));
-  }
+  absl::StatusOr<int64_t> max_prompt =
+      model::PromptBudget(model.config(), o.max_prompt_tokens, o.max_new_tokens);
+  if (!max_prompt.ok()) return max_prompt.status();
   std::vector<std::string> out;
   const size_t batch = static_cast<size_t>(std::max<int64_t>(1, o.batch_size));
   for (size_t start = 0; start < prompts.size(); start += batch) {
     const size_t end = std::min(prompts.size(), start + batch);
     std::vector<std::vector<int64_t>> ids;
-    int64_t longest = 0;
     for (size_t i = start; i < end; ++i) {
-      std::vector<int64_t> p = tok.Encode(prompts[i], /*add_bos=*/true);
-      if (static_cast<int64_t>(p.size()) > max_prompt) {
-        std::vector<int64_t> cut = {p.front()};
-        cut.insert(cut.end(), p.end() - (max_prompt - 1), p.end());
-        p = std::move(cut);
-      }
-      longest = std::max<int64_t>(longest, p.size());
-      ids.push_back(std::move(p));
+      ids.push_back(model::KeepPromptTail(tok.Encode(prompts[i], /*add_bos=*/true), *max_prompt));
     }
     const int64_t n = static_cast<int64_t>(ids.size());
-    at::Tensor input = at::full({n, longest}, tok.pad_id(), at::kLong);
-    at::Tensor mask = at::zeros({n, longest}, at::kLong);
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t len = static_cast<int64_t>(ids[r].size());
-      input[r].narrow(0, longest - len, len).copy_(at::tensor(ids[r], at::kLong));
-      mask[r].narrow(0, longest - len, len).fill_(1);
-    }
+    const model::LeftPadded batch = model::LeftPad(ids, tok.pad_id());
     model::GenerateOptions g;
     g.max_new_tokens = o.max_new_tokens;
     g.greedy = true;
     g.pad_token_id = tok.pad_id();
     if (tok.eos_id() >= 0) g.eos_token_ids = {tok.eos_id()};
     const at::Device device = model.options().device();
-    auto gen = model::Generate(model, input.to(device), mask.to(device), g, adapter);
+    auto gen = model::Generate(model, batch.ids.to(device), batch.mask.to(device), g, adapter);
     if (!gen.ok()) return gen.status();
     const at::Tensor tokens = gen->tokens.cpu().contiguous(), lengths = gen->lengths.cpu();
     for (int64_t r = 0; r < n; ++r) {

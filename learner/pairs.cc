@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "model/generate.h"
 #include "nlohmann/json.hpp"
 
 namespace bpo::learner {
@@ -87,12 +88,8 @@ absl::StatusOr<PairBatch> BatchFromAnnotated(const std::vector<bpo::v1::Annotate
       return absl::InvalidArgumentError(
           absl::StrCat("pair '", p.pair_id(), "': empty prompt or response token ids"));
     }
-    std::vector<int64_t> prompt(p.prompt_token_ids().begin(), p.prompt_token_ids().end());
-    if (static_cast<int64_t>(prompt.size()) > max_prompt_tokens) {
-      std::vector<int64_t> cut = {prompt.front()};
-      cut.insert(cut.end(), prompt.end() - (max_prompt_tokens - 1), prompt.end());
-      prompt = std::move(cut);
-    }
+    const std::vector<int64_t> prompt = model::KeepPromptTail(
+        {p.prompt_token_ids().begin(), p.prompt_token_ids().end()}, max_prompt_tokens);
     const bpo::v1::Response& chosen = choice == bpo::v1::CHOICE_A ? p.a() : p.b();
     const bpo::v1::Response& rejected = choice == bpo::v1::CHOICE_A ? p.b() : p.a();
     for (int side = 0; side < 2; ++side) {
@@ -121,13 +118,8 @@ PairBatch TokenizePairs(const model::Tokenizer& tok, const std::vector<TextPair>
   std::vector<int64_t> prompt_len(2 * B);
   bool have_logps = B > 0;
   for (int64_t i = 0; i < B; ++i) {
-    std::vector<int64_t> prompt = tok.Encode(pairs[i].prompt, /*add_bos=*/true);
-    if (static_cast<int64_t>(prompt.size()) > max_prompt_tokens) {
-      // Keep BOS and the end of the prompt (where the task instruction sits).
-      std::vector<int64_t> cut = {prompt.front()};
-      cut.insert(cut.end(), prompt.end() - (max_prompt_tokens - 1), prompt.end());
-      prompt = std::move(cut);
-    }
+    const std::vector<int64_t> prompt =
+        model::KeepPromptTail(tok.Encode(pairs[i].prompt, /*add_bos=*/true), max_prompt_tokens);
     for (int side = 0; side < 2; ++side) {
       std::vector<int64_t> resp =
           tok.Encode(side == 0 ? pairs[i].chosen : pairs[i].rejected, /*add_bos=*/false);

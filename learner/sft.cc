@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "learner/optimizer.h"
+#include "model/generate.h"
 #include "model/logprobs.h"
 #include "model/safetensors.h"
 #include "nlohmann/json.hpp"
@@ -134,12 +135,8 @@ Batch MakeBatch(const model::Tokenizer& tok,
   std::vector<int64_t> prompt_len;
   int64_t L = 0;
   for (size_t r : rows) {
-    std::vector<int64_t> p = tok.Encode(demos[r].first, /*add_bos=*/true);
-    if (static_cast<int64_t>(p.size()) > o.max_prompt_tokens) {
-      std::vector<int64_t> cut = {p.front()};
-      cut.insert(cut.end(), p.end() - (o.max_prompt_tokens - 1), p.end());
-      p = std::move(cut);
-    }
+    std::vector<int64_t> p =
+        model::KeepPromptTail(tok.Encode(demos[r].first, /*add_bos=*/true), o.max_prompt_tokens);
     std::vector<int64_t> resp = tok.Encode(demos[r].second, /*add_bos=*/false);
     if (static_cast<int64_t>(resp.size()) > o.max_response_tokens) resp.resize(o.max_response_tokens);
     if (tok.eos_id() >= 0) resp.push_back(tok.eos_id());

@@ -102,4 +102,38 @@ absl::StatusOr<Generation> Generate(const CausalLm& model, const at::Tensor& pro
   return out;
 }
 
+std::vector<int64_t> KeepPromptTail(std::vector<int64_t> ids, int64_t max_tokens) {
+  if (static_cast<int64_t>(ids.size()) <= max_tokens || max_tokens < 1) return ids;
+  std::vector<int64_t> cut = {ids.front()};
+  cut.insert(cut.end(), ids.end() - (max_tokens - 1), ids.end());
+  return cut;
+}
+
+absl::StatusOr<int64_t> PromptBudget(const CausalLmConfig& config, int64_t max_prompt_tokens,
+                                     int64_t max_new_tokens) {
+  int64_t budget = max_prompt_tokens;
+  if (config.max_position_embeddings > 0) {
+    budget = std::min(budget, config.max_position_embeddings - max_new_tokens);
+  }
+  if (budget < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_new_tokens = ", max_new_tokens, " leaves no room for a prompt in the model's ",
+        config.max_position_embeddings, " positions"));
+  }
+  return budget;
+}
+
+LeftPadded LeftPad(const std::vector<std::vector<int64_t>>& rows, int64_t pad_id) {
+  int64_t longest = 0;
+  for (const auto& r : rows) longest = std::max<int64_t>(longest, r.size());
+  const int64_t n = static_cast<int64_t>(rows.size());
+  LeftPadded out{at::full({n, longest}, pad_id, at::kLong), at::zeros({n, longest}, at::kLong)};
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t len = static_cast<int64_t>(rows[r].size());
+    out.ids[r].narrow(0, longest - len, len).copy_(at::tensor(rows[r], at::kLong));
+    out.mask[r].narrow(0, longest - len, len).fill_(1);
+  }
+  return out;
+}
+
 }  // namespace bpo::model

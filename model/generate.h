@@ -41,6 +41,23 @@ absl::StatusOr<Generation> Generate(const CausalLm& model, const at::Tensor& pro
                                     const at::Tensor& prompt_mask, const GenerateOptions& options,
                                     const LinearAdapter* adapter = nullptr);
 
+// Prompt ids longer than max_tokens keep their first id (BOS) and their last
+// max_tokens - 1 ids, where the task instruction ("TL;DR:") sits.
+std::vector<int64_t> KeepPromptTail(std::vector<int64_t> ids, int64_t max_tokens);
+
+// The longest prompt that leaves room for max_new_tokens in the model's
+// max_position_embeddings (when it has one), at most max_prompt_tokens.
+// INVALID_ARGUMENT when fewer than 2 tokens are left.
+absl::StatusOr<int64_t> PromptBudget(const CausalLmConfig& config, int64_t max_prompt_tokens,
+                                     int64_t max_new_tokens);
+
+struct LeftPadded {
+  at::Tensor ids;   // [N, L] int64, pad on the left
+  at::Tensor mask;  // [N, L] int64: 1 on real tokens
+};
+// Rows of ids left-padded to the longest with pad_id, as Generate takes them.
+LeftPadded LeftPad(const std::vector<std::vector<int64_t>>& rows, int64_t pad_id);
+
 // The warpers alone, for tests: logits [N, V] -> filtered logits (-inf out).
 at::Tensor ApplyTopKTopP(const at::Tensor& logits, int64_t top_k, double top_p);
 
