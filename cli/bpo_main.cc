@@ -10,10 +10,10 @@ ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warni
 namespace bpo::cli {
 
 std::vector<const Command*> AllCommands() {
-  return {&QuickstartCommand(), &RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
+  return {&QuickstartCommand(), &ReproduceCommand(), &RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
           &AnnotatorCommand(), &LearnerCommand(),   &ConfigCheckCommand(),
           &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
-          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &SftCommand(), &EvalCommand(), &AggregateCommand(), &InfoCommand()};
+          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &SftCommand(), &TrainRmCommand(), &EvalCommand(), &AggregateCommand(), &InfoCommand()};
 }
 
 }  // namespace bpo::cli

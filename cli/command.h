@@ -47,6 +47,8 @@ const Command& LocalCommand();
 const Command& TaskGenerateCommand();
 const Command& EvalCommand();
 const Command& SftCommand();
+const Command& TrainRmCommand();
+const Command& ReproduceCommand();
 const Command& QuickstartCommand();
 const Command& AggregateCommand();
 

@@ -21,7 +21,9 @@ namespace bpo::learner {
 namespace fs = std::filesystem;
 
 absl::Status TrainTokenizer(const std::vector<std::string>& texts, const std::string& dir,
-                            int vocab_size, uint64_t seed) {
+                            int vocab_size, uint64_t seed, TokenizerLayout layout) {
+  const bool deberta = layout == TokenizerLayout::kDeberta;
+  const std::string prefix = absl::StrCat(dir, deberta ? "/spm" : "/tokenizer");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat(dir, ": ", ec.message()));
@@ -43,13 +45,23 @@ absl::Status TrainTokenizer(const std::vector<std::string>& texts, const std::st
         "spm_train is not installed (Debian package sentencepiece): run scripts/setup-deps");
   }
   std::vector<std::string> args = {
-      spm_train, absl::StrCat("--input=", corpus), absl::StrCat("--model_prefix=", dir, "/tokenizer"),
+      spm_train, absl::StrCat("--input=", corpus), absl::StrCat("--model_prefix=", prefix),
       absl::StrCat("--vocab_size=", vocab_size), "--model_type=bpe", "--character_coverage=1.0",
-      "--byte_fallback=true", "--split_digits=true", absl::StrCat("--unk_id=", kUnkId),
-      absl::StrCat("--bos_id=", kBosId), absl::StrCat("--eos_id=", kEosId),
-      absl::StrCat("--pad_id=", kPadId), absl::StrCat("--random_seed=", seed % 2147483647),
+      "--byte_fallback=true", "--split_digits=true", absl::StrCat("--random_seed=", seed % 2147483647),
       "--num_threads=2", "--minloglevel=2", "--max_sentence_length=16384",
       "--remove_extra_whitespaces=false", "--hard_vocab_limit=false"};
+  if (deberta) {
+    for (const char* a : {"--pad_id=0", "--bos_id=1", "--eos_id=2", "--unk_id=3", "--pad_piece=[PAD]",
+                          "--bos_piece=[CLS]", "--eos_piece=[SEP]", "--unk_piece=[UNK]",
+                          "--user_defined_symbols=[MASK]"}) {
+      args.push_back(a);
+    }
+  } else {
+    args.push_back(absl::StrCat("--unk_id=", kUnkId));
+    args.push_back(absl::StrCat("--bos_id=", kBosId));
+    args.push_back(absl::StrCat("--eos_id=", kEosId));
+    args.push_back(absl::StrCat("--pad_id=", kPadId));
+  }
   const std::string log = absl::StrCat(dir, "/.tokenizer-training.log");
   const pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
@@ -68,7 +80,7 @@ absl::Status TrainTokenizer(const std::vector<std::string>& texts, const std::st
   int status = 0;
   waitpid(pid, &status, 0);
   fs::remove(corpus, ec);
-  fs::remove(absl::StrCat(dir, "/tokenizer.vocab"), ec);
+  fs::remove(prefix + ".vocab", ec);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::ifstream in(log);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -232,11 +244,16 @@ double SftLoss(const model::CausalLm& model, const model::Tokenizer& tok,
 
 absl::Status SaveCausalLm(const model::CausalLm& model, const std::string& src_dir,
                           const std::string& out_dir) {
+  return SaveHfDirectory(model.NamedParameters(), src_dir, out_dir);
+}
+
+absl::Status SaveHfDirectory(const std::vector<std::pair<std::string, at::Tensor>>& weights,
+                             const std::string& src_dir, const std::string& out_dir) {
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, ": ", ec.message()));
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (auto& [name, t] : model.NamedParameters()) tensors.emplace_back(name, t.detach());
+  for (const auto& [name, t] : weights) tensors.emplace_back(name, t.detach().to(at::kCPU));
   if (auto s = model::WriteSafetensors(absl::StrCat(out_dir, "/model.safetensors"), tensors,
                                        {{"format", "pt"}});
       !s.ok()) {

@@ -23,9 +23,19 @@ namespace bpo::learner {
 // unk 0, bos 1, eos 2, pad 3.
 inline constexpr int kUnkId = 0, kBosId = 1, kEosId = 2, kPadId = 3;
 
-// Trains a BPE SentencePiece model on `texts`; writes <dir>/tokenizer.model.
+// Which special pieces a trained tokenizer has.
+enum class TokenizerLayout {
+  // <dir>/tokenizer.model: <unk> 0, <s> 1, </s> 2, <pad> 3 (kUnkId...).
+  kLlama,
+  // <dir>/spm.model as DeBERTa-v3's: [PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3,
+  // [MASK] a user-defined piece.
+  kDeberta,
+};
+
+// Trains a BPE SentencePiece model on `texts` (Debian's spm_train).
 absl::Status TrainTokenizer(const std::vector<std::string>& texts, const std::string& dir,
-                            int vocab_size, uint64_t seed);
+                            int vocab_size, uint64_t seed,
+                            TokenizerLayout layout = TokenizerLayout::kLlama);
 
 struct SmallLlamaOptions {
   int64_t vocab_size = 1024;
@@ -77,6 +87,11 @@ double SftLoss(const model::CausalLm& model, const model::Tokenizer& tokenizer,
 // lacks: an HF model directory every bpo command loads.
 absl::Status SaveCausalLm(const model::CausalLm& model, const std::string& src_dir,
                           const std::string& out_dir);
+
+// What SaveCausalLm does for any named weights: <out_dir>/model.safetensors,
+// plus the files of `src_dir` other than weights and hidden files.
+absl::Status SaveHfDirectory(const std::vector<std::pair<std::string, at::Tensor>>& weights,
+                             const std::string& src_dir, const std::string& out_dir);
 
 }  // namespace bpo::learner
 

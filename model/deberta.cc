@@ -303,16 +303,13 @@ absl::StatusOr<std::unique_ptr<DebertaRewardModel>> DebertaRewardModel::Load(
       }
     }
     if (auto s = take_norm("deberta.embeddings.LayerNorm", E, &m->embed_norm_); !s.ok()) return s;
-    at::Tensor rel_embeddings;
-    if (auto s =
-            take("deberta.encoder.rel_embeddings.weight", {2 * c.att_span, E}, &rel_embeddings);
+    if (auto s = take("deberta.encoder.rel_embeddings.weight", {2 * c.att_span, E},
+                      &m->rel_embeddings_);
         !s.ok()) {
       return s;
     }
     if (c.norm_rel_ebd_layer_norm) {
-      LayerNormWeights rel_norm;
-      if (auto s = take_norm("deberta.encoder.LayerNorm", E, &rel_norm); !s.ok()) return s;
-      rel_embeddings = m->LayerNorm(rel_embeddings, rel_norm);
+      if (auto s = take_norm("deberta.encoder.LayerNorm", E, &m->rel_norm_); !s.ok()) return s;
     }
     m->layers_.resize(c.num_layers);
     for (int64_t i = 0; i < c.num_layers; ++i) {
@@ -330,16 +327,6 @@ absl::StatusOr<std::unique_ptr<DebertaRewardModel>> DebertaRewardModel::Load(
       if (auto s = take_linear(p + "intermediate.dense", I, E, &l.intermediate); !s.ok()) return s;
       if (auto s = take_linear(p + "output.dense", E, I, &l.output); !s.ok()) return s;
       if (auto s = take_norm(p + "output.LayerNorm", E, &l.out_norm); !s.ok()) return s;
-      // share_att_key: the relative embeddings go through the layer's own
-      // query and key projections (bias included). [2S, E] -> [H, 2S, D].
-      const auto per_head = [&](const Linear& lin) {
-        return at::linear(rel_embeddings, lin.weight, lin.bias)
-            .view({2 * c.att_span, c.num_heads, c.head_dim})
-            .permute({1, 0, 2})
-            .contiguous();
-      };
-      l.pos_query = per_head(l.query);
-      l.pos_key = per_head(l.key);
     }
     if (auto s = take_linear("pooler.dense", E, E, &m->pooler_); !s.ok()) return s;
     if (auto s = take_linear("classifier", c.num_labels, E, &m->classifier_); !s.ok()) return s;
@@ -375,14 +362,20 @@ at::Tensor DebertaRewardModel::Activate(const at::Tensor& x, Activation act) con
   return ApplyActivation(x.to(at::kFloat), act).to(x.scalar_type());
 }
 
-at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l,
+at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l, const at::Tensor& rel_ebd,
                                          const at::Tensor& c2p_index, const at::Tensor& p2c_index,
                                          const at::Tensor& masked) const {
   const int64_t N = x.size(0), L = x.size(1), H = config_.num_heads, D = config_.head_dim;
+  const int64_t S2 = 2 * config_.att_span;
   const auto heads = [&](const Linear& lin) {
     return at::linear(x, lin.weight, lin.bias).view({N, L, H, D}).transpose(1, 2);  // [N,H,L,D]
   };
   const at::Tensor q = heads(l.query), k = heads(l.key), v = heads(l.value);
+  // share_att_key: the relative embeddings go through this layer's own query
+  // and key projections (bias included). [2S, E] -> [H, 2S, D].
+  const auto per_head = [&](const Linear& lin) {
+    return at::linear(rel_ebd, lin.weight, lin.bias).view({S2, H, D}).permute({1, 0, 2});
+  };
   // Every term is divided by sqrt(D * (1 + number of position terms)), the
   // root taken in float32 and rounded to the model's dtype as HF does (in bf16
   // sqrt(48) becomes 6.9375). HF divides the keys before the product.
@@ -396,14 +389,14 @@ at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l,
   if (config_.c2p) {
     // content -> position: c2p[i, j] = q_i . pos_key[bucket(i - j) + S]
     // (indices clamped to [0, 2S)).
-    const at::Tensor c2p = MatMul(q, l.pos_key.transpose(-1, -2));  // [N, H, L, 2S]
+    const at::Tensor c2p = MatMul(q, per_head(l.key).transpose(-1, -2));  // [N, H, L, 2S]
     rel = at::gather(c2p, -1, c2p_index.expand(full)) / scale;
   }
   if (config_.p2c) {
     // position -> content: p2c[i, j] = k_j . pos_query[S - bucket(j - i)],
     // gathered along the key rows and transposed as HF does (the buckets are
     // odd in i - j, so this is pos_query[bucket(i - j) + S]).
-    const at::Tensor p2c = MatMul(k, l.pos_query.transpose(-1, -2));  // [N, H, L, 2S]
+    const at::Tensor p2c = MatMul(k, per_head(l.query).transpose(-1, -2));  // [N, H, L, 2S]
     const at::Tensor term = at::gather(p2c, -1, p2c_index.expand(full)).transpose(-1, -2) / scale;
     rel = rel.defined() ? rel + term : term;
   }
@@ -438,9 +431,12 @@ at::Tensor DebertaRewardModel::Forward(const at::Tensor& input_ids,
           .to(input_ids.device());
   const at::Tensor c2p_index = (rel_pos + S).clamp(0, 2 * S - 1);
   const at::Tensor p2c_index = (S - rel_pos).clamp(0, 2 * S - 1);
+  const at::Tensor rel =
+      config_.norm_rel_ebd_layer_norm ? LayerNorm(rel_embeddings_, rel_norm_) : rel_embeddings_;
 
   for (const Layer& l : layers_) {
-    const at::Tensor a = LayerNorm(Attention(h, l, c2p_index, p2c_index, masked) + h, l.attn_norm);
+    const at::Tensor a =
+        LayerNorm(Attention(h, l, rel, c2p_index, p2c_index, masked) + h, l.attn_norm);
     const at::Tensor f =
         at::linear(Activate(at::linear(a, l.intermediate.weight, l.intermediate.bias), config_.act),
                    l.output.weight, l.output.bias);
@@ -455,6 +451,53 @@ at::Tensor DebertaRewardModel::Forward(const at::Tensor& input_ids,
 absl::StatusOr<at::Tensor> DebertaRewardModel::Score(const at::Tensor& input_ids,
                                                      const at::Tensor& attention_mask,
                                                      const at::Tensor& token_type_ids) const {
+  at::NoGradGuard no_grad;
+  return CheckedForward(input_ids, attention_mask, token_type_ids);
+}
+
+absl::StatusOr<at::Tensor> DebertaRewardModel::TrainingScores(const at::Tensor& input_ids,
+                                                              const at::Tensor& attention_mask,
+                                                              const at::Tensor& token_type_ids) {
+  return CheckedForward(input_ids, attention_mask, token_type_ids);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> DebertaRewardModel::NamedParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const auto linear = [&](const std::string& name, const Linear& l) {
+    out.emplace_back(name + ".weight", l.weight);
+    out.emplace_back(name + ".bias", l.bias);
+  };
+  const auto norm = [&](const std::string& name, const LayerNormWeights& w) {
+    out.emplace_back(name + ".weight", w.weight);
+    out.emplace_back(name + ".bias", w.bias);
+  };
+  out.emplace_back("deberta.embeddings.word_embeddings.weight", word_embeddings_);
+  if (token_type_embeddings_.defined()) {
+    out.emplace_back("deberta.embeddings.token_type_embeddings.weight", token_type_embeddings_);
+  }
+  norm("deberta.embeddings.LayerNorm", embed_norm_);
+  out.emplace_back("deberta.encoder.rel_embeddings.weight", rel_embeddings_);
+  if (config_.norm_rel_ebd_layer_norm) norm("deberta.encoder.LayerNorm", rel_norm_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    const std::string p = absl::StrCat("deberta.encoder.layer.", i, ".");
+    linear(p + "attention.self.query_proj", l.query);
+    linear(p + "attention.self.key_proj", l.key);
+    linear(p + "attention.self.value_proj", l.value);
+    linear(p + "attention.output.dense", l.attn_out);
+    norm(p + "attention.output.LayerNorm", l.attn_norm);
+    linear(p + "intermediate.dense", l.intermediate);
+    linear(p + "output.dense", l.output);
+    norm(p + "output.LayerNorm", l.out_norm);
+  }
+  linear("pooler.dense", pooler_);
+  linear("classifier", classifier_);
+  return out;
+}
+
+absl::StatusOr<at::Tensor> DebertaRewardModel::CheckedForward(const at::Tensor& input_ids,
+                                                              const at::Tensor& attention_mask,
+                                                              const at::Tensor& token_type_ids) const {
   const auto bad = [](const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("DebertaRewardModel::Score: ", why));
   };
@@ -482,7 +525,6 @@ absl::StatusOr<at::Tensor> DebertaRewardModel::Score(const at::Tensor& input_ids
                             describe(token_type_ids)));
   }
   try {
-    at::NoGradGuard no_grad;
     const at::Device device = word_embeddings_.device();
     const int64_t N = input_ids.size(0);
     if (N == 0) return at::zeros({0}, at::TensorOptions().dtype(at::kFloat).device(device));

@@ -3,7 +3,8 @@
 // usual shape of a preference reward model. Disentangled attention with
 // log-bucketed relative positions (content->position and position->content
 // terms), context pooler on [CLS], linear classifier. fp32 or bf16, CPU or
-// CUDA; inference only (dropout is off).
+// CUDA. Inference (Score) or training (TrainingScores: the same forward with
+// autograd; dropout is off, as in HF's eval mode).
 //
 // Shapes: N batch, L tokens, E hidden_size, H heads, D head_dim = E / H,
 // S attention span (position_buckets, or max_relative_positions without
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -97,6 +99,17 @@ class DebertaRewardModel {
   absl::StatusOr<at::Tensor> Score(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                    const at::Tensor& token_type_ids = {}) const;
 
+  // Score's forward with autograd recording (for training): the same checks,
+  // scores [N] float32 with a graph back to the parameters that require grad.
+  absl::StatusOr<at::Tensor> TrainingScores(const at::Tensor& input_ids,
+                                            const at::Tensor& attention_mask,
+                                            const at::Tensor& token_type_ids = {});
+
+  // Every weight under its Hugging Face name (the tensors themselves, not
+  // copies: setting requires_grad or updating them in place changes the
+  // model). Saving them as model.safetensors gives an HF checkpoint.
+  std::vector<std::pair<std::string, at::Tensor>> NamedParameters() const;
+
  private:
   struct LayerNormWeights {
     at::Tensor weight;  // [E]
@@ -109,17 +122,19 @@ class DebertaRewardModel {
     Linear intermediate;  // [I, E]
     Linear output;        // [E, I]
     LayerNormWeights out_norm;
-    // The (normed) relative embeddings through this layer's query and key
-    // projections (share_att_key), computed once at load: [H, 2S, D].
-    at::Tensor pos_query;
-    at::Tensor pos_key;
   };
 
   DebertaRewardModel() = default;
+  absl::StatusOr<at::Tensor> CheckedForward(const at::Tensor& input_ids,
+                                            const at::Tensor& attention_mask,
+                                            const at::Tensor& token_type_ids) const;
   at::Tensor Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                      const at::Tensor& token_type_ids) const;
-  at::Tensor Attention(const at::Tensor& x, const Layer& l, const at::Tensor& c2p_index,
-                       const at::Tensor& p2c_index, const at::Tensor& masked) const;
+  // rel: the (normed) relative embeddings [2S, E]; the layer's query and key
+  // projections of them (share_att_key) are taken per forward.
+  at::Tensor Attention(const at::Tensor& x, const Layer& l, const at::Tensor& rel,
+                       const at::Tensor& c2p_index, const at::Tensor& p2c_index,
+                       const at::Tensor& masked) const;
   // Batched matmul, LayerNorm and the activation. On CPU in bf16 they run in
   // float32 and round once (see upcast_).
   at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) const;
@@ -135,6 +150,8 @@ class DebertaRewardModel {
   at::Tensor word_embeddings_;        // [V, E]
   at::Tensor token_type_embeddings_;  // [type_vocab_size, E] or undefined
   LayerNormWeights embed_norm_;
+  at::Tensor rel_embeddings_;  // [2S, E]
+  LayerNormWeights rel_norm_;  // when norm_rel_ebd is layer_norm
   std::vector<Layer> layers_;
   Linear pooler_;      // [E, E]
   Linear classifier_;  // [1, E]

@@ -19,6 +19,29 @@ absl::StatusOr<RewardModel> LoadRewardModel(const std::string& dir, const LoadOp
   return rm;
 }
 
+absl::StatusOr<EncodedPairs> EncodePairs(
+    const Tokenizer& tokenizer, const std::vector<std::pair<std::string, std::string>>& pairs,
+    int64_t max_length) {
+  std::vector<PairEncoding> enc;
+  int64_t longest = 0;
+  for (const auto& [a, b] : pairs) {
+    auto e = tokenizer.EncodePair(a, b, max_length);
+    if (!e.ok()) return e.status();
+    longest = std::max<int64_t>(longest, e->ids.size());
+    enc.push_back(std::move(*e));
+  }
+  const int64_t n = static_cast<int64_t>(enc.size());
+  EncodedPairs out{at::full({n, longest}, tokenizer.pad_id(), at::kLong),
+                   at::zeros({n, longest}, at::kLong), at::zeros({n, longest}, at::kLong)};
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t len = static_cast<int64_t>(enc[r].ids.size());
+    out.ids[r].narrow(0, 0, len).copy_(at::tensor(enc[r].ids, at::kLong));
+    out.types[r].narrow(0, 0, len).copy_(at::tensor(enc[r].type_ids, at::kLong));
+    out.mask[r].narrow(0, 0, len).fill_(1);
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<double>> ScorePairs(
     const RewardModel& rm, const std::vector<std::pair<std::string, std::string>>& pairs,
     int64_t max_length, int64_t batch_size) {
@@ -26,29 +49,12 @@ absl::StatusOr<std::vector<double>> ScorePairs(
   out.reserve(pairs.size());
   for (size_t start = 0; start < pairs.size(); start += batch_size) {
     const size_t end = std::min(pairs.size(), start + static_cast<size_t>(batch_size));
-    std::vector<PairEncoding> enc;
-    int64_t longest = 0;
-    for (size_t i = start; i < end; ++i) {
-      auto e = rm.tokenizer->EncodePair(pairs[i].first, pairs[i].second, max_length);
-      if (!e.ok()) return e.status();
-      longest = std::max<int64_t>(longest, e->ids.size());
-      enc.push_back(std::move(*e));
-    }
-    const int64_t n = static_cast<int64_t>(enc.size());
-    at::Tensor ids = at::full({n, longest}, rm.tokenizer->pad_id(), at::kLong);
-    at::Tensor mask = at::zeros({n, longest}, at::kLong);
-    at::Tensor types = at::zeros({n, longest}, at::kLong);
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t len = static_cast<int64_t>(enc[r].ids.size());
-      ids[r].narrow(0, 0, len).copy_(at::tensor(enc[r].ids, at::kLong));
-      types[r].narrow(0, 0, len).copy_(at::tensor(enc[r].type_ids, at::kLong));
-      mask[r].narrow(0, 0, len).fill_(1);
-    }
-    at::NoGradGuard no_grad;
-    auto scores = rm.model->Score(ids, mask, types);
+    auto enc = EncodePairs(*rm.tokenizer, {pairs.begin() + start, pairs.begin() + end}, max_length);
+    if (!enc.ok()) return enc.status();
+    auto scores = rm.model->Score(enc->ids, enc->mask, enc->types);
     if (!scores.ok()) return scores.status();
     const at::Tensor cpu = scores->to(at::kCPU, at::kDouble);
-    for (int64_t r = 0; r < n; ++r) out.push_back(cpu[r].item<double>());
+    for (int64_t r = 0; r < cpu.size(0); ++r) out.push_back(cpu[r].item<double>());
   }
   return out;
 }

@@ -22,6 +22,15 @@ struct RewardModel {
 
 absl::StatusOr<RewardModel> LoadRewardModel(const std::string& dir, const LoadOptions& options);
 
+// [CLS] prompt [SEP] response [SEP] rows, right-padded with the tokenizer's
+// pad id: ids, attention mask and token types, [N, longest] int64 (CPU).
+struct EncodedPairs {
+  at::Tensor ids, mask, types;
+};
+absl::StatusOr<EncodedPairs> EncodePairs(
+    const Tokenizer& tokenizer, const std::vector<std::pair<std::string, std::string>>& pairs,
+    int64_t max_length);
+
 // Rewards of (prompt, response) pairs, `batch_size` at a time.
 absl::StatusOr<std::vector<double>> ScorePairs(
     const RewardModel& rm, const std::vector<std::pair<std::string, std::string>>& pairs,
