@@ -54,6 +54,9 @@ ABSL_FLAG(std::string, json_out, "", "eval: write the full result (per prompt to
 ABSL_FLAG(int64_t, limit, 0, "eval: only the first N test prompts (0: all).");
 ABSL_FLAG(std::string, method, "", "eval: the method's name in the result, for bpo aggregate.");
 ABSL_FLAG(int64_t, run_seed, 0, "eval: the run's seed in the result, for bpo aggregate.");
+ABSL_FLAG(int64_t, eval_samples, 0,
+          "eval: also draw this many samples per prompt (temperature 1) and report their win rate and "
+          "mean reward difference against the references: the whole distribution, not just its mode.");
 
 namespace bpo::cli {
 namespace {
@@ -396,6 +399,32 @@ int RunEval(const std::vector<std::string>&) {
     std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", r.judge, r.win_rate, r.mean_reward_diff);
     out["judges"][r.judge] = {{"win_rate", r.win_rate}, {"mean_reward_diff", r.mean_reward_diff}};
   }
+  const int64_t samples = absl::GetFlag(FLAGS_eval_samples);
+  if (samples > 0 && !head_to_head) {
+    auto sampled = eval::SampledOutputs(*policy->model, *policy->tokenizer, policy->adapter(), prompts, go,
+                                        samples, static_cast<uint64_t>(absl::GetFlag(FLAGS_run_seed)));
+    if (!sampled.ok()) return Fail("eval", sampled.status());
+    std::vector<std::string> sample_prompts;
+    for (const auto& p : prompts) {
+      for (int64_t k = 0; k < samples; ++k) sample_prompts.push_back(p);
+    }
+    std::cout << absl::StrFormat("  %d samples per prompt (temperature 1):\n", samples);
+    for (size_t j = 0; j < judges.size(); ++j) {
+      auto scores = eval::Score(judges[j], sample_prompts, *sampled);
+      if (!scores.ok()) return Fail("eval", scores.status());
+      double wins = 0, diff = 0;
+      for (size_t i = 0; i < scores->size(); ++i) {
+        const double ref = (*results)[j].other_scores[i / samples];
+        wins += (*scores)[i] > ref ? 1 : 0;
+        diff += (*scores)[i] - ref;
+      }
+      const double n = static_cast<double>(scores->size());
+      std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", judges[j].name, wins / n, diff / n);
+      out["judges"][judges[j].name]["sample_win_rate"] = wins / n;
+      out["judges"][judges[j].name]["sample_mean_reward_diff"] = diff / n;
+    }
+    out["samples_per_prompt"] = samples;
+  }
   if (!absl::GetFlag(FLAGS_json_out).empty()) {
     json items = json::array();
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -451,7 +480,7 @@ const Command& EvalCommand() {
       __FILE__, 0, 0, &RunEval,
       {"model", "adapter", "merge_mode", "max_new_tokens", "max_length", "batch_size", "dtype",
        "device", "json", "test_prompts", "against_adapter", "json_out", "limit", "method",
-       "run_seed"},
+       "run_seed", "eval_samples"},
       {"task", "reward_model"}};
   return kCommand;
 }

@@ -57,7 +57,8 @@ struct Preset {
   int batch = 8;           // B
   int members = 2;         // LoRA ensemble size of the main runs
   int lora_rank = 8;
-  double lr = 1e-3;
+  double lr = 2e-3;
+  int eval_samples = 8;  // sampled outputs per test prompt, besides the greedy one
   int max_new_tokens = 48;
   int sft_steps = 1500;
   int rm_steps = 300;
@@ -264,7 +265,8 @@ bool Evaluate(const Preset& p, const std::string& root, const std::string& id, c
                                    "--task=" + task, "--reward_model=" + dir + "/rm",
                                    absl::StrCat("--max_new_tokens=", p.max_new_tokens),
                                    "--json_out=" + EvalPath(root, id), "--method=" + method,
-                                   absl::StrCat("--run_seed=", seed)};
+                                   absl::StrCat("--run_seed=", seed),
+                                   absl::StrCat("--eval_samples=", p.eval_samples)};
   if (!adapter.empty()) args.push_back("--adapter=" + adapter);
   return RunBpoQuietly(args, absl::StrCat(root, "/logs/eval-", id, ".log"));
 }
@@ -273,7 +275,32 @@ bool Evaluate(const Preset& p, const std::string& root, const std::string& id, c
 
 struct Result {
   double win_rm = 0, win_oracle = 0, diff_rm = 0, diff_oracle = 0;
+  // The same over temperature-1 samples (8 per prompt).
+  double sample_win_rm = 0, sample_win_oracle = 0;
 };
+
+// Which number of a Result a table or plot shows.
+enum class Metric { kGreedyOracle, kGreedyRm, kSampleOracle, kSampleRm };
+
+double Get(const Result& r, Metric m) {
+  switch (m) {
+    case Metric::kGreedyOracle: return r.win_oracle;
+    case Metric::kGreedyRm: return r.win_rm;
+    case Metric::kSampleOracle: return r.sample_win_oracle;
+    case Metric::kSampleRm: return r.sample_win_rm;
+  }
+  return 0;
+}
+
+const char* MetricName(Metric m) {
+  switch (m) {
+    case Metric::kGreedyOracle: return "greedy output, oracle judge";
+    case Metric::kGreedyRm: return "greedy output, RM judge";
+    case Metric::kSampleOracle: return "temperature-1 samples, oracle judge";
+    case Metric::kSampleRm: return "temperature-1 samples, RM judge";
+  }
+  return "";
+}
 
 std::optional<Result> ReadEval(const std::string& path, const std::string& task, const std::string& root) {
   std::ifstream in(path);
@@ -288,6 +315,8 @@ std::optional<Result> ReadEval(const std::string& path, const std::string& task,
   r.diff_rm = j["judges"][rm]["mean_reward_diff"];
   r.win_oracle = j["judges"][oracle]["win_rate"];
   r.diff_oracle = j["judges"][oracle]["mean_reward_diff"];
+  r.sample_win_rm = j["judges"][rm].value("sample_win_rate", std::nan(""));
+  r.sample_win_oracle = j["judges"][oracle].value("sample_win_rate", std::nan(""));
   return r;
 }
 
@@ -330,6 +359,14 @@ std::string GitCommit() {
   return commit;
 }
 
+// The commit the runs started at, recorded once in <root>/provenance.txt.
+std::string ReadProvenance(const std::string& root) {
+  std::ifstream in(root + "/provenance.txt");
+  std::string line;
+  std::getline(in, line);
+  return line.empty() ? "unknown" : line;
+}
+
 int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std::string& root,
                 const std::string& report_dir, double wall_seconds) {
   fs::create_directories(report_dir + "/configs");
@@ -342,19 +379,20 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     if (auto r = ReadEval(EvalPath(root, "sft-" + task), task, root)) sft_by_task[task] = *r;
   }
   // Collect win rates of a set of runs: by judge.
-  auto wins = [&](const std::function<bool(const Experiment&)>& pick, bool oracle) {
+  auto wins = [&](const std::function<bool(const Experiment&)>& pick, Metric metric) {
     std::vector<double> v;
     for (const Experiment& e : plan) {
       if (!pick(e) || !results.count(e.id)) continue;
-      v.push_back(oracle ? results[e.id].win_oracle : results[e.id].win_rm);
+      v.push_back(Get(results[e.id], metric));
     }
     return v;
   };
   std::ostringstream md;
   md << "# bpo reproduce: the paper's comparisons at small scale (" << p.name << " preset)\n\n"
      << "Every number below was measured by `bpo reproduce" << (p.name == "quick" ? " --quick" : "")
-     << "` at commit `" << GitCommit() << "` in " << absl::StrFormat("%.0f", wall_seconds / 60)
-     << " minutes on this machine (" << results.size() << " of " << plan.size()
+     << "` (runs started at commit `" << ReadProvenance(root) << "`; report written at `" << GitCommit()
+     << "`; " << absl::StrFormat("%.0f", wall_seconds / 60)
+     << " minutes of wall time in the last invocation) on a 2-core machine (" << results.size() << " of " << plan.size()
      << " runs finished). The numbers are what they are: where BPO does not beat a baseline at "
      << "this scale, the tables say so.\n\n"
      << "## Setup\n\n"
@@ -384,8 +422,8 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     md << absl::StrJoin(parts, "; ") << ".\n\n";
   }
   // Table 1.
-  for (const bool oracle : {true, false}) {
-    md << "## Table 1: win rate against the references, " << (oracle ? "oracle judge" : "RM judge") << "\n\n";
+  for (const Metric metric : {Metric::kGreedyOracle, Metric::kGreedyRm, Metric::kSampleOracle}) {
+    md << "## Table 1: win rate against the references, " << MetricName(metric) << "\n\n";
     std::vector<std::string> header = {"method"};
     for (const auto& t : p.tasks) header.push_back(t);
     std::vector<std::vector<std::string>> rows;
@@ -396,7 +434,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
         for (const auto& t : p.tasks) {
           row.push_back(MeanStd(wins([&](const Experiment& e) {
             return e.group == "table1" && e.task == t && e.method == label;
-          }, oracle)));
+          }, metric)));
         }
         rows.push_back(row);
       }
@@ -404,9 +442,10 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     md << eval::MarkdownTable(header, rows) << "\n";
   }
   // Aggregate (Fig. 3 style) over tasks x losses x seeds, oracle judge.
-  {
+  for (const Metric metric : {Metric::kGreedyOracle, Metric::kSampleOracle}) {
+    const bool greedy = metric == Metric::kGreedyOracle;
     eval::IntervalPlot ip;
-    ip.title = "Win rate (oracle judge), aggregated over tasks x losses x seeds, 95% stratified-bootstrap CIs";
+    ip.title = absl::StrCat("Win rate (", MetricName(metric), "), over tasks x losses x seeds, 95% CIs");
     ip.x_label = "win rate against the references";
     ip.panels = {"Median", "IQM", "Mean"};
     ip.rows_per_panel.resize(3);
@@ -422,7 +461,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
           return e.group == "table1" && e.task == t &&
                  (e.method == MethodLabel(kind, "dpo") || e.method == MethodLabel(kind, "ipo") ||
                   e.method == MethodLabel(kind, "slic"));
-        }, true);
+        }, metric);
         if (!v.empty()) m.push_back(v);
       }
       if (m.empty()) continue;
@@ -434,12 +473,13 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
       }
       rows.push_back(row);
     }
-    md << "## Aggregate over tasks, losses and seeds (as the paper's Fig. 3), oracle judge\n\n"
+    md << "## Aggregate over tasks, losses and seeds (as the paper's Fig. 3): " << MetricName(metric) << "\n\n"
        << eval::MarkdownTable({"method", "median [95% CI]", "IQM [95% CI]", "mean [95% CI]"}, rows) << "\n";
     if (!ip.rows_per_panel[0].empty()) {
       if (auto svg = eval::RenderIntervalPlotSvg(ip); svg.ok()) {
-        std::ofstream(report_dir + "/aggregate.svg") << *svg;
-        md << "![aggregate](aggregate.svg)\n\n";
+        const std::string file = greedy ? "aggregate-greedy.svg" : "aggregate-samples.svg";
+        std::ofstream(report_dir + "/" + file) << *svg;
+        md << "![aggregate](" << file << ")\n\n";
       }
     }
   }
@@ -453,29 +493,33 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     lp.y_min = 0;
     lp.y_max = 1;
     std::vector<std::vector<std::string>> rows;
-    for (const bool oracle : {true, false}) {
+    for (const Metric metric : {Metric::kGreedyOracle, Metric::kGreedyRm, Metric::kSampleOracle}) {
+      const bool first = metric == Metric::kGreedyOracle;
       eval::Series s;
-      s.name = oracle ? "oracle judge" : "RM judge";
+      s.name = MetricName(metric);
       for (int f : p.f_values) {
         std::vector<double> v = wins([&](const Experiment& e) {
           if (e.task != "tldr" || e.loss != "dpo") return false;
           if (e.group == "fig4") return e.phases == f;
           return e.group == "table1" && ((f == 1 && e.phases == 1) || (f == p.steps && e.method == MethodLabel("bpo", "dpo")));
-        }, oracle);
+        }, metric);
         if (v.empty()) continue;
         const double m = eval::Mean(v), sd = StdDev(v);
         s.x.push_back(f);
         s.y.push_back(m);
         s.y_low.push_back(m - sd);
         s.y_high.push_back(m + sd);
-        if (oracle) rows.push_back({absl::StrCat(f), absl::StrCat(p.steps / f), MeanStd(v)});
+        if (first) rows.push_back({absl::StrCat(f), absl::StrCat(p.steps / f), MeanStd(v)});
         else if (rows.size() >= s.x.size()) rows[s.x.size() - 1].push_back(MeanStd(v));
       }
       lp.series.push_back(s);
     }
     md << "## Fig. 4: annotation frequency F (tldr, BPO with the DPO loss, " << p.steps * p.batch
        << " pairs in every run)\n\nF = 1 is offline DPO (Table 1's runs); F = T is on-policy BPO.\n\n"
-       << eval::MarkdownTable({"F", "K = T/F steps per phase", "win rate (oracle)", "win rate (RM)"}, rows) << "\n";
+       << eval::MarkdownTable({"F", "K = T/F steps per phase", "win rate (greedy, oracle)", "win rate (greedy, RM)",
+                               "win rate (samples, oracle)"},
+                              rows)
+       << "\n";
     if (auto svg = eval::RenderLinePlotSvg(lp); svg.ok()) {
       std::ofstream(report_dir + "/fig4-win-rate-vs-F.svg") << *svg;
       md << "![win rate vs F](fig4-win-rate-vs-F.svg)\n\nShaded: ± one standard deviation over seeds.\n\n";
@@ -512,12 +556,16 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     for (const auto& [title, variants] : figs) {
       std::vector<std::vector<std::string>> rows;
       for (const Variant& v : variants) {
-        const auto o = wins(v.pick, true), r = wins(v.pick, false);
+        const auto o = wins(v.pick, Metric::kGreedyOracle), r = wins(v.pick, Metric::kGreedyRm),
+                   so = wins(v.pick, Metric::kSampleOracle);
         if (o.empty()) continue;
-        rows.push_back({v.label, MeanStd(o), MeanStd(r), absl::StrCat(o.size())});
+        rows.push_back({v.label, MeanStd(o), MeanStd(r), MeanStd(so), absl::StrCat(o.size())});
       }
       md << "## " << title << " (tldr)\n\n"
-         << eval::MarkdownTable({"run", "win rate (oracle)", "win rate (RM)", "seeds"}, rows) << "\n";
+         << eval::MarkdownTable({"run", "win rate (greedy, oracle)", "win rate (greedy, RM)",
+                                 "win rate (samples, oracle)", "seeds"},
+                                rows)
+         << "\n";
     }
     if (results.count("gold-tldr")) {
       md << absl::StrFormat("The gold reference (BPO with the DPO loss, %d steps, seed 100) wins %.3f "
@@ -567,27 +615,28 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     std::vector<std::vector<std::string>> rows;
     for (const Experiment& e : plan) {
       if (!results.count(e.id)) {
-        rows.push_back({e.id, e.method, absl::StrCat(e.seed), "not run", "", "", ""});
+        rows.push_back({e.id, e.method, absl::StrCat(e.seed), "not run", "", "", "", ""});
         continue;
       }
       const Result& r = results[e.id];
       rows.push_back({e.id, e.method, absl::StrCat(e.seed), absl::StrFormat("%.3f", r.win_oracle),
                       absl::StrFormat("%.3f", r.diff_oracle), absl::StrFormat("%.3f", r.win_rm),
-                      absl::StrFormat("%.3f", r.diff_rm)});
+                      absl::StrFormat("%.3f", r.diff_rm), absl::StrFormat("%.3f", r.sample_win_oracle)});
       fs::copy_file(absl::StrCat(root, "/configs/", e.id, ".yaml"),
                     absl::StrCat(report_dir, "/configs/", e.id, ".yaml"), fs::copy_options::overwrite_existing);
     }
     md << "## Every run\n\nConfigs: `configs/<run>.yaml` beside this report (the exact files `bpo local` ran; "
        << "paths are those of the machine that ran them).\n\n"
        << eval::MarkdownTable({"run", "method", "seed", "win (oracle)", "reward diff (oracle)", "win (RM)",
-                               "reward diff (RM)"},
+                               "reward diff (RM)", "win (samples, oracle)"},
                               rows);
   }
   std::ofstream(report_dir + "/report.md") << md.str();
   json all = json::object();
   for (const auto& [id, r] : results) {
     all[id] = {{"win_rate_oracle", r.win_oracle}, {"win_rate_rm", r.win_rm}, {"reward_diff_oracle", r.diff_oracle},
-               {"reward_diff_rm", r.diff_rm}};
+               {"reward_diff_rm", r.diff_rm}, {"sample_win_rate_oracle", r.sample_win_oracle},
+               {"sample_win_rate_rm", r.sample_win_rm}};
   }
   std::ofstream(report_dir + "/results.json") << all.dump(1) << "\n";
   std::cout << "report: " << report_dir << "/report.md\n";
@@ -617,6 +666,7 @@ int RunReproduce(const std::vector<std::string>&) {
   }
   const absl::Time t0 = absl::Now();
   if (!absl::GetFlag(FLAGS_report_only)) {
+    if (!fs::exists(root + "/provenance.txt")) std::ofstream(root + "/provenance.txt") << GitCommit() << "\n";
     std::cout << "bpo reproduce (" << p.name << " preset) in " << root << ": " << plan.size()
               << " runs through bpo local, T = " << p.steps << ", B = " << p.batch << ", seeds "
               << absl::StrJoin(p.seeds, ",") << "\n";
@@ -654,9 +704,9 @@ int RunReproduce(const std::vector<std::string>&) {
       int left = 0;
       for (const Experiment& x : plan) left += fs::exists(EvalPath(root, x.id)) ? 0 : 1;
       auto r = ReadEval(EvalPath(root, e.id), e.task, root);
-      std::cout << absl::StrFormat("%3.0f s  win %.2f (oracle) %.2f (RM)  ETA %.0f min\n",
+      std::cout << absl::StrFormat("%3.0f s  win %.2f (oracle) %.2f (RM) %.2f (samples, oracle)  ETA %.0f min\n",
                                    absl::ToDoubleSeconds(absl::Now() - r0), r ? r->win_oracle : 0.0,
-                                   r ? r->win_rm : 0.0, per_run * left / 60)
+                                   r ? r->win_rm : 0.0, r ? r->sample_win_oracle : 0.0, per_run * left / 60)
                 << std::flush;
     }
     if (failed > 0) std::cout << failed << " run(s) failed; rerun to retry them.\n";

@@ -6,11 +6,13 @@
 
 namespace bpo::eval {
 
-absl::StatusOr<std::vector<std::string>> GreedyOutputs(const model::CausalLm& model,
-                                                       const model::Tokenizer& tok,
-                                                       const model::LinearAdapter* adapter,
-                                                       const std::vector<std::string>& prompts,
-                                                       const GenerateOptions& o) {
+namespace {
+
+// samples == 0: greedy, one output per prompt.
+absl::StatusOr<std::vector<std::string>> Outputs(const model::CausalLm& model, const model::Tokenizer& tok,
+                                                 const model::LinearAdapter* adapter,
+                                                 const std::vector<std::string>& prompts,
+                                                 const GenerateOptions& o, int64_t samples, uint64_t seed) {
   absl::StatusOr<int64_t> max_prompt =
       model::PromptBudget(model.config(), o.max_prompt_tokens, o.max_new_tokens);
   if (!max_prompt.ok()) return max_prompt.status();
@@ -26,20 +28,44 @@ absl::StatusOr<std::vector<std::string>> GreedyOutputs(const model::CausalLm& mo
     const model::LeftPadded batch = model::LeftPad(ids, tok.pad_id());
     model::GenerateOptions g;
     g.max_new_tokens = o.max_new_tokens;
-    g.greedy = true;
+    g.greedy = samples == 0;
+    g.samples_per_prompt = std::max<int64_t>(1, samples);
+    g.top_k = 0;
+    g.temperature = 1.0;
+    g.seed = seed + start;
     g.pad_token_id = tok.pad_id();
     if (tok.eos_id() >= 0) g.eos_token_ids = {tok.eos_id()};
     const at::Device device = model.options().device();
     auto gen = model::Generate(model, batch.ids.to(device), batch.mask.to(device), g, adapter);
     if (!gen.ok()) return gen.status();
     const at::Tensor tokens = gen->tokens.cpu().contiguous(), lengths = gen->lengths.cpu();
-    for (int64_t r = 0; r < n; ++r) {
+    for (int64_t r = 0; r < n * g.samples_per_prompt; ++r) {
       const int64_t len = lengths[r].item<int64_t>();
       std::vector<int64_t> t(tokens[r].data_ptr<int64_t>(), tokens[r].data_ptr<int64_t>() + len);
       out.push_back(tok.Decode(t));
     }
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> GreedyOutputs(const model::CausalLm& model,
+                                                       const model::Tokenizer& tok,
+                                                       const model::LinearAdapter* adapter,
+                                                       const std::vector<std::string>& prompts,
+                                                       const GenerateOptions& o) {
+  return Outputs(model, tok, adapter, prompts, o, 0, 0);
+}
+
+absl::StatusOr<std::vector<std::string>> SampledOutputs(const model::CausalLm& model,
+                                                        const model::Tokenizer& tok,
+                                                        const model::LinearAdapter* adapter,
+                                                        const std::vector<std::string>& prompts,
+                                                        const GenerateOptions& o, int64_t samples,
+                                                        uint64_t seed) {
+  if (samples < 1) return absl::InvalidArgumentError("SampledOutputs: samples must be >= 1");
+  return Outputs(model, tok, adapter, prompts, o, samples, seed);
 }
 
 absl::StatusOr<std::vector<double>> Score(const Judge& judge, const std::vector<std::string>& prompts,

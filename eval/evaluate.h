@@ -32,6 +32,17 @@ absl::StatusOr<std::vector<std::string>> GreedyOutputs(const model::CausalLm& mo
                                                        const std::vector<std::string>& prompts,
                                                        const GenerateOptions& options);
 
+// `samples` sampled outputs per prompt (temperature 1, no top-k/top-p: the
+// policy's own distribution), seeded: row i * samples + s is sample s of
+// prompt i. Shows how the whole distribution moved where greedy outputs of a
+// small model sit on a few modes.
+absl::StatusOr<std::vector<std::string>> SampledOutputs(const model::CausalLm& model,
+                                                        const model::Tokenizer& tokenizer,
+                                                        const model::LinearAdapter* adapter,
+                                                        const std::vector<std::string>& prompts,
+                                                        const GenerateOptions& options, int64_t samples,
+                                                        uint64_t seed);
+
 // Scores of responses to prompts by one judge.
 struct Judge {
   std::string name;  // "oracle:tldr", "rm:<dir>"
