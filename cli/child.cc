@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <iostream>
 
@@ -14,12 +15,21 @@ namespace bpo::cli {
 
 namespace {
 
+// show_output: the child's stdout and stderr go through a pipe to both the
+// terminal (indented) and `log`.
 bool Run(std::vector<std::string> args, const std::string& log, bool show_output) {
   args.insert(args.begin(), "bpo");
   std::cout << std::flush;
+  int fds[2] = {-1, -1};
+  if (show_output && pipe(fds) != 0) return false;
   const pid_t pid = fork();
   if (pid == 0) {
-    if (!show_output) {
+    if (show_output) {
+      close(fds[0]);
+      dup2(fds[1], 1);
+      dup2(fds[1], 2);
+      close(fds[1]);
+    } else {
       if (std::freopen(log.c_str(), "w", stdout) == nullptr) _exit(126);
       dup2(1, 2);
     }
@@ -30,6 +40,27 @@ bool Run(std::vector<std::string> args, const std::string& log, bool show_output
     _exit(127);
   }
   if (pid < 0) return false;
+  if (show_output) {
+    close(fds[1]);
+    std::FILE* out = std::fopen(log.c_str(), "w");
+    char buf[4096];
+    bool line_start = true;
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (out != nullptr) std::fwrite(buf, 1, n, out);
+      for (ssize_t i = 0; i < n; ++i) {
+        if (line_start) std::cout << "   ";
+        std::cout << buf[i];
+        line_start = buf[i] == '\n';
+      }
+      std::cout << std::flush;
+    }
+    close(fds[0]);
+    if (out != nullptr) std::fclose(out);
+  }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

@@ -9,8 +9,8 @@
 namespace bpo::cli {
 
 // Prints "== what ... ", runs `bpo args...` (this binary) with stdout and
-// stderr to `log` (or to the terminal when show_output), prints "done in N s"
-// or "FAILED; log: ..."; true on exit status 0.
+// stderr to `log` (and, when show_output, to the terminal too, indented),
+// prints "done in N s" or "FAILED; log: ..."; true on exit status 0.
 bool RunBpoStep(const std::string& what, std::vector<std::string> args, const std::string& log,
                 bool show_output = false);
 

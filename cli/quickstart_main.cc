@@ -51,7 +51,7 @@ int RunQuickstart(const std::vector<std::string>&) {
             {"sft", "--sft_data=" + data + "/sft.jsonl", "--model_out=" + sft,
              absl::StrCat("--sft_steps=", absl::GetFlag(FLAGS_quickstart_sft_steps)),
              "--vocab_size=512", "--hidden_size=128", "--layers=2", "--sft_lr=2e-3"},
-            dir + "/logs/sft.log")) {
+            dir + "/logs/sft.log", /*show_output=*/true)) {
     return kExitFailure;
   }
   if (!fs::exists(rm + "/train_rm.json") &&
@@ -59,7 +59,7 @@ int RunQuickstart(const std::vector<std::string>&) {
             {"train-rm", "--policy=" + sft, "--rm_prompts=" + data + "/sft.jsonl", "--task=tldr",
              "--rm_pairs=1000", "--rm_out=" + rm,
              absl::StrCat("--rm_steps=", absl::GetFlag(FLAGS_quickstart_rm_steps))},
-            dir + "/logs/train-rm.log")) {
+            dir + "/logs/train-rm.log", /*show_output=*/true)) {
     return kExitFailure;
   }
   const int T = absl::GetFlag(FLAGS_quickstart_bpo_steps);

@@ -171,23 +171,31 @@ std::vector<Experiment> Plan(const Preset& p, const std::string& root) {
     e.id = absl::StrCat("f5-tldr-gold-s", seed);
     out.push_back(e);
   }
-  for (int members : {1, 5}) {
-    if (members == p.members) continue;
-    for (int seed : p.seeds) {
-      Experiment e = base("fig6", "tldr", seed);
-      e.phases = T;
-      e.members = members;
-      e.method = members == 1 ? "BPO (DPO), one LoRA" : "BPO (DPO), ensemble of 5";
-      e.id = absl::StrCat("f6-tldr-m", members, "-s", seed);
-      out.push_back(e);
+  // Fig. 6: one LoRA vs an ensemble of 5, for BPO and for on-policy DPO.
+  for (const std::string kind : {"bpo", "onpolicy"}) {
+    for (int members : {1, 5}) {
+      if (members == p.members) continue;
+      for (int seed : p.seeds) {
+        Experiment e = base("fig6", "tldr", seed);
+        e.phases = T;
+        e.members = members;
+        e.reference = kind == "bpo" ? "behavior" : "sft";
+        e.method = absl::StrCat(kind == "bpo" ? "BPO (DPO)" : "On-policy DPO",
+                                members == 1 ? ", one LoRA" : ", ensemble of 5");
+        e.id = absl::StrCat("f6-tldr-", kind, "-m", members, "-s", seed);
+        out.push_back(e);
+      }
     }
   }
+  // Fig. 7: without an ensemble (one LoRA), an EMA of the policy as the
+  // reference instead of the behavior policy.
   for (int seed : p.seeds) {
     Experiment e = base("fig7", "tldr", seed);
     e.phases = T;
+    e.members = 1;
     e.reference = "ema";
-    e.method = "On-policy DPO, EMA reference";
-    e.id = absl::StrCat("f7-tldr-ema-s", seed);
+    e.method = "On-policy DPO, one LoRA, EMA reference";
+    e.id = absl::StrCat("f7-tldr-ema-m1-s", seed);
     out.push_back(e);
   }
   for (int seed : p.seeds) {
@@ -546,10 +554,14 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
         {"Fig. 6: one LoRA vs an ensemble",
          {{"BPO (DPO), one LoRA", by("fig6", "BPO (DPO), one LoRA")},
           {absl::StrCat("BPO (DPO), ensemble of ", p.members), t1(bpo)},
-          {"BPO (DPO), ensemble of 5", by("fig6", "BPO (DPO), ensemble of 5")}}},
-        {"Fig. 7: an EMA reference (rate 0.1) vs the behavior reference",
-         {{"On-policy DPO, EMA reference", by("fig7", "On-policy DPO, EMA reference")},
-          {"On-policy BPO (DPO)", t1(bpo)}}},
+          {"BPO (DPO), ensemble of 5", by("fig6", "BPO (DPO), ensemble of 5")},
+          {"On-policy DPO, one LoRA", by("fig6", "On-policy DPO, one LoRA")},
+          {absl::StrCat("On-policy DPO, ensemble of ", p.members), t1(onp)},
+          {"On-policy DPO, ensemble of 5", by("fig6", "On-policy DPO, ensemble of 5")}}},
+        {"Fig. 7: one LoRA with an EMA reference (rate 0.1) vs the behavior reference",
+         {{"On-policy DPO, one LoRA, EMA reference", by("fig7", "On-policy DPO, one LoRA, EMA reference")},
+          {"BPO (DPO), one LoRA", by("fig6", "BPO (DPO), one LoRA")},
+          {absl::StrCat("BPO (DPO), ensemble of ", p.members), t1(bpo)}}},
         {"LoRA merge modes of the ensemble",
          {{"mean_delta (exact mean of deltas)", t1(bpo)},
           {"peft_linear (PEFT's linear add_weighted_adapter)", by("merge", "BPO (DPO), peft_linear merge")}}}};

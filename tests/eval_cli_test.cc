@@ -74,6 +74,67 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
   auto bad = Bpo({"sft", "--sft_data=" + dir + "/test.jsonl", "--model_out=" + dir + "/x"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("test.jsonl:1: needs an object with string \"prompt\" and \"response\""));
+
+  // A reward model trained on pairs sampled from that policy and labelled by
+  // the oracle, then used as an eval judge, with sampled outputs too.
+  auto rm = Bpo({"train-rm", "--policy=" + dir + "/sft", "--rm_prompts=" + dir + "/sft.jsonl",
+                 "--task=dialogue", "--rm_pairs=80", "--rm_steps=20", "--rm_batch=8",
+                 "--rm_hidden_size=32", "--rm_layers=1", "--rm_vocab_size=400",
+                 "--rm_max_new_tokens=12", "--rm_out=" + dir + "/rm"});
+  ASSERT_EQ(rm.exit_code, 0) << rm.err << rm.out;
+  EXPECT_THAT(rm.out, HasSubstr("held-out accuracy against the oracle"));
+  for (const char* f : {"config.json", "model.safetensors", "spm.model", "train_rm.json"}) {
+    EXPECT_TRUE(fs::exists(dir + "/rm/" + f)) << f;
+  }
+  std::ifstream rm_in(dir + "/rm/train_rm.json");
+  const auto rm_json = nlohmann::json::parse(rm_in);
+  EXPECT_GT(rm_json["heldout_pairs"].get<int>(), 0);
+  EXPECT_GE(rm_json["heldout_accuracy"].get<double>(), 0.0);
+  auto judged = Bpo({"eval", "--model=" + dir + "/sft", "--test_prompts=" + dir + "/test.jsonl",
+                     "--task=dialogue", "--reward_model=" + dir + "/rm", "--max_new_tokens=12",
+                     "--eval_samples=3", "--json"});
+  ASSERT_EQ(judged.exit_code, 0) << judged.err;
+  const auto jj = nlohmann::json::parse(judged.out.substr(judged.out.rfind("\n{") + 1));
+  EXPECT_EQ(jj["samples_per_prompt"], 3);
+  for (const std::string judge : {std::string("oracle:dialogue"), "rm:" + dir + "/rm"}) {
+    ASSERT_TRUE(jj["judges"].contains(judge)) << judge;
+    const double w = jj["judges"][judge]["sample_win_rate"];
+    EXPECT_GE(w, 0.0);
+    EXPECT_LE(w, 1.0);
+  }
+  // Bad input for train-rm: no oracle to label with, a malformed pair file,
+  // a causal LM where a reward model belongs.
+  auto no_task = Bpo({"train-rm", "--policy=" + dir + "/sft", "--rm_prompts=" + dir + "/sft.jsonl",
+                      "--rm_out=" + dir + "/rm2"});
+  EXPECT_EQ(no_task.exit_code, 1);
+  EXPECT_THAT(no_task.err, HasSubstr("--task names the oracle"));
+  std::ofstream(dir + "/prefs.jsonl") << "{\"prompt\": \"p\", \"chosen\": \" a\", \"rejected\": \" b\"}\n{\"prompt\": \"p\"}\n";
+  auto bad_prefs = Bpo({"train-rm", "--preferences=" + dir + "/prefs.jsonl", "--rm_out=" + dir + "/rm3"});
+  EXPECT_EQ(bad_prefs.exit_code, 1);
+  EXPECT_THAT(bad_prefs.err, HasSubstr("prefs.jsonl:2: needs string"));
+  auto wrong_rm = Bpo({"eval", "--model=" + dir + "/sft", "--test_prompts=" + dir + "/test.jsonl",
+                       "--reward_model=" + dir + "/sft"});
+  EXPECT_EQ(wrong_rm.exit_code, 1);
+  EXPECT_THAT(wrong_rm.err, HasSubstr("unsupported architecture 'LlamaForCausalLM'"));
+}
+
+// bpo reproduce without runs: the report lists every planned run as not run;
+// an unknown experiment group is a usage error.
+TEST(EvalCliTest, ReproducePlansTheComparisonsAndReportsWhatRan) {
+  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_repro_", getpid())).string();
+  fs::remove_all(dir);
+  auto r = Bpo({"reproduce", "--quick", "--report_only", "--reproduce_dir=" + dir});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(dir + "/report/report.md");
+  std::string md((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(md, HasSubstr("## Table 1: win rate against the references"));
+  EXPECT_THAT(md, HasSubstr("| t1-tldr-dpo-bpo-s3 | On-policy BPO (DPO) | 3 | not run |"));
+  EXPECT_THAT(md, HasSubstr("| f4-tldr-F16-s1 | BPO (DPO), F = 16 | 1 | not run |"));
+  EXPECT_THAT(md, HasSubstr("(0 of 88 runs finished)"));
+  auto bad = Bpo({"reproduce", "--quick", "--only=table9", "--reproduce_dir=" + dir});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("unknown group 'table9'"));
+  fs::remove_all(dir);
 }
 
 // The real TL;DR eval file, judged by the fixture reward model.
