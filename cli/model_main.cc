@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "data/prompts.h"
 #include "eval/evaluate.h"
+#include "learner/snapshot.h"
 #include "tasks/synthetic.h"
 #include "cli/shared_flags.h"
 #include "model/checkpoint.h"
@@ -54,6 +55,9 @@ ABSL_FLAG(std::string, json_out, "", "eval: write the full result (per prompt to
 ABSL_FLAG(int64_t, limit, 0, "eval: only the first N test prompts (0: all).");
 ABSL_FLAG(std::string, method, "", "eval: the method's name in the result, for bpo aggregate.");
 ABSL_FLAG(int64_t, run_seed, 0, "eval: the run's seed in the result, for bpo aggregate.");
+ABSL_FLAG(std::string, snapshot, "",
+          "eval: a behavior snapshot file a run published (<run>/snapshots/snapshot-N.safetensors) "
+          "as the adapter, instead of --adapter.");
 ABSL_FLAG(int64_t, eval_samples, 0,
           "eval: also draw this many samples per prompt (temperature 1) and report their win rate and "
           "mean reward difference against the references: the whole distribution, not just its mode.");
@@ -357,6 +361,16 @@ int RunEval(const std::vector<std::string>&) {
   }
   auto policy = LoadPolicyFromFlags();
   if (!policy.ok()) return Fail("eval", policy.status());
+  if (const std::string snap = absl::GetFlag(FLAGS_snapshot); !snap.empty()) {
+    if (!absl::GetFlag(FLAGS_adapter).empty()) {
+      return Fail("eval", absl::InvalidArgumentError("give --adapter or --snapshot, not both"));
+    }
+    auto bytes = learner::ReadWholeFile(snap);
+    if (!bytes.ok()) return Fail("eval", bytes.status());
+    auto decoded = learner::DecodeSnapshot(*bytes, *policy->model, snap);
+    if (!decoded.ok()) return Fail("eval", decoded.status());
+    policy->merged = std::make_unique<model::MergedLora>(std::move(decoded->merged));
+  }
   eval::GenerateOptions go;
   go.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
   go.batch_size = absl::GetFlag(FLAGS_batch_size);
@@ -382,7 +396,8 @@ int RunEval(const std::vector<std::string>&) {
 
   const std::string against = head_to_head ? "the other policy" : "the references";
   json out = {{"model", absl::GetFlag(FLAGS_model)},
-              {"adapter", absl::GetFlag(FLAGS_adapter)},
+              {"adapter", absl::GetFlag(FLAGS_snapshot).empty() ? absl::GetFlag(FLAGS_adapter)
+                                                                : absl::GetFlag(FLAGS_snapshot)},
               {"against", head_to_head ? absl::GetFlag(FLAGS_against_adapter) : std::string("references")},
               {"test_prompts", test_path},
               {"task", absl::GetFlag(FLAGS_task).empty() ? test_path : absl::GetFlag(FLAGS_task)},
@@ -480,7 +495,7 @@ const Command& EvalCommand() {
       __FILE__, 0, 0, &RunEval,
       {"model", "adapter", "merge_mode", "max_new_tokens", "max_length", "batch_size", "dtype",
        "device", "json", "test_prompts", "against_adapter", "json_out", "limit", "method",
-       "run_seed", "eval_samples"},
+       "run_seed", "eval_samples", "snapshot"},
       {"task", "reward_model"}};
   return kCommand;
 }

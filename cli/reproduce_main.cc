@@ -26,6 +26,7 @@
 #include <sstream>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -266,6 +267,7 @@ std::string EvalPath(const std::string& root, const std::string& id) {
   return absl::StrCat(root, "/eval/", id, ".json");
 }
 
+// `adapter`: a PEFT adapter directory, or a snapshot file (*.safetensors).
 bool Evaluate(const Preset& p, const std::string& root, const std::string& id, const std::string& task,
               const std::string& adapter, const std::string& method, int seed) {
   const std::string dir = absl::StrCat(root, "/setup/", task);
@@ -275,8 +277,34 @@ bool Evaluate(const Preset& p, const std::string& root, const std::string& id, c
                                    "--json_out=" + EvalPath(root, id), "--method=" + method,
                                    absl::StrCat("--run_seed=", seed),
                                    absl::StrCat("--eval_samples=", p.eval_samples)};
-  if (!adapter.empty()) args.push_back("--adapter=" + adapter);
+  if (!adapter.empty()) {
+    args.push_back((absl::EndsWith(adapter, ".safetensors") ? "--snapshot=" : "--adapter=") + adapter);
+  }
   return RunBpoQuietly(args, absl::StrCat(root, "/logs/eval-", id, ".log"));
+}
+
+// Win rate during training: the snapshots on-policy runs published (F = T:
+// one per step), evaluated at a few steps. Step 0 is the SFT policy and step
+// T the final adapter, evaluated already.
+std::vector<int> CurveSteps(const Preset& p) { return {p.steps / 4, p.steps / 2, 3 * p.steps / 4}; }
+
+bool IsCurveRun(const Experiment& e) {
+  return e.group == "table1" && e.task == "tldr" && e.loss == "dpo" && e.phases == e.steps;
+}
+
+std::string CurveId(const Experiment& e, int step) { return absl::StrCat("curve-", e.id, "-step", step); }
+
+void EvaluateCurves(const Preset& p, const std::vector<Experiment>& plan, const std::string& root) {
+  for (const Experiment& e : plan) {
+    if (!IsCurveRun(e) || !fs::exists(EvalPath(root, e.id))) continue;
+    for (int step : CurveSteps(p)) {
+      const std::string id = CurveId(e, step);
+      if (fs::exists(EvalPath(root, id))) continue;
+      const std::string snap = absl::StrCat(root, "/runs/", e.id, "/snapshots/snapshot-", step, ".safetensors");
+      std::cout << "win-rate curve: " << id << " ... " << std::flush;
+      std::cout << (Evaluate(p, root, id, e.task, snap, e.method, e.seed) ? "done\n" : "FAILED\n");
+    }
+  }
 }
 
 // ----- the report -----
@@ -585,6 +613,49 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
                             2 * p.steps, results["gold-tldr"].win_oracle, results["gold-tldr"].win_rm);
     }
   }
+  // Win rate during training (on-policy runs: a snapshot per step).
+  {
+    eval::LinePlot lp;
+    lp.title = "tldr, DPO loss: win rate during training (oracle judge, mean over seeds)";
+    lp.x_label = "learner step";
+    lp.y_label = "win rate";
+    lp.y_min = 0;
+    lp.y_max = 1;
+    std::vector<std::vector<std::string>> rows;
+    for (const std::string kind : {"onpolicy", "bpo"}) {
+      const std::string method = MethodLabel(kind, "dpo");
+      for (const Metric metric : {Metric::kGreedyOracle, Metric::kSampleOracle}) {
+        eval::Series s;
+        s.name = absl::StrCat(method, metric == Metric::kGreedyOracle ? ", greedy" : ", samples");
+        std::vector<int> steps = {0};
+        for (int st : CurveSteps(p)) steps.push_back(st);
+        steps.push_back(p.steps);
+        for (int step : steps) {
+          std::vector<double> v;
+          for (const Experiment& e : plan) {
+            if (!IsCurveRun(e) || e.method != method) continue;
+            const std::string id = step == 0 ? "sft-tldr" : step == p.steps ? e.id : CurveId(e, step);
+            if (auto r = ReadEval(EvalPath(root, id), "tldr", root)) v.push_back(Get(*r, metric));
+          }
+          if (v.empty()) continue;
+          s.x.push_back(step);
+          s.y.push_back(eval::Mean(v));
+          rows.push_back({method, metric == Metric::kGreedyOracle ? "greedy" : "samples", absl::StrCat(step),
+                          MeanStd(v)});
+        }
+        if (!s.x.empty()) lp.series.push_back(s);
+      }
+    }
+    if (!lp.series.empty()) {
+      md << "## Win rate during training (tldr, DPO loss, oracle judge)\n\nEvaluated on the snapshots the "
+         << "on-policy runs published (one per step); step 0 is the SFT policy.\n\n";
+      if (auto svg = eval::RenderLinePlotSvg(lp); svg.ok()) {
+        std::ofstream(report_dir + "/curve-win-rate.svg") << *svg;
+        md << "![win rate during training](curve-win-rate.svg)\n\n";
+      }
+      md << eval::MarkdownTable({"method", "outputs", "step", "win rate (oracle)"}, rows) << "\n";
+    }
+  }
   // Training curves: tldr, DPO loss, the three Table 1 methods, mean over seeds.
   {
     md << "## Training curves (tldr, DPO loss, mean over seeds)\n\n";
@@ -722,6 +793,7 @@ int RunReproduce(const std::vector<std::string>&) {
                 << std::flush;
     }
     if (failed > 0) std::cout << failed << " run(s) failed; rerun to retry them.\n";
+    EvaluateCurves(p, plan, root);
   }
   return WriteReport(p, plan, root, report_dir, absl::ToDoubleSeconds(absl::Now() - t0));
 }
