@@ -436,8 +436,9 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
      << "(arithmetic questions in the helpfulness format); see docs/experiments.md.\n"
      << "- Per task: a 2-layer 128-wide Llama and a 512-piece tokenizer trained from scratch ("
      << p.sft_steps << " SFT steps); a 2-layer 128-wide DeBERTa-v3-style reward model trained with "
-     << "Bradley–Terry on " << p.rm_pairs << " pairs sampled from the SFT policy and labelled by the "
-     << "task's hidden oracle (" << p.rm_steps << " steps). The RM is the annotator of every run.\n"
+     << "Bradley–Terry (" << p.rm_steps << " steps) on pairs sampled from the SFT policy on the SFT "
+     << "prompts (up to " << p.rm_pairs << " samplings) and labelled by the task's hidden oracle, ties "
+     << "dropped. The RM is the annotator of every run.\n"
      << "- Every run goes through the distributed system (`bpo local`: coordinator, 2 actors, the RM "
      << "annotator, 2 learner ranks): T = " << p.steps << " steps of B = " << p.batch << " pairs, "
      << "loss β = 0.1, LoRA rank " << p.lora_rank << " on all linear layers, ensemble of "
@@ -449,6 +450,16 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
      << "(what the annotator rewards) and the task's hidden oracle (what the task wants). A policy "
      << "that gains on the RM but not on the oracle is over-optimising the RM.\n"
      << "- Table cells: mean ± standard deviation over seeds.\n\n";
+  for (const auto& task : p.tasks) {
+    std::ifstream in(absl::StrCat(root, "/setup/", task, "/rm/train_rm.json"));
+    const json j = json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.contains("heldout_accuracy")) continue;
+    md << absl::StrFormat("Reward model for `%s`: %d training pairs, held-out accuracy against the oracle "
+                          "%.3f on %d pairs.\n",
+                          task, j.value("train_pairs", 0), j["heldout_accuracy"].get<double>(),
+                          j.value("heldout_pairs", 0));
+  }
+  md << "\n";
   if (!sft_by_task.empty()) {
     md << "SFT policy (the starting point of every run), win rate: ";
     std::vector<std::string> parts;

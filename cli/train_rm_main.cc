@@ -29,7 +29,9 @@ ABSL_FLAG(std::string, preferences, "",
           "--policy on --rm_prompts and label them with --task's oracle.");
 ABSL_FLAG(std::string, rm_prompts, "",
           "JSONL prompts (\"prompt\" per line, e.g. a task's sft.jsonl) to sample pairs on.");
-ABSL_FLAG(int, rm_pairs, 2000, "How many prompts to sample pairs on (at most the distinct prompts).");
+ABSL_FLAG(int, rm_pairs, 2000,
+          "How many pairs to sample (one per distinct prompt first, then prompts again with new "
+          "samples); ties and identical pairs are then dropped.");
 ABSL_FLAG(int64_t, rm_max_new_tokens, 48, "Sampling: longest response.");
 ABSL_FLAG(double, rm_temperature, 1.0, "Sampling temperature.");
 ABSL_FLAG(std::string, rm_out, "", "Write the reward model (HF directory) here.");
@@ -81,10 +83,15 @@ absl::StatusOr<std::vector<learner::PreferencePair>> SampleOraclePairs(uint64_t 
         return absl::OkStatus();
       });
   if (!s.ok()) return s;
+  if (prompts.empty()) return absl::InvalidArgumentError(absl::StrCat(absl::GetFlag(FLAGS_rm_prompts), ": no prompts"));
   std::mt19937_64 rng(seed);
   std::shuffle(prompts.begin(), prompts.end(), rng);
-  prompts.resize(std::min<size_t>(prompts.size(), absl::GetFlag(FLAGS_rm_pairs)));
-  if (prompts.empty()) return absl::InvalidArgumentError(absl::StrCat(absl::GetFlag(FLAGS_rm_prompts), ": no prompts"));
+  // --rm_pairs samplings: every distinct prompt once before any repeats
+  // (a repeated prompt gets new samples: they are seeded by the pair id).
+  const size_t distinct = prompts.size();
+  const size_t wanted = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_rm_pairs)));
+  prompts.resize(wanted);
+  for (size_t i = distinct; i < wanted; ++i) prompts[i] = prompts[i % distinct];
 
   auto policy = model::LoadPolicy(absl::GetFlag(FLAGS_policy), {});
   if (!policy.ok()) return policy.status();

@@ -205,13 +205,13 @@ absl::StatusOr<std::vector<SftStep>> TrainSft(
         *model, b.ids.to(device), b.attention.to(device), b.response.to(device));
     const at::Tensor loss = -lp.sum.sum() / lp.count.sum().to(at::kFloat);
     loss.backward();
-    if (o.grad_clip > 0) ClipGradNorm(params, o.grad_clip);
+    const double grad_norm = ClipGradNorm(params, o.grad_clip > 0 ? o.grad_clip : 0);
     const double lr = LinearScheduleLr(o.learning_rate, step, o.steps, o.warmup_steps);
     {
       at::NoGradGuard no_grad;
       adam.Step(lr);
     }
-    SftStep s{step + 1, loss.item<double>(), lr,
+    SftStep s{step + 1, loss.item<double>(), grad_norm, lr,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
     if (on_step) on_step(s);
     log.push_back(s);

@@ -67,6 +67,7 @@ struct SftOptions {
 struct SftStep {
   int64_t step = 0;  // 1-based
   double loss = 0;   // mean NLL per response token
+  double grad_norm = 0;  // global gradient norm before clipping
   double learning_rate = 0;
   double seconds = 0;
 };

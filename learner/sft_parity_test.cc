@@ -184,6 +184,9 @@ TEST(SftParityTest, FourStepsMatchPytorchAndTransformers) {
     const auto& ref = steps[s];
     EXPECT_NEAR((*log)[s].loss, ref["loss"].get<double>(), kLossTol) << "step " << s + 1;
     EXPECT_DOUBLE_EQ((*log)[s].learning_rate, ref["lr"].get<double>()) << "step " << s + 1;
+    EXPECT_NEAR((*log)[s].grad_norm, ref["grad_norm"].get<double>(),
+                kGradNormRelTol * ref["grad_norm"].get<double>())
+        << "pre-clip grad norm, step " << s + 1;
     double total = 0, worst_rel = 0;
     ASSERT_EQ(grad_norms[s].size(), ref["grad_norms_after_clip"].size());
     for (const auto& [name, want] : ref["grad_norms_after_clip"].items()) {
