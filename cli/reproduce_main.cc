@@ -328,6 +328,17 @@ double Get(const Result& r, Metric m) {
   return 0;
 }
 
+// For legends and titles.
+const char* ShortMetricName(Metric m) {
+  switch (m) {
+    case Metric::kGreedyOracle: return "greedy, oracle";
+    case Metric::kGreedyRm: return "greedy, RM";
+    case Metric::kSampleOracle: return "samples, oracle";
+    case Metric::kSampleRm: return "samples, RM";
+  }
+  return "";
+}
+
 const char* MetricName(Metric m) {
   switch (m) {
     case Metric::kGreedyOracle: return "greedy output, oracle judge";
@@ -492,7 +503,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
   for (const Metric metric : {Metric::kGreedyOracle, Metric::kSampleOracle}) {
     const bool greedy = metric == Metric::kGreedyOracle;
     eval::IntervalPlot ip;
-    ip.title = absl::StrCat("Win rate (", MetricName(metric), "), over tasks x losses x seeds, 95% CIs");
+    ip.title = absl::StrCat("Win rate (", ShortMetricName(metric), "), tasks x losses x seeds, 95% CIs");
     ip.x_label = "win rate against the references";
     ip.panels = {"Median", "IQM", "Mean"};
     ip.rows_per_panel.resize(3);
@@ -533,7 +544,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
   // Fig. 4: win rate vs F.
   {
     eval::LinePlot lp;
-    lp.title = "BPO (DPO loss) on tldr: win rate vs annotation frequency F";
+    lp.title = "BPO (DPO) on tldr: win rate vs F";
     lp.x_label = "F (annotation phases)";
     lp.y_label = "win rate";
     lp.log2_x = true;
@@ -543,7 +554,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     for (const Metric metric : {Metric::kGreedyOracle, Metric::kGreedyRm, Metric::kSampleOracle}) {
       const bool first = metric == Metric::kGreedyOracle;
       eval::Series s;
-      s.name = MetricName(metric);
+      s.name = ShortMetricName(metric);
       for (int f : p.f_values) {
         std::vector<double> v = wins([&](const Experiment& e) {
           if (e.task != "tldr" || e.loss != "dpo") return false;
@@ -627,7 +638,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
   // Win rate during training (on-policy runs: a snapshot per step).
   {
     eval::LinePlot lp;
-    lp.title = "tldr, DPO loss: win rate during training (oracle judge, mean over seeds)";
+    lp.title = "tldr, DPO: win rate during training (oracle)";
     lp.x_label = "learner step";
     lp.y_label = "win rate";
     lp.y_min = 0;
@@ -637,7 +648,8 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
       const std::string method = MethodLabel(kind, "dpo");
       for (const Metric metric : {Metric::kGreedyOracle, Metric::kSampleOracle}) {
         eval::Series s;
-        s.name = absl::StrCat(method, metric == Metric::kGreedyOracle ? ", greedy" : ", samples");
+        s.name = absl::StrCat(kind == "bpo" ? "BPO" : "on-policy DPO",
+                              metric == Metric::kGreedyOracle ? ", greedy" : ", samples");
         std::vector<int> steps = {0};
         for (int st : CurveSteps(p)) steps.push_back(st);
         steps.push_back(p.steps);
@@ -674,7 +686,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
         {"loss", "loss"}, {"margin", "margin β·h"}, {"kl_reference", "KL to the reference"}, {"kl_sft", "KL to SFT"}};
     for (const auto& [key, label] : metrics) {
       eval::LinePlot lp;
-      lp.title = absl::StrCat("tldr, DPO loss: ", label, " per step");
+      lp.title = absl::StrCat("tldr, DPO: ", label);
       lp.x_label = "learner step";
       lp.y_label = label;
       lp.markers = false;
