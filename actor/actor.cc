@@ -61,8 +61,18 @@ absl::Status Actor::LoadSnapshot(const bpo::v1::LeasePromptsResponse& lease) {
                                                            options_.snapshot_cache_dir, so);
   }
   const int64_t before = snapshots_->stats().bytes_streamed;
-  BPO_ASSIGN_OR_RETURN(std::string bytes,
-                       snapshots_->Fetch(lease.snapshot_version(), lease.snapshot().sha256()));
+  // The learner's shared directory first, when this actor sees it (one
+  // machine, or a shared filesystem): no streaming, and no wait for a
+  // restarted learner to re-report its address. The bytes must hash to what
+  // the coordinator recorded; otherwise the snapshot service streams them.
+  std::string bytes;
+  if (!lease.snapshot_path().empty()) {
+    absl::StatusOr<std::string> file = learner::ReadWholeFile(lease.snapshot_path());
+    if (file.ok() && learner::Sha256Hex(*file) == lease.snapshot().sha256()) bytes = std::move(*file);
+  }
+  if (bytes.empty()) {
+    BPO_ASSIGN_OR_RETURN(bytes, snapshots_->Fetch(lease.snapshot_version(), lease.snapshot().sha256()));
+  }
   BPO_ASSIGN_OR_RETURN(
       learner::DecodedSnapshot decoded,
       learner::DecodeSnapshot(bytes, *policy_->model,

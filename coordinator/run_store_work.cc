@@ -110,11 +110,12 @@ absl::StatusOr<bpo::v1::LeasePromptsResponse> RunStore::LeasePrompts(
     *response.mutable_lease()->mutable_deadline() = ToTimestamp(deadline);
     response.set_snapshot_version(static_cast<uint64_t>(newest));
     BPO_ASSIGN_OR_RETURN(Statement * snap, db_->Prepare(
-        "SELECT info, address FROM snapshots WHERE version = ?"));
+        "SELECT info, address, path FROM snapshots WHERE version = ?"));
     snap->Bind(1, newest);
     BPO_RETURN_IF_ERROR(snap->Step().status());
     response.mutable_snapshot()->ParseFromString(snap->Text(0));
     response.set_snapshot_address(snap->Text(1));
+    response.set_snapshot_path(snap->Text(2));
     return absl::OkStatus();
   }));
   return response;

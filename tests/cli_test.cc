@@ -55,9 +55,9 @@ TEST(CliTest, BadCommandLines) {
   auto unknown = Bpo({"trian"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_EQ(unknown.err,
-            "bpo: unknown command 'trian'; commands: quickstart, run, local, coordinator, actor, annotator, "
-            "learner, config check, config defaults, model info, generate, logprobs, score, task "
-            "generate, sft, eval, aggregate, info (bpo --help)\n");
+            "bpo: unknown command 'trian'; commands: quickstart, reproduce, run, local, coordinator, actor, "
+            "annotator, learner, config check, config defaults, model info, generate, logprobs, score, "
+            "task generate, sft, train-rm, eval, aggregate, info (bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
   EXPECT_EQ(foreign_flag.exit_code, 2);
   EXPECT_EQ(foreign_flag.err,
