@@ -395,7 +395,7 @@ std::string MeanStd(const std::vector<double>& x) {
 
 std::string GitCommit() {
   std::string out;
-  if (FILE* f = popen("git rev-parse HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r")) {
+  if (FILE* f = popen("git rev-parse HEAD 2>/dev/null && git status --porcelain --untracked-files=no 2>/dev/null | head -1", "r")) {
     char buf[256];
     while (fgets(buf, sizeof buf, f)) out += buf;
     pclose(f);
