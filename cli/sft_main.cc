@@ -27,6 +27,9 @@ ABSL_FLAG(int64_t, max_response_tokens, 64, "Longer responses are cut.");
 ABSL_FLAG(int, vocab_size, 1024, "From scratch: largest tokenizer vocabulary (a small corpus gives fewer pieces; 256 byte pieces included).");
 ABSL_FLAG(int64_t, hidden_size, 128, "From scratch: model width.");
 ABSL_FLAG(int64_t, layers, 2, "From scratch: decoder layers.");
+ABSL_FLAG(int64_t, sft_lora_rank, 0,
+          "With --init: > 0 trains a LoRA of this rank on every linear layer (base frozen) and merges "
+          "it into the written model; 0: full fine-tuning.");
 ABSL_FLAG(uint64_t, sft_seed, 0, "Seeds the initial weights, the tokenizer and the data order.");
 
 namespace bpo::cli {
@@ -96,8 +99,12 @@ int RunSft(const std::vector<std::string>&) {
   so.warmup_steps = absl::GetFlag(FLAGS_sft_warmup);
   so.max_response_tokens = absl::GetFlag(FLAGS_max_response_tokens);
   so.seed = absl::GetFlag(FLAGS_sft_seed);
-  std::cout << absl::StrFormat("fine-tuning %s (%d parameters) on %d demonstrations for %d steps\n",
-                               src, policy->model->NumParameters(), demos->size(), so.steps)
+  so.lora_rank = absl::GetFlag(FLAGS_sft_lora_rank);
+  std::cout << absl::StrFormat("fine-tuning %s (%d parameters%s) on %d demonstrations for %d steps\n",
+                               src, policy->model->NumParameters(),
+                               so.lora_rank > 0 ? absl::StrCat(", LoRA rank ", so.lora_rank, " merged at the end")
+                                                : std::string(", all trained"),
+                               demos->size(), so.steps)
             << std::flush;
   const int64_t every = std::max<int64_t>(1, so.steps / 20);
   auto log = learner::TrainSft(policy->model.get(), *policy->tokenizer, *demos, so,
@@ -121,7 +128,7 @@ int RunSft(const std::vector<std::string>&) {
 const Command& SftCommand() {
   static const Command kCommand{
       "sft", "Supervised fine-tuning on demonstrations (or from scratch); writes an HF model.",
-      "bpo sft --sft_data FILE.jsonl --model_out DIR [--init HF_DIR] [--sft_steps N]", __FILE__,
+      "bpo sft --sft_data FILE.jsonl --model_out DIR [--init HF_DIR [--sft_lora_rank R]] [--sft_steps N]", __FILE__,
       0, 0, &RunSft};
   return kCommand;
 }

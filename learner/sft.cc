@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "learner/optimizer.h"
 #include "model/generate.h"
+#include "model/lora.h"
 #include "model/logprobs.h"
 #include "model/safetensors.h"
 #include "nlohmann/json.hpp"
@@ -177,9 +179,25 @@ absl::StatusOr<std::vector<SftStep>> TrainSft(
     const std::function<void(const SftStep&)>& on_step) {
   if (demos.empty()) return absl::InvalidArgumentError("no demonstrations to fine-tune on");
   std::vector<at::Tensor> params;
-  for (auto& [name, t] : model->NamedParameters()) {
-    t.requires_grad_(true);
-    params.push_back(t);
+  std::unique_ptr<model::LoraEnsemble> lora;
+  std::optional<model::LoraMember> adapter;
+  if (o.lora_rank > 0) {
+    model::LoraOptions lo;
+    lo.members = 1;
+    lo.rank = static_cast<int>(o.lora_rank);
+    lo.alpha = o.lora_alpha > 0 ? o.lora_alpha : 2.0 * o.lora_rank;
+    lo.dropout = 0;
+    lo.seed = o.seed;
+    auto created = model::LoraEnsemble::Create(*model, lo);
+    if (!created.ok()) return created.status();
+    lora = std::move(*created);
+    params = lora->Parameters(0);
+    adapter.emplace(lora->Member(0, /*training=*/true));
+  } else {
+    for (auto& [name, t] : model->NamedParameters()) {
+      t.requires_grad_(true);
+      params.push_back(t);
+    }
   }
   AdamW adam(params, {0.9, 0.95, 1e-8, o.weight_decay});
   std::vector<size_t> order(demos.size());
@@ -202,7 +220,8 @@ absl::StatusOr<std::vector<SftStep>> TrainSft(
     const Batch b = MakeBatch(tok, demos, rows, o);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     const model::SequenceLogprobs lp = model::ComputeSequenceLogprobs(
-        *model, b.ids.to(device), b.attention.to(device), b.response.to(device));
+        *model, b.ids.to(device), b.attention.to(device), b.response.to(device),
+        adapter ? &*adapter : nullptr);
     const at::Tensor loss = -lp.sum.sum() / lp.count.sum().to(at::kFloat);
     loss.backward();
     const double grad_norm = ClipGradNorm(params, o.grad_clip > 0 ? o.grad_clip : 0);
@@ -219,6 +238,9 @@ absl::StatusOr<std::vector<SftStep>> TrainSft(
   for (auto& p : params) {
     p.mutable_grad() = at::Tensor();
     p.requires_grad_(false);
+  }
+  if (lora != nullptr) {
+    model::LoraEnsemble::MergeInto(lora->Merge(model::MergeMode::kMeanDelta), lora->targets(), model);
   }
   return log;
 }

@@ -61,7 +61,13 @@ struct SftOptions {
   double weight_decay = 0.0;
   int64_t max_prompt_tokens = 256;  // longer prompts keep BOS and their last tokens
   int64_t max_response_tokens = 64;
-  uint64_t seed = 0;  // the order of the demonstrations
+  uint64_t seed = 0;  // the order of the demonstrations (and the LoRA init)
+  // > 0: LoRA fine-tuning instead of full: one adapter of this rank on every
+  // linear layer of the decoder (PEFT's init), the base weights frozen; at the
+  // end the adapter is merged into the weights (W += (alpha / r) B A), so the
+  // result is a plain HF model like full fine-tuning's.
+  int64_t lora_rank = 0;
+  double lora_alpha = 0;  // 0: 2 * lora_rank
 };
 
 struct SftStep {
@@ -72,7 +78,8 @@ struct SftStep {
   double seconds = 0;
 };
 
-// Trains `model` in place. INVALID_ARGUMENT for no demonstrations.
+// Trains `model` in place (all weights, or a LoRA merged in at the end).
+// INVALID_ARGUMENT for no demonstrations.
 absl::StatusOr<std::vector<SftStep>> TrainSft(
     model::CausalLm* model, const model::Tokenizer& tokenizer,
     const std::vector<std::pair<std::string, std::string>>& demonstrations, const SftOptions& options,

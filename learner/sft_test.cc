@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "model/policy.h"
@@ -50,6 +51,40 @@ TEST(SftTest, FineTuningLowersTheLossAndTheSavedModelReloadsIdentically) {
   EXPECT_DOUBLE_EQ(SftLoss(*reloaded->model, *reloaded->tokenizer, demos, o), after);
   EXPECT_EQ(TrainSft(policy->model.get(), *policy->tokenizer, {}, o).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SftTest, LoraFineTuningLowersTheLossAndMergesIntoTheLinearWeightsOnly) {
+  at::manual_seed(0);
+  auto policy = model::LoadPolicy(Fixture("llama"), {});
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  std::map<std::string, at::Tensor> before;
+  for (const auto& [name, t] : policy->model->NamedParameters()) before[name] = t.clone();
+  SftOptions o;
+  o.steps = 40;
+  o.batch_size = 8;
+  o.learning_rate = 1e-2;
+  o.warmup_steps = 3;
+  o.lora_rank = 4;
+  const auto demos = Demos();
+  const double loss0 = SftLoss(*policy->model, *policy->tokenizer, demos, o);
+  auto log = TrainSft(policy->model.get(), *policy->tokenizer, demos, o);
+  ASSERT_TRUE(log.ok()) << log.status();
+  const double loss1 = SftLoss(*policy->model, *policy->tokenizer, demos, o);
+  EXPECT_LT(loss1, 0.7 * loss0) << loss0 << " -> " << loss1;
+  int changed = 0, kept = 0;
+  for (const auto& [name, t] : policy->model->NamedParameters()) {
+    EXPECT_FALSE(t.requires_grad()) << name;
+    const bool same = at::equal(t, before[name]);
+    const bool linear = name.find("_proj.weight") != std::string::npos;
+    if (linear) {
+      changed += same ? 0 : 1;
+    } else {
+      EXPECT_TRUE(same) << name << " is not a LoRA target but changed";
+      ++kept;
+    }
+  }
+  EXPECT_GT(changed, 0);
+  EXPECT_GT(kept, 0);
 }
 
 TEST(SftTest, FromScratchTokenizerAndSmallLlamaLoad) {

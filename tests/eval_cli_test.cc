@@ -71,6 +71,15 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
                 "--task=dialogue", "--max_new_tokens=12"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("on 10 test prompts"));
+  // LoRA fine-tuning of a loaded HF model, merged into the written model.
+  auto lora = Bpo({"sft", "--sft_data=" + dir + "/sft.jsonl", "--model_out=" + dir + "/lora",
+                   "--init=" + std::string(BPO_SOURCE_DIR) + "/tests/fixtures/llama", "--sft_lora_rank=4",
+                   "--sft_steps=5", "--sft_batch=4"});
+  ASSERT_EQ(lora.exit_code, 0) << lora.err;
+  EXPECT_THAT(lora.out, HasSubstr("LoRA rank 4 merged at the end"));
+  auto lora_eval = Bpo({"eval", "--model=" + dir + "/lora", "--test_prompts=" + dir + "/test.jsonl",
+                        "--task=dialogue", "--max_new_tokens=4"});
+  EXPECT_EQ(lora_eval.exit_code, 0) << lora_eval.err;
   auto bad = Bpo({"sft", "--sft_data=" + dir + "/test.jsonl", "--model_out=" + dir + "/x"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("test.jsonl:1: needs an object with string \"prompt\" and \"response\""));
