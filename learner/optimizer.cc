@@ -1,6 +1,8 @@
 #include "learner/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 namespace bpo::learner {
 
@@ -55,6 +57,24 @@ double LinearScheduleLr(double base_lr, int64_t step, int64_t total_steps, int64
   const double left = static_cast<double>(total_steps - step) /
                       static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));
   return base_lr * std::max(0.0, left);
+}
+
+EpochOrder::EpochOrder(size_t size, uint64_t seed) : order_(size), rng_(seed) {
+  std::iota(order_.begin(), order_.end(), 0);
+  std::shuffle(order_.begin(), order_.end(), rng_);
+}
+
+std::vector<size_t> EpochOrder::Next(int64_t count) {
+  std::vector<size_t> rows;
+  if (order_.empty()) return rows;
+  for (int64_t i = 0; i < count; ++i) {
+    if (cursor_ == order_.size()) {
+      std::shuffle(order_.begin(), order_.end(), rng_);
+      cursor_ = 0;
+    }
+    rows.push_back(order_[cursor_++]);
+  }
+  return rows;
 }
 
 }  // namespace bpo::learner

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 namespace bpo::learner {
@@ -48,6 +49,20 @@ double ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm);
 // Learning rate at 0-based optimizer step `step`: linear warm-up, then linear
 // decay to 0 at total_steps.
 double LinearScheduleLr(double base_lr, int64_t step, int64_t total_steps, int64_t warmup_steps);
+
+// Rows of a dataset of `size` rows, epoch by epoch: a seeded shuffle
+// (std::shuffle over mt19937_64), shuffled again when every row was taken.
+// A batch may span two epochs.
+class EpochOrder {
+ public:
+  EpochOrder(size_t size, uint64_t seed);
+  std::vector<size_t> Next(int64_t count);
+
+ private:
+  std::vector<size_t> order_;
+  std::mt19937_64 rng_;
+  size_t cursor_ = 0;
+};
 
 }  // namespace bpo::learner
 

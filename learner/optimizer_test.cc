@@ -49,5 +49,20 @@ TEST(ScheduleTest, LinearDecayToZeroWithoutWarmup) {
   EXPECT_DOUBLE_EQ(LinearScheduleLr(1.0, 2, 10, 2), 1.0);
 }
 
+TEST(EpochOrderTest, EveryRowOncePerEpochSeededAndReshuffled) {
+  EpochOrder a(10, 7), b(10, 7), c(10, 8);
+  const std::vector<size_t> first = a.Next(10), second = a.Next(10);
+  EXPECT_EQ(first, b.Next(10));
+  EXPECT_NE(first, c.Next(10));
+  for (const auto* epoch : {&first, &second}) {
+    std::vector<size_t> sorted = *epoch;
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t i = 0; i < sorted.size(); ++i) EXPECT_EQ(sorted[i], i);
+  }
+  EXPECT_NE(first, second);
+  EXPECT_EQ(a.Next(25).size(), 25u);  // a batch may span epochs
+  EXPECT_TRUE(EpochOrder(0, 1).Next(3).empty());
+}
+
 }  // namespace
 }  // namespace bpo::learner

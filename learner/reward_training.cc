@@ -165,23 +165,12 @@ absl::StatusOr<std::vector<RewardStep>> TrainRewardModel(
     params.push_back(t);
   }
   AdamW adam(params, {0.9, 0.999, 1e-8, o.weight_decay});
-  std::vector<size_t> order(pairs.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(o.seed);
-  std::shuffle(order.begin(), order.end(), rng);
-  size_t cursor = 0;
+  EpochOrder order(pairs.size(), o.seed);
   std::vector<RewardStep> log;
   absl::Status error;
   for (int64_t step = 0; step < o.steps && error.ok(); ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<size_t> rows;
-    for (int64_t i = 0; i < o.batch_size; ++i) {
-      if (cursor == order.size()) {
-        std::shuffle(order.begin(), order.end(), rng);
-        cursor = 0;
-      }
-      rows.push_back(order[cursor++]);
-    }
+    const std::vector<size_t> rows = order.Next(o.batch_size);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     auto rewards = PairRewards(rm, pairs, rows, o.max_length, /*train=*/true);
     if (!rewards.ok()) {

@@ -24,22 +24,14 @@
 #include "learner/reward_training.h"
 #include "model/reward.h"
 #include "model/safetensors.h"
+#include "learner/parity_testing.h"
 #include "nlohmann/json.hpp"
 
 namespace bpo::learner {
 namespace {
 
-std::string Fixture(const std::string& rest) {
-  return absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/", rest);
-}
-
-using Weights = std::map<std::string, at::Tensor>;
-
-Weights Snapshot(const model::DebertaRewardModel& model) {
-  Weights out;
-  for (const auto& [name, t] : model.NamedParameters()) out[name] = t.detach().clone();
-  return out;
-}
+using testing::Fixture;
+using testing::Weights;
 
 // The Bradley–Terry loss depends on reward differences only, so the exact
 // gradient of the classifier bias is 0; float32 leaves summation-order noise
@@ -117,44 +109,6 @@ model::EncodedPairs ExpectSameBatch(const model::Tokenizer& tok, const RewardTra
   return *ours;
 }
 
-// Every weight after step `step` against after<step>.safetensors; the
-// sensitive ones (flagged) against `sensitive_tol`.
-void ExpectSameWeights(int step, const Weights& ours, const Weights& init, const Weights& sensitive,
-                       double sensitive_tol) {
-  auto file = model::SafetensorsFile::Open(
-      Fixture(absl::StrCat("learner/rm_step/after", step, ".safetensors")));
-  ASSERT_TRUE(file.ok()) << file.status();
-  ASSERT_EQ((*file)->header().tensors.size(), ours.size()) << "after" << step;
-  double worst = 0, worst_sensitive = 0, worst_rel = 0;
-  int64_t n_sensitive = 0, total = 0;
-  for (const auto& [name, t] : ours) {
-    auto theirs = (*file)->Tensor(name);
-    ASSERT_TRUE(theirs.ok()) << theirs.status();
-    ASSERT_EQ(t.sizes(), theirs->sizes()) << name;
-    const at::Tensor diff = (t - *theirs).abs();
-    const at::Tensor& flag = sensitive.at(name);
-    const double rest = diff.masked_fill(flag, 0).max().item<double>();
-    const double sens = diff.masked_fill(~flag, 0).max().item<double>();
-    const double moved = (*theirs - init.at(name)).masked_fill(flag, 0).norm().item<double>();
-    const double rel = moved > 0 ? diff.masked_fill(flag, 0).norm().item<double>() / moved : 0;
-    EXPECT_LE(rest, kWeightAbsTol.at(step)) << name << " after step " << step;
-    EXPECT_LE(sens, sensitive_tol) << name << " after step " << step
-                                   << " (0 < |g| < 1e-6 on some step, or the classifier bias)";
-    EXPECT_LE(rel, kWeightRelTol) << name << " after step " << step << ", relative to its update";
-    worst = std::max(worst, rest);
-    worst_sensitive = std::max(worst_sensitive, sens);
-    worst_rel = std::max(worst_rel, rel);
-    n_sensitive += flag.sum().item<int64_t>();
-    total += t.numel();
-  }
-  EXPECT_LT(n_sensitive, total / 500) << "after step " << step;
-  std::printf(
-      "after step %d: max |ours - PyTorch| %.3g, %lld of %lld weights sensitive: %.3g (bound "
-      "%.3g); max relative to the update %.3g\n",
-      step, worst, static_cast<long long>(n_sensitive), static_cast<long long>(total),
-      worst_sensitive, sensitive_tol, worst_rel);
-}
-
 // Rewards of the batch's 2n rows (scores, from weights whose classifier bias
 // is `bias`) against want's chosen_rewards, rejected_rewards and
 // classifier_bias, both minus their bias.
@@ -215,7 +169,7 @@ TEST(RewardTrainingParityTest, FourStepsMatchPytorchAndTransformers) {
   };
 
   const auto& steps = info["steps"];
-  const Weights init = Snapshot(model);
+  const Weights init = testing::Snapshot(model.NamedParameters());
   ExpectRewards("of step 1 (initial weights)", score(), init.at(kFreeParam).item<double>(),
                 steps[0], kRewardTol);
   std::vector<Weights> after;
@@ -238,7 +192,7 @@ TEST(RewardTrainingParityTest, FourStepsMatchPytorchAndTransformers) {
     }
     grad_norms.push_back(std::move(norms));
     sensitive.push_back(std::move(flags));
-    after.push_back(Snapshot(model));
+    after.push_back(testing::Snapshot(model.NamedParameters()));
     rewards_after.push_back(score());
   });
   ASSERT_TRUE(log.ok()) << log.status();
@@ -301,7 +255,9 @@ TEST(RewardTrainingParityTest, FourStepsMatchPytorchAndTransformers) {
   for (int s = 1; s <= 4; ++s) {
     lr_sum += steps[s - 1]["lr"].get<double>();
     if (s == 2 || s == 4) {
-      ExpectSameWeights(s, after[s - 1], init, sensitive[s - 1], 2 * kSensitiveSlack * lr_sum);
+      testing::ExpectWeightsMatch(Fixture(absl::StrCat("learner/rm_step/after", s, ".safetensors")), s,
+                                  after[s - 1], init, sensitive[s - 1],
+                                  {kWeightAbsTol.at(s), 2 * kSensitiveSlack * lr_sum, kWeightRelTol});
     }
   }
 }

@@ -200,23 +200,12 @@ absl::StatusOr<std::vector<SftStep>> TrainSft(
     }
   }
   AdamW adam(params, {0.9, 0.95, 1e-8, o.weight_decay});
-  std::vector<size_t> order(demos.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(o.seed);
-  std::shuffle(order.begin(), order.end(), rng);
-  size_t cursor = 0;
+  EpochOrder order(demos.size(), o.seed);
   std::vector<SftStep> log;
   const at::Device device = model->options().device();
   for (int64_t step = 0; step < o.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<size_t> rows;
-    for (int64_t i = 0; i < o.batch_size; ++i) {
-      if (cursor == order.size()) {
-        std::shuffle(order.begin(), order.end(), rng);
-        cursor = 0;
-      }
-      rows.push_back(order[cursor++]);
-    }
+    const std::vector<size_t> rows = order.Next(o.batch_size);
     const Batch b = MakeBatch(tok, demos, rows, o);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     const model::SequenceLogprobs lp = model::ComputeSequenceLogprobs(
