@@ -186,6 +186,7 @@ absl::StatusOr<std::vector<RewardStep>> TrainRewardModel(
       at::NoGradGuard no_grad;
       adam.Step(lr);
     }
+    rm.model->WeightsChanged();
     RewardStep s;
     s.step = step + 1;
     s.loss = loss.item<double>();

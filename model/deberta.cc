@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -362,20 +363,45 @@ at::Tensor DebertaRewardModel::Activate(const at::Tensor& x, Activation act) con
   return ApplyActivation(x.to(at::kFloat), act).to(x.scalar_type());
 }
 
-at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l, const at::Tensor& rel_ebd,
-                                         const at::Tensor& c2p_index, const at::Tensor& p2c_index,
-                                         const at::Tensor& masked) const {
+DebertaRewardModel::PositionProjections DebertaRewardModel::ComputePositionProjections() const {
+  const int64_t S2 = 2 * config_.att_span, H = config_.num_heads, D = config_.head_dim;
+  const at::Tensor rel =
+      config_.norm_rel_ebd_layer_norm ? LayerNorm(rel_embeddings_, rel_norm_) : rel_embeddings_;
+  // [2S, E] -> [H, 2S, D]
+  const auto per_head = [&](const Linear& lin) {
+    return at::linear(rel, lin.weight, lin.bias).view({S2, H, D}).permute({1, 0, 2}).contiguous();
+  };
+  PositionProjections pos;
+  for (const Layer& l : layers_) {
+    pos.query.push_back(per_head(l.query));
+    pos.key.push_back(per_head(l.key));
+  }
+  return pos;
+}
+
+std::shared_ptr<const DebertaRewardModel::PositionProjections>
+DebertaRewardModel::CachedPositionProjections() const {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (cached_positions_ == nullptr) {
+    at::NoGradGuard no_grad;
+    cached_positions_ = std::make_shared<const PositionProjections>(ComputePositionProjections());
+  }
+  return cached_positions_;
+}
+
+void DebertaRewardModel::WeightsChanged() {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  cached_positions_.reset();
+}
+
+at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l, const at::Tensor& pos_query,
+                                         const at::Tensor& pos_key, const at::Tensor& c2p_index,
+                                         const at::Tensor& p2c_index, const at::Tensor& masked) const {
   const int64_t N = x.size(0), L = x.size(1), H = config_.num_heads, D = config_.head_dim;
-  const int64_t S2 = 2 * config_.att_span;
   const auto heads = [&](const Linear& lin) {
     return at::linear(x, lin.weight, lin.bias).view({N, L, H, D}).transpose(1, 2);  // [N,H,L,D]
   };
   const at::Tensor q = heads(l.query), k = heads(l.key), v = heads(l.value);
-  // share_att_key: the relative embeddings go through this layer's own query
-  // and key projections (bias included). [2S, E] -> [H, 2S, D].
-  const auto per_head = [&](const Linear& lin) {
-    return at::linear(rel_ebd, lin.weight, lin.bias).view({S2, H, D}).permute({1, 0, 2});
-  };
   // Every term is divided by sqrt(D * (1 + number of position terms)), the
   // root taken in float32 and rounded to the model's dtype as HF does (in bf16
   // sqrt(48) becomes 6.9375). HF divides the keys before the product.
@@ -389,14 +415,14 @@ at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l, co
   if (config_.c2p) {
     // content -> position: c2p[i, j] = q_i . pos_key[bucket(i - j) + S]
     // (indices clamped to [0, 2S)).
-    const at::Tensor c2p = MatMul(q, per_head(l.key).transpose(-1, -2));  // [N, H, L, 2S]
+    const at::Tensor c2p = MatMul(q, pos_key.transpose(-1, -2));  // [N, H, L, 2S]
     rel = at::gather(c2p, -1, c2p_index.expand(full)) / scale;
   }
   if (config_.p2c) {
     // position -> content: p2c[i, j] = k_j . pos_query[S - bucket(j - i)],
     // gathered along the key rows and transposed as HF does (the buckets are
     // odd in i - j, so this is pos_query[bucket(i - j) + S]).
-    const at::Tensor p2c = MatMul(k, per_head(l.query).transpose(-1, -2));  // [N, H, L, 2S]
+    const at::Tensor p2c = MatMul(k, pos_query.transpose(-1, -2));  // [N, H, L, 2S]
     const at::Tensor term = at::gather(p2c, -1, p2c_index.expand(full)).transpose(-1, -2) / scale;
     rel = rel.defined() ? rel + term : term;
   }
@@ -411,7 +437,8 @@ at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l, co
 
 at::Tensor DebertaRewardModel::Forward(const at::Tensor& input_ids,
                                        const at::Tensor& attention_mask,
-                                       const at::Tensor& token_type_ids) const {
+                                       const at::Tensor& token_type_ids,
+                                       const PositionProjections& pos) const {
   const int64_t L = input_ids.size(1), S = config_.att_span;
   const at::ScalarType dtype = word_embeddings_.scalar_type();
   at::Tensor h = at::embedding(word_embeddings_, input_ids);
@@ -431,12 +458,11 @@ at::Tensor DebertaRewardModel::Forward(const at::Tensor& input_ids,
           .to(input_ids.device());
   const at::Tensor c2p_index = (rel_pos + S).clamp(0, 2 * S - 1);
   const at::Tensor p2c_index = (S - rel_pos).clamp(0, 2 * S - 1);
-  const at::Tensor rel =
-      config_.norm_rel_ebd_layer_norm ? LayerNorm(rel_embeddings_, rel_norm_) : rel_embeddings_;
 
-  for (const Layer& l : layers_) {
-    const at::Tensor a =
-        LayerNorm(Attention(h, l, rel, c2p_index, p2c_index, masked) + h, l.attn_norm);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    const at::Tensor a = LayerNorm(
+        Attention(h, l, pos.query[i], pos.key[i], c2p_index, p2c_index, masked) + h, l.attn_norm);
     const at::Tensor f =
         at::linear(Activate(at::linear(a, l.intermediate.weight, l.intermediate.bias), config_.act),
                    l.output.weight, l.output.bias);
@@ -451,14 +477,13 @@ at::Tensor DebertaRewardModel::Forward(const at::Tensor& input_ids,
 absl::StatusOr<at::Tensor> DebertaRewardModel::Score(const at::Tensor& input_ids,
                                                      const at::Tensor& attention_mask,
                                                      const at::Tensor& token_type_ids) const {
-  at::NoGradGuard no_grad;
-  return CheckedForward(input_ids, attention_mask, token_type_ids);
+  return CheckedForward(input_ids, attention_mask, token_type_ids, /*training=*/false);
 }
 
 absl::StatusOr<at::Tensor> DebertaRewardModel::TrainingScores(const at::Tensor& input_ids,
                                                               const at::Tensor& attention_mask,
                                                               const at::Tensor& token_type_ids) {
-  return CheckedForward(input_ids, attention_mask, token_type_ids);
+  return CheckedForward(input_ids, attention_mask, token_type_ids, /*training=*/true);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> DebertaRewardModel::NamedParameters() const {
@@ -497,7 +522,10 @@ std::vector<std::pair<std::string, at::Tensor>> DebertaRewardModel::NamedParamet
 
 absl::StatusOr<at::Tensor> DebertaRewardModel::CheckedForward(const at::Tensor& input_ids,
                                                               const at::Tensor& attention_mask,
-                                                              const at::Tensor& token_type_ids) const {
+                                                              const at::Tensor& token_type_ids,
+                                                              bool training) const {
+  std::optional<at::NoGradGuard> no_grad;
+  if (!training) no_grad.emplace();
   const auto bad = [](const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("DebertaRewardModel::Score: ", why));
   };
@@ -544,7 +572,8 @@ absl::StatusOr<at::Tensor> DebertaRewardModel::CheckedForward(const at::Tensor& 
       types = token_type_ids.to(device, at::kLong);
       if (auto s = CheckIds(types, config_.type_vocab_size, "token_type_ids"); !s.ok()) return s;
     }
-    return Forward(ids, mask, types).select(1, 0).to(at::kFloat);
+    if (training) return Forward(ids, mask, types, ComputePositionProjections()).select(1, 0).to(at::kFloat);
+    return Forward(ids, mask, types, *CachedPositionProjections()).select(1, 0).to(at::kFloat);
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat("DebertaRewardModel::Score: ", e.what_without_backtrace()));

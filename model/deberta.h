@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -95,12 +96,14 @@ class DebertaRewardModel {
   // scores [N] float32 on the model's device. Inputs on another device are
   // copied over. INVALID_ARGUMENT for bad shapes, dtypes, mask values or ids
   // out of range; INTERNAL when LibTorch fails (e.g. out of memory).
-  // Thread-safe: the model is immutable after Load.
+  // Thread-safe. The relative embeddings' per-layer query/key projections
+  // are computed on first use and cached until WeightsChanged().
   absl::StatusOr<at::Tensor> Score(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                    const at::Tensor& token_type_ids = {}) const;
 
   // Score's forward with autograd recording (for training): the same checks,
-  // scores [N] float32 with a graph back to the parameters that require grad.
+  // scores [N] float32 with a graph back to the parameters that require grad
+  // (the position projections are taken from the current weights, uncached).
   absl::StatusOr<at::Tensor> TrainingScores(const at::Tensor& input_ids,
                                             const at::Tensor& attention_mask,
                                             const at::Tensor& token_type_ids = {});
@@ -109,6 +112,10 @@ class DebertaRewardModel {
   // copies: setting requires_grad or updating them in place changes the
   // model). Saving them as model.safetensors gives an HF checkpoint.
   std::vector<std::pair<std::string, at::Tensor>> NamedParameters() const;
+
+  // Call after updating weights in place (an optimizer step): drops Score's
+  // cached position projections.
+  void WeightsChanged();
 
  private:
   struct LayerNormWeights {
@@ -123,18 +130,26 @@ class DebertaRewardModel {
     Linear output;        // [E, I]
     LayerNormWeights out_norm;
   };
+  // share_att_key: the (normed) relative embeddings through each layer's own
+  // query and key projections (bias included), [H, 2S, D] per layer.
+  struct PositionProjections {
+    std::vector<at::Tensor> query, key;
+  };
 
   DebertaRewardModel() = default;
+  // training: autograd on and the position projections recomputed; else the
+  // cached ones under NoGradGuard.
   absl::StatusOr<at::Tensor> CheckedForward(const at::Tensor& input_ids,
                                             const at::Tensor& attention_mask,
-                                            const at::Tensor& token_type_ids) const;
+                                            const at::Tensor& token_type_ids, bool training) const;
   at::Tensor Forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                     const at::Tensor& token_type_ids) const;
-  // rel: the (normed) relative embeddings [2S, E]; the layer's query and key
-  // projections of them (share_att_key) are taken per forward.
-  at::Tensor Attention(const at::Tensor& x, const Layer& l, const at::Tensor& rel,
-                       const at::Tensor& c2p_index, const at::Tensor& p2c_index,
-                       const at::Tensor& masked) const;
+                     const at::Tensor& token_type_ids, const PositionProjections& pos) const;
+  PositionProjections ComputePositionProjections() const;
+  std::shared_ptr<const PositionProjections> CachedPositionProjections() const;
+  // pos_query, pos_key: this layer's [H, 2S, D] position projections.
+  at::Tensor Attention(const at::Tensor& x, const Layer& l, const at::Tensor& pos_query,
+                       const at::Tensor& pos_key, const at::Tensor& c2p_index,
+                       const at::Tensor& p2c_index, const at::Tensor& masked) const;
   // Batched matmul, LayerNorm and the activation. On CPU in bf16 they run in
   // float32 and round once (see upcast_).
   at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) const;
@@ -155,6 +170,8 @@ class DebertaRewardModel {
   std::vector<Layer> layers_;
   Linear pooler_;      // [E, E]
   Linear classifier_;  // [1, E]
+  mutable std::mutex cache_mu_;
+  mutable std::shared_ptr<const PositionProjections> cached_positions_;  // null: not computed
 };
 
 }  // namespace bpo::model
