@@ -39,29 +39,14 @@ int RunQuickstart(const std::vector<std::string>&) {
   const std::string data = dir + "/data", sft = dir + "/sft", rm = dir + "/rm", bpo_run = dir + "/bpo";
   std::cout << "bpo quickstart in " << dir << ": the summarisation task, a policy and a reward "
             << "model trained from scratch, BPO through the distributed system, evaluation\n";
-  if (!fs::exists(data + "/test.jsonl") &&
-      !RunBpoStep("task data (bpo task generate)",
-            {"task", "generate", "--task=tldr", "--out=" + data, "--sft_size=4000",
-             "--alignment_size=400", "--test_size=100", "--data_seed=1"},
-            dir + "/logs/task.log")) {
-    return kExitFailure;
-  }
-  if (!fs::exists(sft + "/model.safetensors") &&
-      !RunBpoStep("tokenizer + SFT policy from scratch (bpo sft)",
-            {"sft", "--sft_data=" + data + "/sft.jsonl", "--model_out=" + sft,
-             absl::StrCat("--sft_steps=", absl::GetFlag(FLAGS_quickstart_sft_steps)),
-             "--vocab_size=512", "--hidden_size=128", "--layers=2", "--sft_lr=2e-3"},
-            dir + "/logs/sft.log", /*show_output=*/true)) {
-    return kExitFailure;
-  }
-  if (!fs::exists(rm + "/train_rm.json") &&
-      !RunBpoStep("reward model: DeBERTa-v3 architecture, Bradley-Terry on oracle-labelled samples (bpo train-rm)",
-            {"train-rm", "--policy=" + sft, "--rm_prompts=" + data + "/sft.jsonl", "--task=tldr",
-             "--rm_pairs=1000", "--rm_out=" + rm,
-             absl::StrCat("--rm_steps=", absl::GetFlag(FLAGS_quickstart_rm_steps))},
-            dir + "/logs/train-rm.log", /*show_output=*/true)) {
-    return kExitFailure;
-  }
+  TaskSetup setup;
+  setup.task = "tldr";
+  setup.dir = dir;
+  setup.log_prefix = dir + "/logs/";
+  setup.sft_steps = absl::GetFlag(FLAGS_quickstart_sft_steps);
+  setup.rm_steps = absl::GetFlag(FLAGS_quickstart_rm_steps);
+  setup.show_output = true;
+  if (!PrepareTask(setup)) return kExitFailure;
   const int T = absl::GetFlag(FLAGS_quickstart_bpo_steps);
   const std::string config = dir + "/bpo.yaml";
   {

@@ -236,32 +236,16 @@ std::string RunConfigYaml(const Preset& p, const Experiment& e, const std::strin
 }
 
 bool Setup(const Preset& p, const std::string& task, const std::string& root) {
-  const std::string dir = absl::StrCat(root, "/setup/", task), logs = root + "/logs";
-  const std::string data = dir + "/data", sft = dir + "/sft", rm = dir + "/rm";
-  if (!fs::exists(data + "/test.jsonl") &&
-      !RunBpoStep(absl::StrCat(task, ": task data"),
-                  {"task", "generate", "--task=" + task, "--out=" + data, "--sft_size=4000",
-                   "--alignment_size=400", absl::StrCat("--test_size=", p.test_prompts), "--data_seed=1"},
-                  absl::StrCat(logs, "/", task, "-task.log"))) {
-    return false;
-  }
-  if (!fs::exists(sft + "/model.safetensors") &&
-      !RunBpoStep(absl::StrCat(task, ": tokenizer + SFT policy from scratch"),
-                  {"sft", "--sft_data=" + data + "/sft.jsonl", "--model_out=" + sft,
-                   absl::StrCat("--sft_steps=", p.sft_steps), "--vocab_size=512", "--hidden_size=128",
-                   "--layers=2", "--sft_lr=2e-3"},
-                  absl::StrCat(logs, "/", task, "-sft.log"))) {
-    return false;
-  }
-  if (!fs::exists(rm + "/train_rm.json") &&
-      !RunBpoStep(absl::StrCat(task, ": reward model (Bradley-Terry on oracle-labelled SFT samples)"),
-                  {"train-rm", "--policy=" + sft, "--rm_prompts=" + data + "/sft.jsonl", "--task=" + task,
-                   absl::StrCat("--rm_pairs=", p.rm_pairs), "--rm_out=" + rm,
-                   absl::StrCat("--rm_steps=", p.rm_steps), absl::StrCat("--rm_max_new_tokens=", p.max_new_tokens)},
-                  absl::StrCat(logs, "/", task, "-train-rm.log"))) {
-    return false;
-  }
-  return true;
+  TaskSetup setup;
+  setup.task = task;
+  setup.dir = absl::StrCat(root, "/setup/", task);
+  setup.log_prefix = absl::StrCat(root, "/logs/", task, "-");
+  setup.test_prompts = p.test_prompts;
+  setup.sft_steps = p.sft_steps;
+  setup.rm_steps = p.rm_steps;
+  setup.rm_pairs = p.rm_pairs;
+  setup.max_new_tokens = p.max_new_tokens;
+  return PrepareTask(setup);
 }
 
 std::string EvalPath(const std::string& root, const std::string& id) {
@@ -699,6 +683,13 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
     md << "## Training curves (tldr, DPO loss, mean over seeds)\n\n";
     const std::vector<std::pair<std::string, std::string>> metrics = {
         {"loss", "loss"}, {"margin", "margin β·h"}, {"kl_reference", "KL to the reference"}, {"kl_sft", "KL to SFT"}};
+    // Each run's steps.jsonl, read once for all four plots.
+    std::map<std::string, std::vector<json>> steps;
+    for (const Experiment& e : plan) {
+      if (e.group == "table1" && e.task == "tldr" && e.loss == "dpo") {
+        steps[e.id] = ReadSteps(absl::StrCat(root, "/runs/", e.id));
+      }
+    }
     for (const auto& [key, label] : metrics) {
       eval::LinePlot lp;
       lp.title = absl::StrCat("tldr, DPO: ", label);
@@ -711,7 +702,7 @@ int WriteReport(const Preset& p, const std::vector<Experiment>& plan, const std:
         std::map<int, std::vector<double>> by_step;
         for (const Experiment& e : plan) {
           if (e.group != "table1" || e.task != "tldr" || e.method != s.name) continue;
-          for (const json& j : ReadSteps(absl::StrCat(root, "/runs/", e.id))) {
+          for (const json& j : steps[e.id]) {
             if (j.contains(key) && j[key].is_number()) by_step[j["step"].get<int>()].push_back(j[key].get<double>());
           }
         }
