@@ -34,6 +34,33 @@ inline Weights Snapshot(const std::vector<std::pair<std::string, at::Tensor>>& n
   return out;
 }
 
+// What a parity test keeps after each optimizer step: call Record from the
+// trainer's on_step callback (after the update, when the gradients are still
+// the clipped ones).
+struct StepRecorder {
+  double sensitive_grad = 1e-6;  // 0 < |g| < this makes an element sensitive
+  std::string always_sensitive;  // a tensor counted sensitive in full ("" none)
+
+  std::vector<Weights> after;                               // weights after step s + 1
+  std::vector<std::map<std::string, double>> grad_norms;    // clipped, per tensor
+  std::vector<Weights> sensitive;                           // cumulative over steps
+
+  void Record(const std::vector<std::pair<std::string, at::Tensor>>& named) {
+    std::map<std::string, double> norms;
+    Weights flags;
+    for (const auto& [name, t] : named) {
+      norms[name] = t.grad().norm().item<double>();
+      const at::Tensor g = t.grad().abs();
+      flags[name] = (g < sensitive_grad) & (g > 0);
+      if (name == always_sensitive) flags[name].fill_(true);
+      if (!sensitive.empty()) flags[name] |= sensitive.back().at(name);
+    }
+    grad_norms.push_back(std::move(norms));
+    sensitive.push_back(std::move(flags));
+    after.push_back(Snapshot(named));
+  }
+};
+
 struct WeightTolerances {
   double abs = 0;            // max |ours - PyTorch| over regular elements
   double sensitive_abs = 0;  // the same over sensitive elements

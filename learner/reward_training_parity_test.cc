@@ -172,29 +172,23 @@ TEST(RewardTrainingParityTest, FourStepsMatchPytorchAndTransformers) {
   const Weights init = testing::Snapshot(model.NamedParameters());
   ExpectRewards("of step 1 (initial weights)", score(), init.at(kFreeParam).item<double>(),
                 steps[0], kRewardTol);
-  std::vector<Weights> after;
   std::vector<at::Tensor> rewards_after;  // scores of the batch after each step
-  std::vector<std::map<std::string, double>> grad_norms;
   std::vector<double> free_grad;  // the classifier bias's clipped gradient per step
   // Per step: 0 < |g| < kSensitiveGrad on any step so far, and the bias.
-  std::vector<Weights> sensitive;
+  testing::StepRecorder rec;
+  rec.sensitive_grad = kSensitiveGrad;
+  rec.always_sensitive = kFreeParam;
   auto log = TrainRewardModel(*rm, pairs, o, [&](const RewardStep&) {
-    // Called after the update; the gradients are still the clipped ones.
-    std::map<std::string, double> norms;
-    Weights flags;
-    for (const auto& [name, t] : model.NamedParameters()) {
-      norms[name] = t.grad().norm().item<double>();
-      const at::Tensor g = t.grad().abs();
-      flags[name] = (g < kSensitiveGrad) & (g > 0);
-      if (name == kFreeParam) flags[name].fill_(true);
-      if (!sensitive.empty()) flags[name] |= sensitive.back().at(name);
+    const auto named = model.NamedParameters();
+    rec.Record(named);
+    for (const auto& [name, t] : named) {
       if (name == kFreeParam) free_grad.push_back(t.grad().item<double>());
     }
-    grad_norms.push_back(std::move(norms));
-    sensitive.push_back(std::move(flags));
-    after.push_back(testing::Snapshot(model.NamedParameters()));
     rewards_after.push_back(score());
   });
+  const auto& after = rec.after;
+  auto& grad_norms = rec.grad_norms;
+  const auto& sensitive = rec.sensitive;
   ASSERT_TRUE(log.ok()) << log.status();
   ASSERT_EQ(log->size(), steps.size());
   ASSERT_EQ(after.size(), steps.size());

@@ -116,23 +116,12 @@ TEST(SftParityTest, FourStepsMatchPytorchAndTransformers) {
   ExpectSameBatch(tok, o, rows, demos);
 
   const Weights init = testing::Snapshot(model.NamedParameters());
-  std::vector<Weights> after;
-  std::vector<std::map<std::string, double>> grad_norms;
-  std::vector<Weights> sensitive;  // per step: 0 < |g| < kSensitiveGrad on any step so far
-  auto log = TrainSft(&model, tok, demos, o, [&](const SftStep&) {
-    // Called after the update; the gradients are still the clipped ones.
-    std::map<std::string, double> norms;
-    Weights flags;
-    for (const auto& [name, t] : model.NamedParameters()) {
-      norms[name] = t.grad().norm().item<double>();
-      const at::Tensor g = t.grad().abs();
-      flags[name] = (g < kSensitiveGrad) & (g > 0);
-      if (!sensitive.empty()) flags[name] |= sensitive.back().at(name);
-    }
-    grad_norms.push_back(std::move(norms));
-    sensitive.push_back(std::move(flags));
-    after.push_back(testing::Snapshot(model.NamedParameters()));
-  });
+  testing::StepRecorder rec;
+  rec.sensitive_grad = kSensitiveGrad;
+  auto log = TrainSft(&model, tok, demos, o, [&](const SftStep&) { rec.Record(model.NamedParameters()); });
+  const auto& after = rec.after;
+  auto& grad_norms = rec.grad_norms;
+  const auto& sensitive = rec.sensitive;
   ASSERT_TRUE(log.ok()) << log.status();
   const auto& steps = info["steps"];
   ASSERT_EQ(log->size(), steps.size());
