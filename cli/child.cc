@@ -1,71 +1,36 @@
 #include "cli/child.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/subprocess.h"
 
 namespace bpo::cli {
 
 namespace {
 
-// show_output: the child's stdout and stderr go through a pipe to both the
-// terminal (indented) and `log`.
+// show_output: the child's output also reaches the terminal, indented.
 bool Run(std::vector<std::string> args, const std::string& log, bool show_output) {
   args.insert(args.begin(), "bpo");
   std::cout << std::flush;
-  int fds[2] = {-1, -1};
-  if (show_output && pipe(fds) != 0) return false;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (show_output) {
-      close(fds[0]);
-      dup2(fds[1], 1);
-      dup2(fds[1], 2);
-      close(fds[1]);
-    } else {
-      if (std::freopen(log.c_str(), "w", stdout) == nullptr) _exit(126);
-      dup2(1, 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  if (pid < 0) return false;
+  bool line_start = true;
+  std::function<void(std::string_view)> echo;
   if (show_output) {
-    close(fds[1]);
-    std::FILE* out = std::fopen(log.c_str(), "w");
-    char buf[4096];
-    bool line_start = true;
-    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      if (out != nullptr) std::fwrite(buf, 1, n, out);
-      for (ssize_t i = 0; i < n; ++i) {
+    echo = [&](std::string_view chunk) {
+      for (char c : chunk) {
         if (line_start) std::cout << "   ";
-        std::cout << buf[i];
-        line_start = buf[i] == '\n';
+        std::cout << c;
+        line_start = c == '\n';
       }
       std::cout << std::flush;
-    }
-    close(fds[0]);
-    if (out != nullptr) std::fclose(out);
+    };
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  const absl::StatusOr<int> code = RunToLog("/proc/self/exe", std::move(args), log, echo);
+  return code.ok() && *code == 0;
 }
 
 }  // namespace

@@ -3,8 +3,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "data/prompts.h"

@@ -1,17 +1,12 @@
 #include "learner/sft.h"
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
 #include <optional>
-#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/subprocess.h"
 #include "learner/optimizer.h"
 #include "model/generate.h"
 #include "model/lora.h"
@@ -65,25 +60,11 @@ absl::Status TrainTokenizer(const std::vector<std::string>& texts, const std::st
     args.push_back(absl::StrCat("--pad_id=", kPadId));
   }
   const std::string log = absl::StrCat(dir, "/.tokenizer-training.log");
-  const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError("fork failed");
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(spm_train.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const absl::StatusOr<int> code = RunToLog(spm_train, args, log);
   fs::remove(corpus, ec);
   fs::remove(prefix + ".vocab", ec);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (!code.ok()) return code.status();
+  if (*code != 0) {
     std::ifstream in(log);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     return absl::InvalidArgumentError(absl::StrCat(
