@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "annotator/testing/in_process_coordinator.h"
+#include "coordinator/testing/in_process_coordinator.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/http_client.h"
 
@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using coordinator::PairState;
 using ::testing::HasSubstr;
-using testing::InProcessCoordinator;
+using coordinator::testing::InProcessCoordinator;
 
 class HumanServiceTest : public ::testing::Test {
  protected:
@@ -29,7 +29,7 @@ class HumanServiceTest : public ::testing::Test {
     dir_ = fs::path(::testing::TempDir()) /
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(dir_);
-    config_ = testing::SmallRunConfig();
+    config_ = coordinator::testing::SmallRunConfig();
     options_.tokens = {{"alice", "tok-alice"}, {"bob", "tok-bob"}};
     options_.seed = 42;
     options_.rpc_deadline = absl::Seconds(5);

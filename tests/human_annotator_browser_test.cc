@@ -21,7 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "annotator/human_service.h"
-#include "annotator/testing/in_process_coordinator.h"
+#include "coordinator/testing/in_process_coordinator.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/subprocess.h"
 
@@ -30,7 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using annotator::testing::InProcessCoordinator;
+using coordinator::testing::InProcessCoordinator;
 using ::testing::HasSubstr;
 
 // One headless Chromium and one page, over the DevTools protocol: JSON
@@ -238,7 +238,7 @@ TEST(HumanAnnotatorBrowserTest, ARaterSignsInAndLabelsEveryPairInChromium) {
   const fs::path dir = fs::path(::testing::TempDir()) / "human_annotator_browser_test";
   fs::remove_all(dir);
   auto coordinator = InProcessCoordinator::Start((dir / "coordinator").string(),
-                                                 annotator::testing::SmallRunConfig());
+                                                 coordinator::testing::SmallRunConfig());
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
   ASSERT_TRUE((*coordinator)->SamplePhase(0).ok());
   annotator::HumanOptions options;

@@ -1,9 +1,9 @@
-// An in-process coordinator for the annotators' tests: a RunStore on a
-// SQLite file behind the real gRPC services (wired as `bpo coordinator` wires
-// them), with the learner and an actor played through the store so that
-// sampled pairs wait in the annotation queue.
-#ifndef BPO_ANNOTATOR_TESTING_IN_PROCESS_COORDINATOR_H_
-#define BPO_ANNOTATOR_TESTING_IN_PROCESS_COORDINATOR_H_
+// An in-process coordinator for the workers' tests: a RunStore on a SQLite
+// file behind the real gRPC services (wired as `bpo coordinator` wires them),
+// with the roles a test does not run for real (the learner, an actor, an
+// annotator) played through the store.
+#ifndef BPO_COORDINATOR_TESTING_IN_PROCESS_COORDINATOR_H_
+#define BPO_COORDINATOR_TESTING_IN_PROCESS_COORDINATOR_H_
 
 #include <cstdint>
 #include <memory>
@@ -16,7 +16,7 @@
 #include "coordinator/run_store.h"
 #include "coordinator/service.h"
 
-namespace bpo::annotator::testing {
+namespace bpo::coordinator::testing {
 
 // DefaultRunConfig() with a small strict schedule: T = 4 steps in F = 2
 // phases, B = 2, M = 4 pairs per phase; one rater per pair.
@@ -37,6 +37,12 @@ class InProcessCoordinator {
   // phase (the actor). Response a of pair P reads "A-side answer of P", b
   // "B-side answer of P": tests map a shown text back to its side.
   absl::Status SamplePhase(uint64_t version);
+  // Plays the actor alone: samples every prompt the store hands out now (the
+  // phases opened by the snapshots reported so far), texts as above.
+  absl::Status SampleOpenPrompts();
+  // Plays an annotator: labels every sampled pair, preferring response a.
+  // Returns how many pairs it labelled.
+  absl::StatusOr<int> AnnotateAll();
   // The learner's batch of `step`, then commits it.
   absl::StatusOr<bpo::v1::FetchBatchResponse> FetchAndCommit(int64_t step);
 
@@ -53,8 +59,9 @@ class InProcessCoordinator {
   GrpcServer server_;
   std::string learner_;
   std::string actor_;
+  std::string annotator_;
 };
 
-}  // namespace bpo::annotator::testing
+}  // namespace bpo::coordinator::testing
 
-#endif  // BPO_ANNOTATOR_TESTING_IN_PROCESS_COORDINATOR_H_
+#endif  // BPO_COORDINATOR_TESTING_IN_PROCESS_COORDINATOR_H_

@@ -1,4 +1,4 @@
-#include "annotator/testing/in_process_coordinator.h"
+#include "coordinator/testing/in_process_coordinator.h"
 
 #include <filesystem>
 #include <utility>
@@ -8,7 +8,7 @@
 #include "common/config.h"
 #include "common/status_macros.h"
 
-namespace bpo::annotator::testing {
+namespace bpo::coordinator::testing {
 
 bpo::v1::RunConfig SmallRunConfig() {
   bpo::v1::RunConfig config = DefaultRunConfig().config;
@@ -70,6 +70,10 @@ absl::Status InProcessCoordinator::SamplePhase(uint64_t version) {
   report.mutable_snapshot()->set_size_bytes(100);
   report.set_serve_address("127.0.0.1:1");
   BPO_RETURN_IF_ERROR(store_->ReportSnapshot(report).status());
+  return SampleOpenPrompts();
+}
+
+absl::Status InProcessCoordinator::SampleOpenPrompts() {
   while (true) {
     bpo::v1::LeasePromptsRequest ask;
     ask.set_worker_id(actor_);
@@ -101,6 +105,41 @@ absl::Status InProcessCoordinator::SamplePhase(uint64_t version) {
   }
 }
 
+absl::StatusOr<int> InProcessCoordinator::AnnotateAll() {
+  if (annotator_.empty()) {  // registered on first use: tests of real annotators see none
+    bpo::v1::RegisterRequest annotator;
+    annotator.mutable_worker()->set_kind(bpo::v1::WORKER_KIND_ANNOTATOR);
+    annotator.mutable_worker()->set_name("annotator-in-process");
+    annotator.mutable_worker()->set_annotator_kind(bpo::v1::ANNOTATOR_KIND_RULE);
+    BPO_ASSIGN_OR_RETURN(bpo::v1::RegisterResponse n, store_->Register(annotator));
+    annotator_ = n.worker_id();
+  }
+  int labelled = 0;
+  while (true) {
+    bpo::v1::LeasePairsRequest ask;
+    ask.set_worker_id(annotator_);
+    ask.set_max_pairs(16);
+    BPO_ASSIGN_OR_RETURN(bpo::v1::LeasePairsResponse lease, store_->LeasePairs(ask));
+    if (lease.pairs().empty()) return labelled;
+    bpo::v1::SubmitLabelsRequest submit;
+    submit.set_worker_id(annotator_);
+    submit.set_lease_id(lease.lease().lease_id());
+    for (const auto& pair : lease.pairs()) {
+      bpo::v1::Label* label = submit.add_labels();
+      label->set_pair_id(pair.pair_id());
+      label->set_choice(bpo::v1::CHOICE_A);
+      label->set_provenance("rule:in-process");
+    }
+    BPO_ASSIGN_OR_RETURN(bpo::v1::SubmitLabelsResponse out, store_->SubmitLabels(submit));
+    for (const auto& item : out.results()) {
+      if (item.outcome() != bpo::v1::ItemStatus::ACCEPTED) {
+        return absl::InternalError(absl::StrCat("label ", item.id(), " refused: ", item.message()));
+      }
+      ++labelled;
+    }
+  }
+}
+
 absl::StatusOr<bpo::v1::FetchBatchResponse> InProcessCoordinator::FetchAndCommit(int64_t step) {
   bpo::v1::FetchBatchRequest fetch;
   fetch.set_worker_id(learner_);
@@ -118,4 +157,4 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> InProcessCoordinator::FetchAndCommit
   return batch;
 }
 
-}  // namespace bpo::annotator::testing
+}  // namespace bpo::coordinator::testing
