@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 
 #include "absl/flags/parse.h"
@@ -172,7 +173,16 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
               << " argument(s), got " << pos.size() << "\nusage: " << command->usage << "\n";
     return kExitUsage;
   }
-  return command->run(pos);
+  // The last line of defence: libraries return Status, but no command may
+  // end in an uncaught exception (std::terminate, abort, a core dump).
+  try {
+    return command->run(pos);
+  } catch (const std::exception& e) {
+    std::cerr << "bpo " << command->name << ": internal error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "bpo " << command->name << ": internal error: an unknown exception\n";
+  }
+  return kExitFailure;
 }
 
 }  // namespace bpo::cli

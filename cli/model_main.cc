@@ -127,7 +127,8 @@ int RunModelInfo(const std::vector<std::string>& args) {
   if (!text.ok()) return Fail("model info", text.status());
   const json cfg = json::parse(*text, nullptr, false);
   std::string arch = cfg.is_object() && cfg.contains("architectures") &&
-                             cfg["architectures"].is_array() && !cfg["architectures"].empty()
+                             cfg["architectures"].is_array() && !cfg["architectures"].empty() &&
+                             cfg["architectures"][0].is_string()
                          ? cfg["architectures"][0].get<std::string>()
                          : "";
   auto ckpt = model::Checkpoint::Open(dir);

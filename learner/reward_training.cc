@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "data/prompts.h"
 #include "learner/optimizer.h"
@@ -150,7 +151,7 @@ absl::StatusOr<std::pair<at::Tensor, at::Tensor>> PairRewards(const model::Rewar
 
 }  // namespace
 
-absl::StatusOr<std::vector<RewardStep>> TrainRewardModel(
+static absl::StatusOr<std::vector<RewardStep>> TrainRewardModelUnguarded(
     const model::RewardModel& rm, const std::vector<PreferencePair>& pairs,
     const RewardTrainOptions& o, const std::function<void(const RewardStep&)>& on_step) {
   if (pairs.empty()) return absl::InvalidArgumentError("no preference pairs to train on");
@@ -202,6 +203,14 @@ absl::StatusOr<std::vector<RewardStep>> TrainRewardModel(
   }
   if (!error.ok()) return error;
   return log;
+}
+
+absl::StatusOr<std::vector<RewardStep>> TrainRewardModel(
+    const model::RewardModel& rm, const std::vector<PreferencePair>& pairs,
+    const RewardTrainOptions& o, const std::function<void(const RewardStep&)>& on_step) {
+  return model::CatchTorchErrors("reward-model training", [&] {
+    return TrainRewardModelUnguarded(rm, pairs, o, on_step);
+  });
 }
 
 absl::StatusOr<PairwiseEval> EvaluatePairs(const model::RewardModel& rm,

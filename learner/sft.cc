@@ -5,6 +5,7 @@
 #include <fstream>
 #include <optional>
 
+#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "common/subprocess.h"
 #include "learner/optimizer.h"
@@ -154,7 +155,7 @@ Batch MakeBatch(const model::Tokenizer& tok,
 
 }  // namespace
 
-absl::StatusOr<std::vector<SftStep>> TrainSft(
+static absl::StatusOr<std::vector<SftStep>> TrainSftUnguarded(
     model::CausalLm* model, const model::Tokenizer& tok,
     const std::vector<std::pair<std::string, std::string>>& demos, const SftOptions& o,
     const std::function<void(const SftStep&)>& on_step) {
@@ -213,6 +214,13 @@ absl::StatusOr<std::vector<SftStep>> TrainSft(
     model::LoraEnsemble::MergeInto(lora->Merge(model::MergeMode::kMeanDelta), lora->targets(), model);
   }
   return log;
+}
+
+absl::StatusOr<std::vector<SftStep>> TrainSft(
+    model::CausalLm* model, const model::Tokenizer& tok,
+    const std::vector<std::pair<std::string, std::string>>& demos, const SftOptions& o,
+    const std::function<void(const SftStep&)>& on_step) {
+  return model::CatchTorchErrors("SFT", [&] { return TrainSftUnguarded(model, tok, demos, o, on_step); });
 }
 
 double SftLoss(const model::CausalLm& model, const model::Tokenizer& tok,

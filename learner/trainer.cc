@@ -3,6 +3,7 @@
 #include <chrono>
 #include <set>
 
+#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "model/logprobs.h"
 
@@ -133,7 +134,7 @@ absl::StatusOr<at::Tensor> EnsembleTrainer::ReferenceLogps(const PairBatch& b,
   return Reduce(sums, counts);
 }
 
-absl::StatusOr<StepMetrics> EnsembleTrainer::Step(const PairBatch& b) {
+absl::StatusOr<StepMetrics> EnsembleTrainer::StepUnguarded(const PairBatch& b) {
   if (auto s = Validate(b); !s.ok()) return s;
   const auto start = std::chrono::steady_clock::now();
   const int64_t B = b.pairs();
@@ -211,6 +212,11 @@ absl::StatusOr<StepMetrics> EnsembleTrainer::Step(const PairBatch& b) {
   m.pairs = B;
   m.pairs_per_second = B / m.seconds;
   return m;
+}
+
+absl::StatusOr<StepMetrics> EnsembleTrainer::Step(const PairBatch& b) {
+  return model::CatchTorchErrors(absl::StrCat("learner step ", step_ + 1),
+                                 [&] { return StepUnguarded(b); });
 }
 
 }  // namespace bpo::learner

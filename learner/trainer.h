@@ -107,6 +107,7 @@ class EnsembleTrainer {
   std::vector<std::vector<at::Tensor>>& ema_parameters() { return ema_; }
 
  private:
+  absl::StatusOr<StepMetrics> StepUnguarded(const PairBatch& batch);
   absl::Status Validate(const PairBatch& batch) const;
   absl::StatusOr<at::Tensor> ReferenceLogps(const PairBatch& batch, const at::Tensor& counts);
   at::Tensor Reduce(const at::Tensor& sums, const at::Tensor& counts) const;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/checkpoint.h"
@@ -71,7 +72,7 @@ at::Tensor PositionsFromMask(const at::Tensor& attention_mask) {
   return (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0);
 }
 
-absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::Load(const std::string& dir,
+absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::LoadUnguarded(const std::string& dir,
                                                          const LoadOptions& options) {
   if (options.dtype != at::kFloat && options.dtype != at::kBFloat16) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -150,6 +151,12 @@ absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::Load(const std::string& dir,
                         static_cast<double>(D));
   m->inv_freq_ = m->inv_freq_.to(options.device);
   return m;
+}
+
+absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::Load(const std::string& dir,
+                                                         const LoadOptions& options) {
+  return CatchTorchErrors(absl::StrCat("loading ", dir),
+                          [&] { return LoadUnguarded(dir, options); });
 }
 
 std::vector<std::pair<std::string, at::Tensor>> CausalLm::NamedParameters() const {

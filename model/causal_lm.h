@@ -105,6 +105,9 @@ class CausalLm {
   DecoderLayer& mutable_layer(int64_t i) { return layers_[i]; }
 
  private:
+  // Load without the exception boundary (Load catches LibTorch's errors).
+  static absl::StatusOr<std::unique_ptr<CausalLm>> LoadUnguarded(const std::string& dir,
+                                                                 const LoadOptions& options);
   CausalLm() = default;
   at::Tensor Norm(const at::Tensor& x, const at::Tensor& w) const;
   at::Tensor Project(const at::Tensor& x, int64_t layer, LinearKind kind,

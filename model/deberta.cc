@@ -1,4 +1,5 @@
 #include "model/deberta.h"
+#include "model/torch_errors.h"
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
@@ -126,7 +127,11 @@ absl::StatusOr<DebertaConfig> ParseDebertaConfig(const std::string& json_text,
                                {"num_attention_heads", c.num_heads},
                                {"intermediate_size", c.intermediate_size},
                                {"max_position_embeddings", c.max_position_embeddings}}) {
-    if (v <= 0) return invalid(key, absl::StrCat("must be > 0, got ", v));
+    // Bounded before anything is allocated from them (see hf_config.cc).
+    const int64_t most = std::string(key) == "num_hidden_layers" ? 4096 : int64_t{1} << 31;
+    if (v <= 0 || v > most) {
+      return invalid(key, absl::StrCat("must be in [1, ", most, "], got ", v));
+    }
   }
   if (c.hidden_size % c.num_heads != 0) {
     return invalid("num_attention_heads",
@@ -331,9 +336,9 @@ absl::StatusOr<std::unique_ptr<DebertaRewardModel>> DebertaRewardModel::Load(
     }
     if (auto s = take_linear("pooler.dense", E, E, &m->pooler_); !s.ok()) return s;
     if (auto s = take_linear("classifier", c.num_labels, E, &m->classifier_); !s.ok()) return s;
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(dir, ": loading onto ", options.device.str(),
-                                            " failed: ", e.what_without_backtrace()));
+  } catch (...) {
+    return StatusFromCurrentException(
+        absl::StrCat(dir, ": loading onto ", options.device.str(), " failed"));
   }
   // HF itself ignores stored absolute position embeddings and position ids.
   const auto extra = (*ckpt)->Untaken({"position_embeddings", "position_ids"});
@@ -574,9 +579,8 @@ absl::StatusOr<at::Tensor> DebertaRewardModel::CheckedForward(const at::Tensor& 
     }
     if (training) return Forward(ids, mask, types, ComputePositionProjections()).select(1, 0).to(at::kFloat);
     return Forward(ids, mask, types, *CachedPositionProjections()).select(1, 0).to(at::kFloat);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("DebertaRewardModel::Score: ", e.what_without_backtrace()));
+  } catch (...) {
+    return StatusFromCurrentException("DebertaRewardModel::Score");
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 
 namespace bpo::model {
@@ -29,7 +30,7 @@ at::Tensor ApplyTopKTopP(const at::Tensor& logits, int64_t top_k, double top_p) 
   return out;
 }
 
-absl::StatusOr<Generation> Generate(const CausalLm& model, const at::Tensor& prompt_ids,
+static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model, const at::Tensor& prompt_ids,
                                     const at::Tensor& prompt_mask, const GenerateOptions& o,
                                     const LinearAdapter* adapter) {
   if (prompt_ids.dim() != 2 || prompt_mask.sizes() != prompt_ids.sizes()) {
@@ -100,6 +101,14 @@ absl::StatusOr<Generation> Generate(const CausalLm& model, const at::Tensor& pro
   }
   out.finished = finished;
   return out;
+}
+
+absl::StatusOr<Generation> Generate(const CausalLm& model, const at::Tensor& prompt_ids,
+                                    const at::Tensor& prompt_mask, const GenerateOptions& o,
+                                    const LinearAdapter* adapter) {
+  return CatchTorchErrors("generate", [&] {
+    return GenerateUnguarded(model, prompt_ids, prompt_mask, o, adapter);
+  });
 }
 
 std::vector<int64_t> KeepPromptTail(std::vector<int64_t> ids, int64_t max_tokens) {

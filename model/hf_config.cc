@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "model/json_reader.h"
@@ -11,6 +12,11 @@ namespace bpo::model {
 namespace {
 
 using nlohmann::json;
+
+// Far above any released model (Gemma-2 27B: 46 layers, vocab 256000), far
+// below sizes whose bookkeeping alone would exhaust memory.
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxDimension = int64_t{1} << 31;
 
 absl::StatusOr<Activation> ParseActivation(const std::string& name, const std::string& where) {
   if (name == "silu" || name == "swish") return Activation::kSilu;
@@ -45,9 +51,13 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
   JsonReader r(j, source);
   CausalLmConfig c;
   std::string arch_name;
-  if (j.contains("architectures") && j["architectures"].is_array() &&
-      !j["architectures"].empty() && j["architectures"][0].is_string()) {
-    arch_name = j["architectures"][0].get<std::string>();
+  if (j.contains("architectures") && !j["architectures"].is_null()) {
+    const json& archs = j["architectures"];
+    if (!archs.is_array() || (!archs.empty() && !archs[0].is_string())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": architectures: expected a list of class names, got ", archs.dump()));
+    }
+    if (!archs.empty()) arch_name = archs[0].get<std::string>();
   }
   const std::string model_type = r.String("model_type", "");
   if (arch_name == "LlamaForCausalLM" || (arch_name.empty() && model_type == "llama")) {
@@ -117,7 +127,27 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
       break;
     }
   }
-  c.layer_is_sliding.assign(c.num_layers > 0 ? c.num_layers : 0, false);
+  BPO_RETURN_IF_JSON_ERROR(r);
+  // Sizes are bounded before anything is allocated from them: a config.json
+  // asking for 2^40 layers is an error, not an out-of-memory abort.
+  auto positive = [&](const char* key, int64_t v) -> absl::Status {
+    const int64_t most = std::string_view(key) == "num_hidden_layers" ? kMaxLayers : kMaxDimension;
+    if (v <= 0 || v > most) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": ", key, ": must be in [1, ", most, "], got ", v));
+    }
+    return absl::OkStatus();
+  };
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
+                               {"hidden_size", c.hidden_size},
+                               {"intermediate_size", c.intermediate_size},
+                               {"num_hidden_layers", c.num_layers},
+                               {"num_attention_heads", c.num_heads},
+                               {"num_key_value_heads", c.num_kv_heads},
+                               {"head_dim", c.head_dim}}) {
+    if (auto s = positive(key, v); !s.ok()) return s;
+  }
+  c.layer_is_sliding.assign(c.num_layers, false);
   if (c.arch == Architecture::kGemma2 && c.sliding_window > 0) {
     if (j.contains("layer_types") && j["layer_types"].is_array()) {
       const auto& types = j["layer_types"];
@@ -139,21 +169,6 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
   }
   BPO_RETURN_IF_JSON_ERROR(r);
 
-  auto positive = [&](const char* key, int64_t v) -> absl::Status {
-    if (v <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(source, ": ", key, ": must be > 0, got ", v));
-    }
-    return absl::OkStatus();
-  };
-  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
-                               {"hidden_size", c.hidden_size},
-                               {"intermediate_size", c.intermediate_size},
-                               {"num_hidden_layers", c.num_layers},
-                               {"num_attention_heads", c.num_heads},
-                               {"num_key_value_heads", c.num_kv_heads},
-                               {"head_dim", c.head_dim}}) {
-    if (auto s = positive(key, v); !s.ok()) return s;
-  }
   if (c.num_heads % c.num_kv_heads != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": num_key_value_heads: ", c.num_kv_heads,

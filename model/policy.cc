@@ -1,5 +1,6 @@
 #include "model/policy.h"
 
+#include "model/torch_errors.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -33,7 +34,7 @@ absl::StatusOr<LoadOptions> ParseLoadOptions(const std::string& dtype, const std
   return o;
 }
 
-absl::StatusOr<Policy> LoadPolicy(const std::string& dir, const PolicyOptions& options) {
+static absl::StatusOr<Policy> LoadPolicyUnguarded(const std::string& dir, const PolicyOptions& options) {
   Policy p;
   auto model = CausalLm::Load(dir, options.load);
   if (!model.ok()) return model.status();
@@ -54,6 +55,11 @@ absl::StatusOr<Policy> LoadPolicy(const std::string& dir, const PolicyOptions& o
     p.merged = std::make_unique<MergedLora>(p.lora->Merge(options.merge_mode));
   }
   return p;
+}
+
+absl::StatusOr<Policy> LoadPolicy(const std::string& dir, const PolicyOptions& options) {
+  return CatchTorchErrors(absl::StrCat("loading ", dir),
+                          [&] { return LoadPolicyUnguarded(dir, options); });
 }
 
 }  // namespace bpo::model

@@ -1,10 +1,11 @@
 #include "model/reward.h"
 
+#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 
 namespace bpo::model {
 
-absl::StatusOr<RewardModel> LoadRewardModel(const std::string& dir, const LoadOptions& options) {
+static absl::StatusOr<RewardModel> LoadRewardModelUnguarded(const std::string& dir, const LoadOptions& options) {
   RewardModel rm;
   auto model = DebertaRewardModel::Load(dir, options);
   if (!model.ok()) return model.status();
@@ -17,6 +18,11 @@ absl::StatusOr<RewardModel> LoadRewardModel(const std::string& dir, const LoadOp
         absl::StrCat(rm.tokenizer->path(), ": has no [CLS]/[SEP]: not a DeBERTa tokenizer"));
   }
   return rm;
+}
+
+absl::StatusOr<RewardModel> LoadRewardModel(const std::string& dir, const LoadOptions& options) {
+  return CatchTorchErrors(absl::StrCat("loading ", dir),
+                          [&] { return LoadRewardModelUnguarded(dir, options); });
 }
 
 absl::StatusOr<EncodedPairs> EncodePairs(
@@ -42,7 +48,7 @@ absl::StatusOr<EncodedPairs> EncodePairs(
   return out;
 }
 
-absl::StatusOr<std::vector<double>> ScorePairs(
+static absl::StatusOr<std::vector<double>> ScorePairsUnguarded(
     const RewardModel& rm, const std::vector<std::pair<std::string, std::string>>& pairs,
     int64_t max_length, int64_t batch_size) {
   std::vector<double> out;
@@ -57,6 +63,14 @@ absl::StatusOr<std::vector<double>> ScorePairs(
     for (int64_t r = 0; r < cpu.size(0); ++r) out.push_back(cpu[r].item<double>());
   }
   return out;
+}
+
+absl::StatusOr<std::vector<double>> ScorePairs(
+    const RewardModel& rm, const std::vector<std::pair<std::string, std::string>>& pairs,
+    int64_t max_length, int64_t batch_size) {
+  return CatchTorchErrors("scoring pairs", [&] {
+    return ScorePairsUnguarded(rm, pairs, max_length, batch_size);
+  });
 }
 
 }  // namespace bpo::model

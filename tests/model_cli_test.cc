@@ -163,5 +163,38 @@ TEST(ModelCliTest, MismatchedTokenizerIsNamed) {
   fs::remove_all(dir);
 }
 
+// A config.json that is valid JSON but nonsense ends in a clear error and
+// exit code 1, never an uncaught exception or an abort.
+TEST(ModelCliTest, NonsenseConfigsFailClearlyWithoutAborting) {
+  struct Case {
+    const char* key;
+    json value;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"architectures", json::array({1}), "architectures: expected a list of class names, got [1]"},
+      {"num_hidden_layers", json(int64_t{1} << 40),
+       "num_hidden_layers: must be in [1, 4096], got 1099511627776"},
+      {"hidden_size", json(int64_t{1} << 40), "hidden_size: must be in [1, 2147483648]"},
+  };
+  for (const Case& c : cases) {
+    const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_model_cli_", getpid(), "_", c.key);
+    fs::remove_all(dir);
+    fs::copy(Fixture("llama"), dir, fs::copy_options::recursive);
+    json config = json::parse(std::ifstream(dir / "config.json"));
+    config[c.key] = c.value;
+    std::ofstream(dir / "config.json") << config.dump();
+    for (const char* command : {"info", "logprobs"}) {
+      std::vector<std::string> args = {"model", command, dir.string()};
+      if (std::string(command) == "logprobs") args = {"logprobs", "--model", dir.string(), "--prompt", "a", "--response", "b"};
+      auto r = Bpo(args);
+      EXPECT_EQ(r.exit_code, 1) << c.key << " " << command << "\n" << r.err;
+      EXPECT_THAT(r.err, HasSubstr(c.error)) << c.key << " " << command;
+      EXPECT_THAT(r.err, ::testing::Not(HasSubstr("internal error"))) << c.key << " " << command;
+    }
+    fs::remove_all(dir);
+  }
+}
+
 }  // namespace
 }  // namespace bpo
