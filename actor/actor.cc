@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "learner/snapshot.h"
+#include "snapshot/snapshot.h"
 
 namespace bpo::actor {
 namespace {
@@ -55,9 +55,9 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const model::Policy* policy
 absl::Status Actor::LoadSnapshot(const bpo::v1::LeasePromptsResponse& lease) {
   const auto t0 = std::chrono::steady_clock::now();
   if (snapshots_ == nullptr || snapshots_->address() != lease.snapshot_address()) {
-    learner::SnapshotClientOptions so;
+    snapshot::SnapshotClientOptions so;
     so.rpc_timeout = options_.rpc_deadline;
-    snapshots_ = std::make_unique<learner::SnapshotClient>(lease.snapshot_address(),
+    snapshots_ = std::make_unique<snapshot::SnapshotClient>(lease.snapshot_address(),
                                                            options_.snapshot_cache_dir, so);
   }
   const int64_t before = snapshots_->stats().bytes_streamed;
@@ -67,15 +67,15 @@ absl::Status Actor::LoadSnapshot(const bpo::v1::LeasePromptsResponse& lease) {
   // the coordinator recorded; otherwise the snapshot service streams them.
   std::string bytes;
   if (!lease.snapshot_path().empty()) {
-    absl::StatusOr<std::string> file = learner::ReadWholeFile(lease.snapshot_path());
-    if (file.ok() && learner::Sha256Hex(*file) == lease.snapshot().sha256()) bytes = std::move(*file);
+    absl::StatusOr<std::string> file = ReadWholeFile(lease.snapshot_path());
+    if (file.ok() && Sha256Hex(*file) == lease.snapshot().sha256()) bytes = std::move(*file);
   }
   if (bytes.empty()) {
     BPO_ASSIGN_OR_RETURN(bytes, snapshots_->Fetch(lease.snapshot_version(), lease.snapshot().sha256()));
   }
   BPO_ASSIGN_OR_RETURN(
-      learner::DecodedSnapshot decoded,
-      learner::DecodeSnapshot(bytes, *policy_->model,
+      snapshot::DecodedSnapshot decoded,
+      snapshot::DecodeSnapshot(bytes, *policy_->model,
                               absl::StrCat("snapshot ", lease.snapshot_version(), " from ",
                                            lease.snapshot_address())));
   adapter_ = std::make_unique<model::MergedLora>(std::move(decoded.merged));

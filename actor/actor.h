@@ -13,7 +13,7 @@
 #include "actor/sampler.h"
 #include "common/metrics.h"
 #include "coordinator/client.h"
-#include "learner/snapshot_service.h"
+#include "snapshot/snapshot_service.h"
 #include "model/policy.h"
 
 namespace bpo::actor {
@@ -45,7 +45,7 @@ class Actor {
   const model::Policy* policy_ = nullptr;
   coordinator::CoordinatorClient* client_ = nullptr;
   ActorOptions options_;
-  std::unique_ptr<learner::SnapshotClient> snapshots_;
+  std::unique_ptr<snapshot::SnapshotClient> snapshots_;
   int64_t version_ = -1;
   std::unique_ptr<model::MergedLora> adapter_;
   metrics::Counter* pairs_ = nullptr;

@@ -4,7 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "learner/snapshot.h"
+#include "snapshot/snapshot.h"
 #include "tasks/synthetic.h"
 
 namespace bpo::annotator {
@@ -118,9 +118,9 @@ absl::StatusOr<std::unique_ptr<Scorer>> MakeRewardModelScorer(const std::string&
   absl::StatusOr<model::RewardModel> rm = model::LoadRewardModel(dir, load);
   if (!rm.ok()) return rm.status();
   // The provenance names the exact weights that labelled each pair.
-  absl::StatusOr<std::string> weights = learner::ReadWholeFile(dir + "/model.safetensors");
+  absl::StatusOr<std::string> weights = ReadWholeFile(dir + "/model.safetensors");
   if (!weights.ok()) return weights.status();
-  return std::make_unique<RewardModelScorer>(std::move(*rm), learner::Sha256Hex(*weights),
+  return std::make_unique<RewardModelScorer>(std::move(*rm), Sha256Hex(*weights),
                                              max_length, batch_size);
 }
 

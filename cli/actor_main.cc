@@ -11,7 +11,6 @@
 #include "common/http_server.h"
 #include "common/logging.h"
 #include "common/process_metrics.h"
-#include "learner/checkpoint.h"
 #include "model/policy.h"
 
 namespace bpo::cli {

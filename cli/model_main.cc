@@ -13,7 +13,7 @@
 #include "cli/command.h"
 #include "data/prompts.h"
 #include "eval/evaluate.h"
-#include "learner/snapshot.h"
+#include "snapshot/snapshot.h"
 #include "tasks/synthetic.h"
 #include "cli/shared_flags.h"
 #include "model/checkpoint.h"
@@ -366,9 +366,9 @@ int RunEval(const std::vector<std::string>&) {
     if (!absl::GetFlag(FLAGS_adapter).empty()) {
       return Fail("eval", absl::InvalidArgumentError("give --adapter or --snapshot, not both"));
     }
-    auto bytes = learner::ReadWholeFile(snap);
+    auto bytes = ReadWholeFile(snap);
     if (!bytes.ok()) return Fail("eval", bytes.status());
-    auto decoded = learner::DecodeSnapshot(*bytes, *policy->model, snap);
+    auto decoded = snapshot::DecodeSnapshot(*bytes, *policy->model, snap);
     if (!decoded.ok()) return Fail("eval", decoded.status());
     policy->merged = std::make_unique<model::MergedLora>(std::move(decoded->merged));
   }

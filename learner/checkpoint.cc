@@ -9,7 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "learner/snapshot.h"
+#include "snapshot/snapshot.h"
 #include "model/json_reader.h"
 #include "model/safetensors.h"
 #include "nlohmann/json.hpp"

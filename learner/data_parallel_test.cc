@@ -10,8 +10,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "learner/collective.h"
-#include "learner/collective_test_util.h"
+#include "collective/collective.h"
+#include "collective/collective_test_util.h"
 #include "learner/trainer.h"
 #include "model/safetensors.h"
 
@@ -58,7 +58,7 @@ void Train(int rank, int world, const std::string& rendezvous, const std::string
   lo.seed = 7;
   auto lora = model::LoraEnsemble::Create(**model, lo);
   ASSERT_TRUE(lora.ok());
-  std::unique_ptr<Collective> collective;
+  std::unique_ptr<collective::Collective> collective;
   TrainerOptions o;
   // The authors' learning rate. (AdamW divides by sqrt(v) + 1e-6, so for
   // gradient elements near 1e-6 float rounding that differs between batch
@@ -66,13 +66,13 @@ void Train(int rank, int world, const std::string& rendezvous, const std::string
   o.learning_rate = 5e-5;
   o.total_steps = 10;
   if (world > 1) {
-    CollectiveOptions co;
+    collective::CollectiveOptions co;
     co.rank = rank;
     co.world_size = world;
     co.rendezvous = rendezvous;
     co.run_id = "dp-test";
     co.timeout = absl::Seconds(60);
-    auto c = CreateCollective(co, Backend::kGloo);
+    auto c = collective::CreateCollective(co, collective::Backend::kGloo);
     ASSERT_TRUE(c.ok()) << c.status();
     collective = std::move(*c);
     o.collective = collective.get();
@@ -101,16 +101,16 @@ TEST(DataParallelWorker, Rank) {
 }
 
 TEST(DataParallelTest, TwoRanksEqualOneRankOnTheGlobalBatch) {
-  const std::string dir = collective_testing::MakeTempDir();
+  const std::string dir = collective::testing::MakeTempDir();
   Train(0, 1, "", dir + "/one.safetensors");
   std::vector<pid_t> pids;
   for (int r = 0; r < 2; ++r) {
-    pids.push_back(collective_testing::SpawnSelf(
+    pids.push_back(collective::testing::SpawnSelf(
         "DataParallelWorker.Rank", {{"BPO_DP_RANK", absl::StrCat(r)},
                                     {"BPO_DP_RENDEZVOUS", "file:" + dir},
                                     {"BPO_DP_OUT", absl::StrCat(dir, "/rank", r, ".safetensors")}}));
   }
-  for (int status : collective_testing::WaitAll(pids, absl::Minutes(4))) {
+  for (int status : collective::testing::WaitAll(pids, absl::Minutes(4))) {
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a rank failed";
   }
   auto one = model::SafetensorsFile::Open(dir + "/one.safetensors");

@@ -148,7 +148,7 @@ absl::Status Learner::OpenSource(coordinator::CoordinatorClient* client) {
 absl::Status Learner::JoinRanks() {
   if (world_ <= 1) return absl::OkStatus();
   const bpo::v1::RunConfig& c = options_.config;
-  CollectiveOptions co;
+  collective::CollectiveOptions co;
   co.rank = options_.rank;
   co.world_size = world_;
   // Ranks meet once per launch: a resumed launch starts from another step.
@@ -161,11 +161,11 @@ absl::Status Learner::JoinRanks() {
     fs::create_directories(run_dir_ + "/rendezvous");
     co.rendezvous = "file:" + run_dir_ + "/rendezvous";
   }
-  BPO_ASSIGN_OR_RETURN(Backend backend,
-                       ParseBackend(c.learner().backend() == v1::LearnerConfig::NCCL   ? "nccl"
+  BPO_ASSIGN_OR_RETURN(collective::Backend backend,
+                       collective::ParseBackend(c.learner().backend() == v1::LearnerConfig::NCCL   ? "nccl"
                                     : c.learner().backend() == v1::LearnerConfig::GLOO ? "gloo"
                                                                                        : "auto"));
-  BPO_ASSIGN_OR_RETURN(collective_, CreateCollective(co, backend));
+  BPO_ASSIGN_OR_RETURN(collective_, collective::CreateCollective(co, backend));
   trainer_options_.collective = collective_.get();
   return absl::OkStatus();
 }
@@ -212,12 +212,12 @@ absl::Status Learner::StartSnapshots() {
   const bool online = source_->online();
   if (options_.rank != 0 || (options_.snapshot_every <= 0 && !online)) return absl::OkStatus();
   const bpo::v1::RunConfig& c = options_.config;
-  SnapshotStoreOptions so;
+  snapshot::SnapshotStoreOptions so;
   so.shared_dir = c.learner().snapshot_dir();
   if (so.shared_dir.empty() && online) so.shared_dir = run_dir_ + "/snapshots";
   so.keep_versions = std::max(4, c.schedule().max_staleness() + 2);
-  snapshots_ = std::make_unique<SnapshotStore>(so);
-  snapshot_service_ = std::make_unique<SnapshotServiceImpl>(snapshots_.get());
+  snapshots_ = std::make_unique<snapshot::SnapshotStore>(so);
+  snapshot_service_ = std::make_unique<snapshot::SnapshotServiceImpl>(snapshots_.get());
   BPO_ASSIGN_OR_RETURN(snapshot_server_,
                        StartGrpcServer(c.endpoints().snapshots(), {snapshot_service_.get()}));
   auto ep = ParseEndpoint(c.endpoints().snapshots());
@@ -232,10 +232,10 @@ absl::Status Learner::StartSnapshots() {
   // Serve what an earlier run of this learner published, and tell the
   // coordinator where it is now.
   BPO_ASSIGN_OR_RETURN(std::vector<bpo::v1::SnapshotInfo> republished,
-                       RepublishSnapshots(snapshots_.get(), *policy_->model));
+                       snapshot::RepublishSnapshots(snapshots_.get(), *policy_->model));
   for (const auto& info : republished) {
     if (auto s = source_->ReportSnapshot(info, serve_address_,
-                                         SnapshotStore::PayloadPath(so.shared_dir, info.version()));
+                                         snapshot::SnapshotStore::PayloadPath(so.shared_dir, info.version()));
         !s.ok()) {
       BPO_LOG(WARNING) << "re-reporting snapshot v" << info.version() << ": " << s;
     }
@@ -246,7 +246,7 @@ absl::Status Learner::StartSnapshots() {
 absl::StatusOr<bpo::v1::SnapshotInfo> Learner::Publish(uint64_t version) {
   const auto t0 = Clock::now();
   BPO_ASSIGN_OR_RETURN(std::string bytes,
-                       EncodeSnapshot(*lora_, trainer_options_.merge_mode,
+                       snapshot::EncodeSnapshot(*lora_, trainer_options_.merge_mode,
                                       /*include_members=*/false, version, trainer_->steps_done()));
   BPO_ASSIGN_OR_RETURN(bpo::v1::SnapshotInfo info,
                        snapshots_->Publish(version, trainer_->steps_done(), std::move(bytes)));
@@ -264,7 +264,7 @@ absl::StatusOr<bpo::v1::SnapshotInfo> Learner::Publish(uint64_t version) {
 absl::Status Learner::PublishAndReport(uint64_t version) {
   BPO_ASSIGN_OR_RETURN(bpo::v1::SnapshotInfo info, Publish(version));
   return source_->ReportSnapshot(
-      info, serve_address_, SnapshotStore::PayloadPath(snapshots_->options().shared_dir, version));
+      info, serve_address_, snapshot::SnapshotStore::PayloadPath(snapshots_->options().shared_dir, version));
 }
 
 absl::Status Learner::Run() {

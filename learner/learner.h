@@ -27,10 +27,10 @@
 #include "coordinator/client.h"
 #include "learner/batch_source.h"
 #include "learner/checkpoint.h"
-#include "learner/collective.h"
+#include "collective/collective.h"
 #include "learner/learner_metrics.h"
-#include "learner/snapshot.h"
-#include "learner/snapshot_service.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/snapshot_service.h"
 #include "learner/trainer.h"
 #include "model/lora.h"
 #include "model/policy.h"
@@ -109,13 +109,13 @@ class Learner {
   std::optional<model::Policy> policy_;
   std::unique_ptr<model::LoraEnsemble> lora_;
   std::unique_ptr<BatchSource> source_;
-  std::unique_ptr<Collective> collective_;
+  std::unique_ptr<collective::Collective> collective_;
   std::unique_ptr<EnsembleTrainer> trainer_;
   CheckpointMeta meta_;
   std::optional<LearnerMetrics> metrics_;
   std::optional<StepLog> step_log_;
-  std::unique_ptr<SnapshotStore> snapshots_;
-  std::unique_ptr<SnapshotServiceImpl> snapshot_service_;
+  std::unique_ptr<snapshot::SnapshotStore> snapshots_;
+  std::unique_ptr<snapshot::SnapshotServiceImpl> snapshot_service_;
   GrpcServer snapshot_server_;
   std::string serve_address_;
   int64_t taken_ = 0;  // steps trained in this invocation

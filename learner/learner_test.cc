@@ -111,7 +111,7 @@ TEST(LearnerTest, OnlineRunTrainsEveryBatchAndPublishesEveryPhase) {
   EXPECT_EQ(status->state(), bpo::v1::RUN_STATE_DONE);
   ASSERT_EQ(status->snapshots_size(), 2);
   for (const auto& s : status->snapshots()) {
-    EXPECT_TRUE(fs::exists(SnapshotStore::PayloadPath(dir + "/learner-test/snapshots", s.version())))
+    EXPECT_TRUE(fs::exists(snapshot::SnapshotStore::PayloadPath(dir + "/learner-test/snapshots", s.version())))
         << s.version();
   }
   EXPECT_EQ(status->last_step_metrics().count("loss"), 1u);

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "learner/collective.h"
+#include "collective/collective.h"
 #include "learner/losses.h"
 #include "learner/optimizer.h"
 #include "model/causal_lm.h"
@@ -60,7 +60,7 @@ struct TrainerOptions {
   // Data parallelism: each rank steps on its own B/R pairs; every member's
   // gradients are averaged over ranks before clipping and its optimizer step.
   // Not owned; null (or world size 1) for one process.
-  Collective* collective = nullptr;
+  collective::Collective* collective = nullptr;
 };
 
 struct StepMetrics {

@@ -1,8 +1,8 @@
 // Internals shared by the collective backends (collective_gloo.cc,
 // collective_nccl.cc) and their tests: rendezvous store, error mapping and
 // the per-call shape signature. Not part of the learner's API.
-#ifndef BPO_LEARNER_COLLECTIVE_INTERNAL_H_
-#define BPO_LEARNER_COLLECTIVE_INTERNAL_H_
+#ifndef BPO_COLLECTIVE_COLLECTIVE_INTERNAL_H_
+#define BPO_COLLECTIVE_COLLECTIVE_INTERNAL_H_
 
 #include <ATen/ATen.h>
 
@@ -15,13 +15,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "learner/collective.h"
+#include "collective/collective.h"
 
 namespace gloo::rendezvous {
 class Store;
 }  // namespace gloo::rendezvous
 
-namespace bpo::learner::collective_internal {
+namespace bpo::collective::internal {
 
 struct RendezvousAddress {
   enum class Kind { kFile, kTcp };
@@ -94,6 +94,6 @@ absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(
 int CudaDeviceCount();
 #endif
 
-}  // namespace bpo::learner::collective_internal
+}  // namespace bpo::collective::internal
 
-#endif  // BPO_LEARNER_COLLECTIVE_INTERNAL_H_
+#endif  // BPO_COLLECTIVE_COLLECTIVE_INTERNAL_H_

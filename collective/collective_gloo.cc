@@ -19,9 +19,9 @@
 #include "gloo/broadcast.h"
 #include "gloo/rendezvous/context.h"
 #include "gloo/transport/tcp/device.h"
-#include "learner/collective_internal.h"
+#include "collective/collective_internal.h"
 
-namespace bpo::learner::collective_internal {
+namespace bpo::collective::internal {
 namespace {
 
 using ReduceFn = void (*)(void*, const void*, const void*, size_t);
@@ -323,4 +323,4 @@ absl::StatusOr<std::unique_ptr<Collective>> CreateGlooCollective(
   return std::unique_ptr<Collective>(std::move(collective));
 }
 
-}  // namespace bpo::learner::collective_internal
+}  // namespace bpo::collective::internal

@@ -31,7 +31,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "learner/collective_internal.h"
+#include "collective/collective_internal.h"
 
 #if NCCL_VERSION_CODE < NCCL_VERSION(2, 14, 0)
 #error "bpo's NCCL backend needs NCCL >= 2.14 (non-blocking communicators)"
@@ -45,7 +45,7 @@
   do {                                                                                         \
     const ncclResult_t bpo_nccl_result_ = (expr);                                              \
     if (bpo_nccl_result_ != ncclSuccess && bpo_nccl_result_ != ncclInProgress) {               \
-      return ::bpo::learner::collective_internal::NcclError(bpo_nccl_result_, #expr, __FILE__, \
+      return ::bpo::collective::internal::NcclError(bpo_nccl_result_, #expr, __FILE__, \
                                                             __LINE__, (where));                \
     }                                                                                          \
   } while (0)
@@ -54,12 +54,12 @@
   do {                                                                                         \
     const cudaError_t bpo_cuda_result_ = (expr);                                               \
     if (bpo_cuda_result_ != cudaSuccess) {                                                     \
-      return ::bpo::learner::collective_internal::CudaError(bpo_cuda_result_, #expr, __FILE__, \
+      return ::bpo::collective::internal::CudaError(bpo_cuda_result_, #expr, __FILE__, \
                                                             __LINE__, (where));                \
     }                                                                                          \
   } while (0)
 
-namespace bpo::learner::collective_internal {
+namespace bpo::collective::internal {
 
 absl::Status NcclError(ncclResult_t result, const char* expr, const char* file, int line,
                        absl::string_view where) {
@@ -494,4 +494,4 @@ absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(
   return std::unique_ptr<Collective>(std::move(collective));
 }
 
-}  // namespace bpo::learner::collective_internal
+}  // namespace bpo::collective::internal

@@ -19,11 +19,11 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "learner/collective.h"
-#include "learner/collective_internal.h"
-#include "learner/collective_test_util.h"
+#include "collective/collective.h"
+#include "collective/collective_internal.h"
+#include "collective/collective_test_util.h"
 
-namespace bpo::learner {
+namespace bpo::collective {
 namespace {
 
 using ::testing::AnyOf;
@@ -57,7 +57,7 @@ std::vector<T> ToHost(const at::Tensor& t) {
 class NcclTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::getenv(kWorkerEnv) == nullptr && collective_internal::CudaDeviceCount() == 0) {
+    if (std::getenv(kWorkerEnv) == nullptr && internal::CudaDeviceCount() == 0) {
       GTEST_SKIP() << "no CUDA device";
     }
   }
@@ -68,7 +68,7 @@ TEST_F(NcclTest, OneRankCommunicatorRunsEveryOperation) {
   CollectiveOptions options;
   options.timeout = absl::Seconds(30);
   absl::StatusOr<std::unique_ptr<Collective>> comm =
-      collective_internal::CreateNcclCollective(options, nullptr);
+      internal::CreateNcclCollective(options, nullptr);
   ASSERT_TRUE(comm.ok()) << comm.status();
   std::vector<at::Tensor> tensors = {CudaTensor<float>({1, 2, 3}, 0),
                                      CudaTensor<double>({4, 5}, 0)};
@@ -94,7 +94,7 @@ TEST_F(NcclTest, Worker) {
   options.rendezvous = std::getenv("RENDEZVOUS");
   options.run_id = std::getenv("RUN_ID");
   options.timeout = absl::Seconds(20);
-  const int devices = collective_internal::CudaDeviceCount();
+  const int devices = internal::CudaDeviceCount();
   const int device = options.rank % devices;
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<Collective>> comm = CreateCollective(options, Backend::kNccl);
@@ -146,16 +146,16 @@ TEST_F(NcclTest, Worker) {
 TEST_F(NcclTest, TwoProcesses) {
   if (std::getenv(kWorkerEnv) != nullptr) GTEST_SKIP();
   for (const char* scenario : {"ops", "dead_peer"}) {
-    const std::string dir = collective_testing::MakeTempDir();
+    const std::string dir = testing::MakeTempDir();
     std::vector<pid_t> pids;
     for (int rank = 0; rank < 2; ++rank) {
-      pids.push_back(collective_testing::SpawnSelf(
+      pids.push_back(testing::SpawnSelf(
           "NcclTest.Worker", {{kWorkerEnv, scenario},
                               {"RANK", absl::StrCat(rank)},
                               {"RENDEZVOUS", "file:" + dir},
                               {"RUN_ID", absl::StrCat("nccl-", scenario, "-", getpid())}}));
     }
-    const std::vector<int> statuses = collective_testing::WaitAll(pids, absl::Seconds(120));
+    const std::vector<int> statuses = testing::WaitAll(pids, absl::Seconds(120));
     for (int rank = 0; rank < 2; ++rank) {
       EXPECT_TRUE(WIFEXITED(statuses[rank]) && WEXITSTATUS(statuses[rank]) == 0)
           << scenario << ": rank " << rank << " wait status " << statuses[rank];
@@ -165,4 +165,4 @@ TEST_F(NcclTest, TwoProcesses) {
 }
 
 }  // namespace
-}  // namespace bpo::learner
+}  // namespace bpo::collective

@@ -1,4 +1,4 @@
-#include "learner/snapshot_service.h"
+#include "snapshot/snapshot_service.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -10,7 +10,7 @@
 #include "common/logging.h"
 #include "common/rpc.h"
 
-namespace bpo::learner {
+namespace bpo::snapshot {
 namespace {
 
 using bpo::v1::SnapshotChunk;
@@ -283,4 +283,4 @@ absl::StatusOr<std::string> SnapshotClient::Fetch(uint64_t version,
   return bytes;
 }
 
-}  // namespace bpo::learner
+}  // namespace bpo::snapshot

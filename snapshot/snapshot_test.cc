@@ -3,7 +3,7 @@
 // directly merged ensemble's; in practice bitwise), the store and its shared
 // directory, and a real gRPC server + client (chunking, cache, resume,
 // verification, errors). Prints snapshot size and publish / fetch latency.
-#include "learner/snapshot.h"
+#include "snapshot/snapshot.h"
 
 #include <unistd.h>
 
@@ -17,11 +17,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "learner/snapshot_service.h"
+#include "snapshot/snapshot_service.h"
 #include "model/safetensors.h"
 #include "tests/testing/subprocess.h"
 
-namespace bpo::learner {
+namespace bpo::snapshot {
 namespace {
 
 namespace fs = std::filesystem;
@@ -115,11 +115,6 @@ class SnapshotTest : public ::testing::Test {
 
 model::CausalLm* SnapshotTest::model_ = nullptr;
 model::LoraEnsemble* SnapshotTest::lora_ = nullptr;
-
-TEST(Sha256Test, KnownVectors) {
-  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-}
 
 TEST_F(SnapshotTest, RoundTripGivesTheSameLogitsInBothModes) {
   for (model::MergeMode mode : {model::MergeMode::kMeanDelta, model::MergeMode::kPeftLinear}) {
@@ -548,4 +543,4 @@ TEST_F(SnapshotTest, PrintsSizeAndLatency) {
 }
 
 }  // namespace
-}  // namespace bpo::learner
+}  // namespace bpo::snapshot

@@ -32,9 +32,9 @@
 #include "gloo/common/error.h"
 #include "gloo/rendezvous/file_store.h"
 #include "gloo/rendezvous/store.h"
-#include "learner/collective_internal.h"
+#include "collective/collective_internal.h"
 
-namespace bpo::learner::collective_internal {
+namespace bpo::collective::internal {
 namespace {
 
 using Millis = std::chrono::milliseconds;
@@ -557,4 +557,4 @@ absl::StatusOr<std::string> RendezvousStore::Get(const std::string& key) {
   }
 }
 
-}  // namespace bpo::learner::collective_internal
+}  // namespace bpo::collective::internal

@@ -19,10 +19,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/rpc.h"
-#include "learner/snapshot.h"
-#include "learner/snapshot_service.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/snapshot_service.h"
 
-namespace bpo::learner {
+namespace bpo::snapshot {
 namespace {
 
 std::string Payload(int64_t bytes) {
@@ -115,4 +115,4 @@ BENCHMARK(BM_Fetch)->Arg(4)->Arg(64)->Arg(256)->Unit(benchmark::kMillisecond)->U
 BENCHMARK(BM_LoopbackTcp)->Arg(4)->Arg(64)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
-}  // namespace bpo::learner
+}  // namespace bpo::snapshot

@@ -3,7 +3,7 @@
 // LibTorch and Gloo threads) as R workers that run CollectiveWorker.Run with
 // RANK, WORLD_SIZE, RENDEZVOUS, RUN_ID and BPO_COLLECTIVE_SCENARIO set; each
 // worker checks its own results and exits 0 on success.
-#include "learner/collective.h"
+#include "collective/collective.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -24,12 +24,12 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "learner/collective_test_util.h"
+#include "collective/collective_test_util.h"
 
-namespace bpo::learner {
+namespace bpo::collective {
 namespace {
 
-using collective_testing::FreeTcpPort;
+using testing::FreeTcpPort;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
 
@@ -254,7 +254,7 @@ std::vector<int> RunWorkers(const std::string& scenario, int world_size, int spa
       absl::StrCat(scenario, "-", getpid(), "-", absl::ToUnixMicros(absl::Now()));
   std::vector<pid_t> pids;
   for (int rank = 0; rank < spawned; ++rank) {
-    pids.push_back(collective_testing::SpawnSelf(
+    pids.push_back(testing::SpawnSelf(
         "CollectiveWorker.Run", {{kScenarioEnv, scenario},
                                  {"RANK", absl::StrCat(rank)},
                                  {"WORLD_SIZE", absl::StrCat(world_size)},
@@ -262,7 +262,7 @@ std::vector<int> RunWorkers(const std::string& scenario, int world_size, int spa
                                  {"RUN_ID", run_id},
                                  {"BPO_COLLECTIVE_TIMEOUT_MS", absl::StrCat(kTimeoutMs)}}));
   }
-  return collective_testing::WaitAll(pids, absl::Seconds(90));
+  return testing::WaitAll(pids, absl::Seconds(90));
 }
 
 void ExpectExitedOk(const std::vector<int>& statuses, const std::vector<int>& ranks) {
@@ -275,7 +275,7 @@ void ExpectExitedOk(const std::vector<int>& statuses, const std::vector<int>& ra
 
 class CollectiveFailureTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = collective_testing::MakeTempDir(); }
+  void SetUp() override { dir_ = testing::MakeTempDir(); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string dir_;
 };
@@ -376,4 +376,4 @@ TEST(CollectiveTest, ParsesBackendNames) {
 }
 
 }  // namespace
-}  // namespace bpo::learner
+}  // namespace bpo::collective

@@ -1,16 +1,16 @@
-#include "learner/collective.h"
+#include "collective/collective.h"
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
-#include "learner/collective_internal.h"
+#include "collective/collective_internal.h"
 
-namespace bpo::learner {
+namespace bpo::collective {
 namespace {
 
-using collective_internal::DescribeTensors;
+using internal::DescribeTensors;
 
 absl::Status CheckFloating(const std::vector<at::Tensor>& tensors) {
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -152,41 +152,41 @@ absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const CollectiveOpt
     return absl::InvalidArgumentError("collective: timeout must be positive");
   }
   if (!options.rendezvous.empty() || options.world_size > 1) {
-    absl::StatusOr<collective_internal::RendezvousAddress> address =
-        collective_internal::ParseRendezvous(options.rendezvous);
+    absl::StatusOr<internal::RendezvousAddress> address =
+        internal::ParseRendezvous(options.rendezvous);
     if (!address.ok()) return address.status();
   }
   if (options.world_size == 1) return std::make_unique<LocalCollective>();
 
   bool use_nccl = backend == Backend::kNccl;
 #ifdef BPO_HAVE_NCCL
-  if (backend == Backend::kAuto) use_nccl = collective_internal::CudaDeviceCount() > 0;
+  if (backend == Backend::kAuto) use_nccl = internal::CudaDeviceCount() > 0;
 #else
   if (use_nccl) {
     return absl::UnimplementedError("collective backend nccl: bpo was built without NCCL");
   }
 #endif
-  BPO_LOG(INFO) << "collective: " << collective_internal::Where(options.rank, options.world_size)
+  BPO_LOG(INFO) << "collective: " << internal::Where(options.rank, options.world_size)
                 << ", backend " << BackendName(backend) << (use_nccl ? " (nccl" : " (gloo")
                 << (backend == Backend::kAuto && use_nccl ? "+gloo)" : ")") << ", rendezvous "
                 << options.rendezvous << ", run_id '" << options.run_id << "', timeout "
                 << absl::FormatDuration(options.timeout) << ", interface "
                 << options.interface_host;
 
-  absl::StatusOr<std::shared_ptr<collective_internal::RendezvousStore>> store =
-      collective_internal::RendezvousStore::Open(options);
+  absl::StatusOr<std::shared_ptr<internal::RendezvousStore>> store =
+      internal::RendezvousStore::Open(options);
   if (!store.ok()) return store.status();
   std::unique_ptr<Collective> gloo;
   if (backend != Backend::kNccl) {
     absl::StatusOr<std::unique_ptr<Collective>> created =
-        collective_internal::CreateGlooCollective(options, *store);
+        internal::CreateGlooCollective(options, *store);
     if (!created.ok()) return created.status();
     gloo = *std::move(created);
     if (!use_nccl) return gloo;
   }
 #ifdef BPO_HAVE_NCCL
   absl::StatusOr<std::unique_ptr<Collective>> nccl =
-      collective_internal::CreateNcclCollective(options, *store);
+      internal::CreateNcclCollective(options, *store);
   if (!nccl.ok() || gloo == nullptr) return nccl;
   return std::make_unique<DispatchingCollective>(std::move(gloo), *std::move(nccl));
 #else
@@ -194,7 +194,7 @@ absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const CollectiveOpt
 #endif
 }
 
-namespace collective_internal {
+namespace internal {
 
 std::string DtypeName(at::ScalarType type) {
   switch (type) {
@@ -254,5 +254,5 @@ uint64_t CallSignature(OpKind op, int root, const std::vector<at::Tensor>& tenso
   return hash;
 }
 
-}  // namespace collective_internal
-}  // namespace bpo::learner
+}  // namespace internal
+}  // namespace bpo::collective

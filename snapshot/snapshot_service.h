@@ -1,8 +1,8 @@
 // SnapshotService (proto/bpo/v1/snapshot.proto) over a SnapshotStore, hosted
 // by learner rank 0, and the client actors use to fetch, verify and cache
 // snapshots.
-#ifndef BPO_LEARNER_SNAPSHOT_SERVICE_H_
-#define BPO_LEARNER_SNAPSHOT_SERVICE_H_
+#ifndef BPO_SNAPSHOT_SNAPSHOT_SERVICE_H_
+#define BPO_SNAPSHOT_SNAPSHOT_SERVICE_H_
 
 #include <atomic>
 #include <cstdint>
@@ -16,9 +16,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bpo/v1/snapshot.grpc.pb.h"
-#include "learner/snapshot.h"
+#include "snapshot/snapshot.h"
 
-namespace bpo::learner {
+namespace bpo::snapshot {
 
 // Chunk size when the request leaves it to the server.
 inline constexpr uint32_t kDefaultSnapshotChunkBytes = 1u << 20;
@@ -116,6 +116,6 @@ class SnapshotClient {
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace bpo::learner
+}  // namespace bpo::snapshot
 
-#endif  // BPO_LEARNER_SNAPSHOT_SERVICE_H_
+#endif  // BPO_SNAPSHOT_SNAPSHOT_SERVICE_H_

@@ -23,8 +23,8 @@
 // Process-wide side effect: creating a Gloo communicator sets SIGPIPE to
 // SIG_IGN when it is SIG_DFL (Gloo writes to sockets with writev, and a peer
 // that died would otherwise kill this process).
-#ifndef BPO_LEARNER_COLLECTIVE_H_
-#define BPO_LEARNER_COLLECTIVE_H_
+#ifndef BPO_COLLECTIVE_COLLECTIVE_H_
+#define BPO_COLLECTIVE_COLLECTIVE_H_
 
 #include <ATen/ATen.h>
 
@@ -37,7 +37,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace bpo::learner {
+namespace bpo::collective {
 
 struct CollectiveOptions {
   int rank = 0;
@@ -108,6 +108,6 @@ class Collective {
 absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const CollectiveOptions& options,
                                                              Backend backend = Backend::kAuto);
 
-}  // namespace bpo::learner
+}  // namespace bpo::collective
 
-#endif  // BPO_LEARNER_COLLECTIVE_H_
+#endif  // BPO_COLLECTIVE_COLLECTIVE_H_

@@ -2,8 +2,8 @@
 // itself as worker processes (posix_spawn of /proc/self/exe: fork followed at
 // once by exec, safe with LibTorch's and Gloo's threads running) and waits for
 // them with a deadline.
-#ifndef BPO_LEARNER_COLLECTIVE_TEST_UTIL_H_
-#define BPO_LEARNER_COLLECTIVE_TEST_UTIL_H_
+#ifndef BPO_COLLECTIVE_COLLECTIVE_TEST_UTIL_H_
+#define BPO_COLLECTIVE_COLLECTIVE_TEST_UTIL_H_
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,7 +24,7 @@
 
 extern char** environ;
 
-namespace bpo::learner::collective_testing {
+namespace bpo::collective::testing {
 
 // A fresh directory under the test's temporary directory.
 inline std::string MakeTempDir() {
@@ -91,6 +91,6 @@ inline std::vector<int> WaitAll(const std::vector<pid_t>& pids, absl::Duration l
   return statuses;
 }
 
-}  // namespace bpo::learner::collective_testing
+}  // namespace bpo::collective::testing
 
-#endif  // BPO_LEARNER_COLLECTIVE_TEST_UTIL_H_
+#endif  // BPO_COLLECTIVE_COLLECTIVE_TEST_UTIL_H_

@@ -14,8 +14,8 @@
 //       adapter_config (the merged adapter's adapter_config.json).
 // The bytes are a function of the tensors and these fields only (no clock),
 // so the same adapter always hashes the same. Tensors keep the model's dtype.
-#ifndef BPO_LEARNER_SNAPSHOT_H_
-#define BPO_LEARNER_SNAPSHOT_H_
+#ifndef BPO_SNAPSHOT_SNAPSHOT_H_
+#define BPO_SNAPSHOT_SNAPSHOT_H_
 
 #include <ATen/ATen.h>
 
@@ -30,10 +30,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "bpo/v1/common.pb.h"
+#include "common/files.h"
 #include "model/causal_lm.h"
 #include "model/lora.h"
 
-namespace bpo::learner {
+namespace bpo::snapshot {
 
 inline constexpr char kSnapshotFormat[] = "bpo-lora-snapshot/1";
 
@@ -76,16 +77,6 @@ struct DecodedSnapshot {
 // truncation) and read "<source>: ..." with "tensor '<name>'" where it applies.
 absl::StatusOr<DecodedSnapshot> DecodeSnapshot(std::string_view bytes, const model::CausalLm& model,
                                                const std::string& source);
-
-// Lowercase hex sha256 of `bytes` (OpenSSL libcrypto).
-std::string Sha256Hex(std::string_view bytes);
-
-// Writes `bytes` to `path` atomically and durably: a temporary file in the
-// same directory, fsync, rename over `path`, fsync of the directory.
-absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes);
-
-// The whole file; NOT_FOUND when it does not exist.
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 
 struct SnapshotStoreOptions {
   // Versions kept in memory; publishing more drops the lowest versions.
@@ -146,6 +137,6 @@ class SnapshotStore {
 absl::StatusOr<std::vector<bpo::v1::SnapshotInfo>> RepublishSnapshots(SnapshotStore* store,
                                                                       const model::CausalLm& model);
 
-}  // namespace bpo::learner
+}  // namespace bpo::snapshot
 
-#endif  // BPO_LEARNER_SNAPSHOT_H_
+#endif  // BPO_SNAPSHOT_SNAPSHOT_H_
