@@ -1,0 +1,211 @@
+#include "launch/local_run.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/config.h"
+#include "common/status_macros.h"
+#include "coordinator/client.h"
+#include "launch/ports.h"
+#include "launch/progress.h"
+#include "launch/supervisor.h"
+#include "nlohmann/json.hpp"
+
+namespace bpo::launch {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitInterrupted = 130;
+
+struct RunLayout {
+  std::string run_dir;
+  std::string local_config;  // the config file every child reads
+  std::string coordinator_address;
+};
+
+// Creates the run directory, puts loopback ports into the config's endpoints
+// and writes it as local-config.yaml.
+absl::StatusOr<RunLayout> PrepareRunDir(bpo::v1::RunConfig& config, const std::string& source) {
+  RunLayout layout;
+  layout.run_dir = absl::StrCat(config.output_dir(), "/", config.run_id());
+  std::error_code ec;
+  for (const char* sub : {"logs", "pids"}) {
+    std::filesystem::create_directories(absl::StrCat(layout.run_dir, "/", sub), ec);
+  }
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(layout.run_dir, ": ", ec.message()));
+  layout.coordinator_address = absl::StrCat("127.0.0.1:", PickLoopbackPort());
+  config.mutable_endpoints()->set_coordinator(layout.coordinator_address);
+  config.mutable_endpoints()->set_snapshots(absl::StrCat("127.0.0.1:", PickLoopbackPort()));
+  config.mutable_endpoints()->set_metrics("127.0.0.1:0");
+  layout.local_config = absl::StrCat(layout.run_dir, "/local-config.yaml");
+  std::ofstream out(layout.local_config);
+  out << "# Written by `bpo local` from " << source << "; the config every process reads.\n"
+      << FormatRunConfigYaml(config);
+  if (!out) {
+    return absl::PermissionDeniedError(absl::StrCat(layout.local_config, ": cannot write"));
+  }
+  return layout;
+}
+
+// One child per process of the run, in start order, with its /metrics address.
+std::vector<std::pair<ChildSpec, std::string>> MakeChildren(const bpo::v1::RunConfig& config,
+                                                            const RunLayout& layout,
+                                                            const std::string& program) {
+  const auto& launch = config.launch();
+  std::vector<std::pair<ChildSpec, std::string>> children;
+  auto add = [&](std::string name, const char* command, bool learner,
+                 std::vector<std::string> extra) {
+    ChildSpec c;
+    c.name = std::move(name);
+    c.program = program;
+    const std::string metrics = absl::StrCat("127.0.0.1:", PickLoopbackPort());
+    c.argv = {"bpo", command, "--config=" + layout.local_config, "--metrics_address=" + metrics};
+    const bool coordinator = std::string(command) == "coordinator";
+    if (!coordinator) c.argv.push_back("--name=" + c.name);
+    for (auto& e : extra) c.argv.push_back(std::move(e));
+    c.log_path = absl::StrCat(layout.run_dir, "/logs/", c.name, ".log");
+    c.pid_path = absl::StrCat(layout.run_dir, "/pids/", c.name, ".pid");
+    const auto policy = learner ? launch.on_learner_failure() : launch.on_worker_failure();
+    c.on_failure = policy == bpo::v1::LaunchConfig::STOP ? OnFailure::kStop : OnFailure::kRestart;
+    c.policy_name = learner ? "launch.on_learner_failure" : "launch.on_worker_failure";
+    c.gang = c.required = learner;
+    if (learner) {
+      c.gang_arg = [run_dir = layout.run_dir](int attempt) {
+        return absl::StrCat("--rendezvous=file:", run_dir, "/rendezvous/attempt-", attempt);
+      };
+    }
+    // The coordinator serves until stopped, and stops last.
+    c.may_finish = !coordinator;
+    c.stop_stage = coordinator ? 1 : 0;
+    children.emplace_back(std::move(c), metrics);
+  };
+  add("coordinator", "coordinator", false, {"--linger_seconds=3600"});
+  for (int r = 0; r < config.learner().world_size(); ++r) {
+    add(absl::StrCat("learner-", r), "learner", true, {absl::StrCat("--rank=", r)});
+  }
+  for (int i = 0; i < launch.actors(); ++i) add(absl::StrCat("actor-", i), "actor", false, {});
+  for (int i = 0; i < launch.annotators(); ++i) {
+    add(absl::StrCat("annotator-", i), "annotator", false, {});
+  }
+  return children;
+}
+
+void WritePrometheusTargets(const std::vector<std::pair<ChildSpec, std::string>>& children,
+                            const std::string& run_id, const std::string& run_dir) {
+  nlohmann::json targets = nlohmann::json::array();
+  for (const auto& [spec, metrics] : children) {
+    targets.push_back(
+        {{"targets", {metrics}}, {"labels", {{"run_id", run_id}, {"process", spec.name}}}});
+  }
+  std::ofstream(absl::StrCat(run_dir, "/prometheus-targets.json")) << targets.dump(2) << "\n";
+}
+
+// Polls the children and reports progress until the run ends; stops every
+// child and returns the exit code.
+int Watch(Supervisor& supervisor, ProgressReporter& progress, const LocalRunOptions& options,
+          const RunLayout& layout, bool tty) {
+  auto stop_all = [&](int code, const std::string& why) {
+    if (tty) std::cout << "\n";
+    if (!why.empty()) std::cout << why << "\n";
+    supervisor.Stop();
+    std::cout << std::flush;
+    return code;
+  };
+  while (true) {
+    if (options.stop_requested && options.stop_requested()) {
+      return stop_all(kExitInterrupted, "bpo local: interrupted; stopping every process");
+    }
+    const Supervisor::PollResult poll = supervisor.Poll();
+    switch (poll.state) {
+      case Supervisor::State::kRunning:
+        break;
+      case Supervisor::State::kFailed:
+        return stop_all(kExitFailure, absl::StrCat("bpo local: ", poll.message,
+                                                   ". Run `bpo local` again with the same "
+                                                   "config to resume."));
+      case Supervisor::State::kStartFailed:
+        return stop_all(kExitFailure, poll.message);
+      case Supervisor::State::kDone: {
+        const bpo::v1::RunStatus& last = progress.Refresh();
+        std::cout << (tty ? "\n" : "")
+                  << absl::StrFormat(
+                         "bpo local: run %s done: %d/%d steps, %d pairs consumed (%d dropped), "
+                         "%.0f s\n",
+                         options.config.run_id(), last.step(), last.total_steps(),
+                         last.pairs_consumed(), last.pairs_dropped(),
+                         absl::ToDoubleSeconds(absl::Now() - progress.started()))
+                  << "  adapter: " << layout.run_dir << "/adapter\n  logs:    " << layout.run_dir
+                  << "/logs\n";
+        return stop_all(kExitOk, "");
+      }
+    }
+    progress.MaybeReport();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<int> RunLocal(LocalRunOptions options) {
+  bpo::v1::RunConfig& config = options.config;
+  BPO_ASSIGN_OR_RETURN(const RunLayout layout, PrepareRunDir(config, options.config_source));
+  auto children = MakeChildren(config, layout, options.program);
+  WritePrometheusTargets(children, config.run_id(), layout.run_dir);
+
+  SupervisorOptions so;
+  so.max_restarts = config.launch().max_restarts();
+  so.gang_restart_note = "restarting all learner ranks from the last checkpoint";
+  std::map<std::string, std::string> metrics;
+  for (auto& [spec, address] : children) {
+    metrics[spec.name] = address;
+    if (spec.name == "coordinator") {
+      // Everyone else needs it: wait until it serves.
+      spec.ready = [&layout, log = spec.log_path]() -> absl::Status {
+        coordinator::ClientOptions co;
+        co.address = layout.coordinator_address;
+        co.retry_for = absl::Seconds(60);
+        if (coordinator::CoordinatorClient::Connect(co).ok()) return absl::OkStatus();
+        return absl::UnavailableError(absl::StrCat("the coordinator did not start; see ", log));
+      };
+    }
+    so.children.push_back(std::move(spec));
+  }
+  const bool tty = isatty(STDOUT_FILENO);
+  so.on_started = [&metrics](const ChildSpec& c, pid_t pid) {
+    std::cout << "  started " << c.name << " (pid " << pid << "), metrics http://"
+              << metrics[c.name] << "/metrics\n";
+  };
+  so.on_restart = [tty](const std::string& notice) {
+    std::cout << (tty ? "\n" : "") << "bpo local: " << notice << "\n" << std::flush;
+  };
+  Supervisor supervisor(std::move(so));
+
+  std::cout << "bpo local: run " << config.run_id() << " in " << layout.run_dir << " ("
+            << config.learner().world_size() << " learner rank(s), " << config.launch().actors()
+            << " actor(s), " << config.launch().annotators() << " annotator(s); logs in "
+            << layout.run_dir << "/logs)\n";
+  BPO_RETURN_IF_ERROR(supervisor.Start());
+  std::cout << std::flush;
+
+  coordinator::ClientOptions co;
+  co.address = layout.coordinator_address;
+  co.rpc_deadline = absl::Seconds(5);
+  co.retry_for = absl::Seconds(1);
+  BPO_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::CoordinatorClient> status_client,
+                       coordinator::CoordinatorClient::Connect(co));
+  ProgressReporter progress(status_client.get(), &std::cout, tty);
+  return Watch(supervisor, progress, options, layout, tty);
+}
+
+}  // namespace bpo::launch

@@ -1,0 +1,169 @@
+#include "launch/supervisor.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/subprocess.h"
+
+namespace bpo::launch {
+
+std::string DescribeExit(int wait_status) {
+  if (WIFEXITED(wait_status)) return absl::StrCat("exit status ", WEXITSTATUS(wait_status));
+  if (WIFSIGNALED(wait_status)) {
+    return absl::StrCat("killed by signal ", WTERMSIG(wait_status), " (",
+                        strsignal(WTERMSIG(wait_status)), ")");
+  }
+  return "stopped";
+}
+
+Supervisor::Supervisor(SupervisorOptions options) : options_(std::move(options)) {
+  for (ChildSpec& spec : options_.children) children_.push_back(Child{std::move(spec)});
+  options_.children.clear();
+}
+
+Supervisor::~Supervisor() { Stop(); }
+
+absl::Status Supervisor::Launch(Child& child) {
+  std::vector<std::string> argv = child.spec.argv;
+  if (child.spec.gang && child.spec.gang_arg) argv.push_back(child.spec.gang_arg(gang_attempt_));
+  SpawnOptions spawn;
+  spawn.log_path = child.spec.log_path;
+  spawn.append_log = true;
+  // Ctrl-C reaches the supervising process only; it stops the children in order.
+  spawn.new_process_group = true;
+  spawn.parent_death_signal = SIGTERM;
+  const absl::StatusOr<pid_t> pid = SpawnProcess(child.spec.program, std::move(argv), spawn);
+  if (!pid.ok()) return pid.status();
+  child.pid = *pid;
+  if (!child.spec.pid_path.empty()) std::ofstream(child.spec.pid_path) << *pid << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Supervisor::Start() {
+  std::vector<Child*> started;
+  for (Child& child : children_) {
+    absl::Status s = Launch(child);
+    if (s.ok()) {
+      started.push_back(&child);
+      if (options_.on_started) options_.on_started(child.spec, child.pid);
+      if (child.spec.ready) s = child.spec.ready();
+    }
+    if (!s.ok()) {
+      StopTogether(started, options_.start_failure_grace);
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+Supervisor::PollResult Supervisor::Poll() {
+  bool required_done = true;
+  for (Child& child : children_) {
+    if (child.pid <= 0) {
+      if (child.spec.required && !child.finished) required_done = false;
+      continue;
+    }
+    int status = 0;
+    if (waitpid(child.pid, &status, WNOHANG) != child.pid) {
+      if (child.spec.required) required_done = false;
+      continue;
+    }
+    child.pid = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && child.spec.may_finish) {
+      child.finished = true;
+      continue;
+    }
+    if (child.spec.required) required_done = false;
+    PollResult result = OnChildFailed(child, status);
+    if (result.state != State::kRunning) return result;
+  }
+  if (required_done) return {State::kDone, ""};
+  return {};
+}
+
+Supervisor::PollResult Supervisor::OnChildFailed(Child& child, int wait_status) {
+  const std::string what = absl::StrCat(child.spec.name, " died (", DescribeExit(wait_status),
+                                        "); log: ", child.spec.log_path);
+  const bool policy_stops = child.spec.on_failure == OnFailure::kStop;
+  if (policy_stops || child.restarts >= options_.max_restarts) {
+    return {State::kFailed,
+            absl::StrCat(what, "; stopping the run",
+                         policy_stops ? absl::StrCat(" (", child.spec.policy_name, ": stop)")
+                                      : absl::StrCat(" after ", child.restarts, " restarts"))};
+  }
+  std::vector<Child*> restart = {&child};
+  std::string notice;
+  if (child.spec.gang) {
+    restart.clear();
+    for (Child& other : children_) {
+      if (other.spec.gang) restart.push_back(&other);
+    }
+    StopTogether(restart, options_.stop_grace);
+    ++gang_attempt_;
+    notice = absl::StrCat(what, "; ", options_.gang_restart_note);
+  } else {
+    notice = absl::StrCat(what, "; restarting it (", child.restarts + 1, "/", options_.max_restarts,
+                          ")");
+  }
+  if (options_.on_restart) options_.on_restart(notice);
+  for (Child* c : restart) {
+    c->finished = false;
+    ++c->restarts;
+    if (absl::Status s = Launch(*c); !s.ok())
+      return {State::kStartFailed, std::string(s.message())};
+  }
+  return {};
+}
+
+void Supervisor::Stop() {
+  std::set<int> stages;
+  for (const Child& child : children_) stages.insert(child.spec.stop_stage);
+  for (int stage : stages) {
+    std::vector<Child*> batch;
+    for (Child& child : children_) {
+      if (child.spec.stop_stage == stage) batch.push_back(&child);
+    }
+    StopTogether(batch, options_.stop_grace);
+  }
+}
+
+void Supervisor::StopTogether(const std::vector<Child*>& children, absl::Duration grace) {
+  for (Child* c : children) {
+    if (c->pid > 0) kill(c->pid, SIGTERM);
+  }
+  const absl::Time until = absl::Now() + grace;
+  for (Child* c : children) {
+    while (c->pid > 0) {
+      int status = 0;
+      const pid_t r = waitpid(c->pid, &status, WNOHANG);
+      if (r == c->pid || r < 0) {
+        c->pid = -1;
+        break;
+      }
+      if (absl::Now() > until) {
+        kill(c->pid, SIGKILL);
+        waitpid(c->pid, &status, 0);
+        c->pid = -1;
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+}
+
+pid_t Supervisor::pid(std::string_view name) const {
+  for (const Child& child : children_) {
+    if (child.spec.name == name) return child.pid;
+  }
+  return -1;
+}
+
+}  // namespace bpo::launch
