@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
 #include "data/prompts.h"
+#include "eval/eval_result.h"
 #include "eval/evaluate.h"
 #include "snapshot/snapshot.h"
 #include "tasks/synthetic.h"
@@ -317,24 +318,115 @@ int RunScore(const std::vector<std::string>&) {
 
 // ---- bpo eval ----
 
-int RunEval(const std::vector<std::string>&) {
-  const std::string test_path = absl::GetFlag(FLAGS_test_prompts);
-  if (test_path.empty()) return Fail("eval", absl::InvalidArgumentError("--test_prompts is required"));
-  // TL;DR CSVs (query, reference_responses) as they are; anything else JSONL.
+// The test prompts with references (a TL;DR CSV as it is, anything else
+// JSONL), the first --limit; every prompt needs a reference unless the
+// policy is compared head to head.
+absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTestPrompts(const std::string& test_path,
+                                                             bool head_to_head) {
+  if (test_path.empty()) return absl::InvalidArgumentError("--test_prompts is required");
   auto test = absl::EndsWith(test_path, ".csv") || absl::EndsWith(test_path, ".csv.gz")
                   ? data::ReadTldrCsv(test_path)
                   : data::ReadJsonlPrompts(test_path);
-  if (!test.ok()) return Fail("eval", test.status());
+  if (!test.ok()) return test.status();
   if (absl::GetFlag(FLAGS_limit) > 0 && static_cast<int64_t>(test->size()) > absl::GetFlag(FLAGS_limit)) {
     test->resize(absl::GetFlag(FLAGS_limit));
   }
-  const bool head_to_head = !absl::GetFlag(FLAGS_against_adapter).empty();
-  std::vector<std::string> prompts, references;
   for (const auto& p : *test) {
     if (!head_to_head && p.reference().empty()) {
-      return Fail("eval", absl::InvalidArgumentError(absl::StrCat(
-                              test_path, ": prompt '", p.prompt_id(), "' has no \"reference\"")));
+      return absl::InvalidArgumentError(
+          absl::StrCat(test_path, ": prompt '", p.prompt_id(), "' has no \"reference\""));
     }
+  }
+  return test;
+}
+
+// The result's description of what was evaluated, from the flags.
+eval::EvalResult EvalResultFromFlags(const std::string& test_path, bool head_to_head, size_t n,
+                                     const eval::GenerateOptions& go) {
+  eval::EvalResult out;
+  out.model = absl::GetFlag(FLAGS_model);
+  out.adapter = absl::GetFlag(FLAGS_snapshot).empty() ? absl::GetFlag(FLAGS_adapter)
+                                                      : absl::GetFlag(FLAGS_snapshot);
+  out.against = head_to_head ? absl::GetFlag(FLAGS_against_adapter) : std::string("references");
+  out.test_prompts = test_path;
+  out.task = absl::GetFlag(FLAGS_task).empty() ? test_path : absl::GetFlag(FLAGS_task);
+  out.method = absl::GetFlag(FLAGS_method);
+  out.seed = absl::GetFlag(FLAGS_run_seed);
+  out.n = static_cast<int64_t>(n);
+  out.max_new_tokens = go.max_new_tokens;
+  return out;
+}
+
+// --eval_samples temperature-1 samples per prompt, scored by every judge
+// against the references' scores in `results`; printed and added to `out`.
+absl::Status AddSampleWinRates(const model::Policy& policy, const std::vector<std::string>& prompts,
+                               const eval::GenerateOptions& go, const std::vector<eval::Judge>& judges,
+                               const std::vector<eval::JudgeResult>& results, eval::EvalResult& out) {
+  const int64_t samples = absl::GetFlag(FLAGS_eval_samples);
+  auto sampled = eval::SampledOutputs(*policy.model, *policy.tokenizer, policy.adapter(), prompts, go,
+                                      samples, static_cast<uint64_t>(absl::GetFlag(FLAGS_run_seed)));
+  if (!sampled.ok()) return sampled.status();
+  std::vector<std::string> sample_prompts;
+  for (const auto& p : prompts) {
+    for (int64_t k = 0; k < samples; ++k) sample_prompts.push_back(p);
+  }
+  std::cout << absl::StrFormat("  %d samples per prompt (temperature 1):\n", samples);
+  for (size_t j = 0; j < judges.size(); ++j) {
+    auto scores = eval::Score(judges[j], sample_prompts, *sampled);
+    if (!scores.ok()) return scores.status();
+    double wins = 0, diff = 0;
+    for (size_t i = 0; i < scores->size(); ++i) {
+      const double ref = results[j].other_scores[i / samples];
+      wins += (*scores)[i] > ref ? 1 : 0;
+      diff += (*scores)[i] - ref;
+    }
+    const double n = static_cast<double>(scores->size());
+    std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", judges[j].name, wins / n, diff / n);
+    out.judges[judges[j].name].sample_win_rate = wins / n;
+    out.judges[judges[j].name].sample_mean_reward_diff = diff / n;
+  }
+  out.samples_per_prompt = samples;
+  return absl::OkStatus();
+}
+
+// --snapshot: a behavior snapshot a run published as the policy's adapter.
+absl::Status UseSnapshotFromFlags(model::Policy& policy) {
+  const std::string snap = absl::GetFlag(FLAGS_snapshot);
+  if (snap.empty()) return absl::OkStatus();
+  if (!absl::GetFlag(FLAGS_adapter).empty()) {
+    return absl::InvalidArgumentError("give --adapter or --snapshot, not both");
+  }
+  auto bytes = ReadWholeFile(snap);
+  if (!bytes.ok()) return bytes.status();
+  auto decoded = snapshot::DecodeSnapshot(*bytes, *policy.model, snap);
+  if (!decoded.ok()) return decoded.status();
+  policy.merged = std::make_unique<model::MergedLora>(std::move(decoded->merged));
+  return absl::OkStatus();
+}
+
+// Greedy outputs of the policy with --against_adapter, for head to head.
+absl::StatusOr<std::vector<std::string>> AgainstOutputs(const model::LoadOptions& load,
+                                                        const std::vector<std::string>& prompts,
+                                                        const eval::GenerateOptions& go) {
+  model::PolicyOptions po;
+  po.load = load;
+  for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_against_adapter), ',', absl::SkipEmpty())) {
+    po.adapters.emplace_back(a);
+  }
+  po.merge_mode = absl::GetFlag(FLAGS_merge_mode) == "mean_delta" ? model::MergeMode::kMeanDelta
+                                                                  : model::MergeMode::kPeftLinear;
+  auto b = model::LoadPolicy(absl::GetFlag(FLAGS_model), po);
+  if (!b.ok()) return b.status();
+  return eval::GreedyOutputs(*b->model, *b->tokenizer, b->adapter(), prompts, go);
+}
+
+int RunEval(const std::vector<std::string>&) {
+  const std::string test_path = absl::GetFlag(FLAGS_test_prompts);
+  const bool head_to_head = !absl::GetFlag(FLAGS_against_adapter).empty();
+  auto test = ReadTestPrompts(test_path, head_to_head);
+  if (!test.ok()) return Fail("eval", test.status());
+  std::vector<std::string> prompts, references;
+  for (const auto& p : *test) {
     prompts.push_back(p.text());
     references.push_back(p.reference());
   }
@@ -362,16 +454,7 @@ int RunEval(const std::vector<std::string>&) {
   }
   auto policy = LoadPolicyFromFlags();
   if (!policy.ok()) return Fail("eval", policy.status());
-  if (const std::string snap = absl::GetFlag(FLAGS_snapshot); !snap.empty()) {
-    if (!absl::GetFlag(FLAGS_adapter).empty()) {
-      return Fail("eval", absl::InvalidArgumentError("give --adapter or --snapshot, not both"));
-    }
-    auto bytes = ReadWholeFile(snap);
-    if (!bytes.ok()) return Fail("eval", bytes.status());
-    auto decoded = snapshot::DecodeSnapshot(*bytes, *policy->model, snap);
-    if (!decoded.ok()) return Fail("eval", decoded.status());
-    policy->merged = std::make_unique<model::MergedLora>(std::move(decoded->merged));
-  }
+  if (absl::Status s = UseSnapshotFromFlags(*policy); !s.ok()) return Fail("eval", s);
   eval::GenerateOptions go;
   go.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
   go.batch_size = absl::GetFlag(FLAGS_batch_size);
@@ -379,16 +462,7 @@ int RunEval(const std::vector<std::string>&) {
   if (!outputs.ok()) return Fail("eval", outputs.status());
   std::vector<std::string> others = references;
   if (head_to_head) {
-    model::PolicyOptions po;
-    po.load = *load;
-    for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_against_adapter), ',', absl::SkipEmpty())) {
-      po.adapters.emplace_back(a);
-    }
-    po.merge_mode = absl::GetFlag(FLAGS_merge_mode) == "mean_delta" ? model::MergeMode::kMeanDelta
-                                                                    : model::MergeMode::kPeftLinear;
-    auto b = model::LoadPolicy(absl::GetFlag(FLAGS_model), po);
-    if (!b.ok()) return Fail("eval", b.status());
-    auto theirs = eval::GreedyOutputs(*b->model, *b->tokenizer, b->adapter(), prompts, go);
+    auto theirs = AgainstOutputs(*load, prompts, go);
     if (!theirs.ok()) return Fail("eval", theirs.status());
     others = std::move(*theirs);
   }
@@ -396,16 +470,7 @@ int RunEval(const std::vector<std::string>&) {
   if (!results.ok()) return Fail("eval", results.status());
 
   const std::string against = head_to_head ? "the other policy" : "the references";
-  json out = {{"model", absl::GetFlag(FLAGS_model)},
-              {"adapter", absl::GetFlag(FLAGS_snapshot).empty() ? absl::GetFlag(FLAGS_adapter)
-                                                                : absl::GetFlag(FLAGS_snapshot)},
-              {"against", head_to_head ? absl::GetFlag(FLAGS_against_adapter) : std::string("references")},
-              {"test_prompts", test_path},
-              {"task", absl::GetFlag(FLAGS_task).empty() ? test_path : absl::GetFlag(FLAGS_task)},
-              {"method", absl::GetFlag(FLAGS_method)},
-              {"seed", absl::GetFlag(FLAGS_run_seed)},
-              {"n", prompts.size()},
-              {"max_new_tokens", go.max_new_tokens}};
+  eval::EvalResult out = EvalResultFromFlags(test_path, head_to_head, prompts.size(), go);
   std::cout << absl::StrFormat("eval: %s%s on %d test prompts (greedy, %d new tokens) against %s\n",
                                absl::GetFlag(FLAGS_model),
                                absl::GetFlag(FLAGS_adapter).empty() ? "" : " + " + absl::GetFlag(FLAGS_adapter),
@@ -413,49 +478,25 @@ int RunEval(const std::vector<std::string>&) {
             << absl::StrFormat("  %-40s %10s %18s\n", "judge", "win rate", "mean reward diff");
   for (const auto& r : *results) {
     std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", r.judge, r.win_rate, r.mean_reward_diff);
-    out["judges"][r.judge] = {{"win_rate", r.win_rate}, {"mean_reward_diff", r.mean_reward_diff}};
+    out.judges[r.judge].win_rate = r.win_rate;
+    out.judges[r.judge].mean_reward_diff = r.mean_reward_diff;
   }
-  const int64_t samples = absl::GetFlag(FLAGS_eval_samples);
-  if (samples > 0 && !head_to_head) {
-    auto sampled = eval::SampledOutputs(*policy->model, *policy->tokenizer, policy->adapter(), prompts, go,
-                                        samples, static_cast<uint64_t>(absl::GetFlag(FLAGS_run_seed)));
-    if (!sampled.ok()) return Fail("eval", sampled.status());
-    std::vector<std::string> sample_prompts;
-    for (const auto& p : prompts) {
-      for (int64_t k = 0; k < samples; ++k) sample_prompts.push_back(p);
-    }
-    std::cout << absl::StrFormat("  %d samples per prompt (temperature 1):\n", samples);
-    for (size_t j = 0; j < judges.size(); ++j) {
-      auto scores = eval::Score(judges[j], sample_prompts, *sampled);
-      if (!scores.ok()) return Fail("eval", scores.status());
-      double wins = 0, diff = 0;
-      for (size_t i = 0; i < scores->size(); ++i) {
-        const double ref = (*results)[j].other_scores[i / samples];
-        wins += (*scores)[i] > ref ? 1 : 0;
-        diff += (*scores)[i] - ref;
-      }
-      const double n = static_cast<double>(scores->size());
-      std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", judges[j].name, wins / n, diff / n);
-      out["judges"][judges[j].name]["sample_win_rate"] = wins / n;
-      out["judges"][judges[j].name]["sample_mean_reward_diff"] = diff / n;
-    }
-    out["samples_per_prompt"] = samples;
+  if (absl::GetFlag(FLAGS_eval_samples) > 0 && !head_to_head) {
+    absl::Status s = AddSampleWinRates(*policy, prompts, go, judges, *results, out);
+    if (!s.ok()) return Fail("eval", s);
   }
   if (!absl::GetFlag(FLAGS_json_out).empty()) {
-    json items = json::array();
+    out.items.emplace();
     for (size_t i = 0; i < prompts.size(); ++i) {
-      json item = {{"id", (*test)[i].prompt_id()}, {"output", (*outputs)[i]}, {"other", others[i]}};
-      for (const auto& r : *results) {
-        item["scores"][r.judge] = {r.output_scores[i], r.other_scores[i]};
-      }
-      items.push_back(std::move(item));
+      eval::EvalItem item{(*test)[i].prompt_id(), (*outputs)[i], others[i], {}};
+      for (const auto& r : *results) item.scores[r.judge] = {r.output_scores[i], r.other_scores[i]};
+      out.items->push_back(std::move(item));
     }
-    out["items"] = std::move(items);
-    std::ofstream f(absl::GetFlag(FLAGS_json_out));
-    f << out.dump(1) << "\n";
-    if (!f) return Fail("eval", absl::PermissionDeniedError(absl::GetFlag(FLAGS_json_out) + ": cannot write"));
+    if (absl::Status s = eval::WriteEvalResult(out, absl::GetFlag(FLAGS_json_out)); !s.ok()) {
+      return Fail("eval", s);
+    }
   }
-  if (absl::GetFlag(FLAGS_json)) std::cout << out.dump() << "\n";
+  if (absl::GetFlag(FLAGS_json)) std::cout << eval::EvalResultToJson(out).dump() << "\n";
   return kExitOk;
 }
 

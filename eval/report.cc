@@ -9,7 +9,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "eval/stats.h"
 
 namespace bpo::eval {
 namespace {
@@ -644,6 +646,11 @@ std::string FormatEstimate(double estimate, double low, double high, int digits)
   if (!Finite(low) || !Finite(high)) return Fixed(estimate, digits);
   return absl::StrCat(Fixed(estimate, digits), " [", Fixed(low, digits), ", ", Fixed(high, digits),
                       "]");
+}
+
+std::string FormatMeanStd(const std::vector<double>& x) {
+  if (x.empty()) return "n/a";
+  return absl::StrFormat("%.3f ± %.3f", Mean(x), StdDev(x));
 }
 
 }  // namespace bpo::eval

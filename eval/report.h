@@ -96,6 +96,10 @@ std::string MarkdownTable(const std::vector<std::string>& header,
 // high is not finite, "n/a" when the estimate is not finite.
 std::string FormatEstimate(double estimate, double low, double high, int digits = 3);
 
+// "0.412 ± 0.031": the mean and sample standard deviation of `x` with 3
+// decimals (printf's %.3f); "n/a" for no values.
+std::string FormatMeanStd(const std::vector<double>& x);
+
 // Exposed for tests and for callers that lay out their own plots.
 
 // Ascending ticks at multiples of a 1-2-5 step (1, 2 or 5 times a power of

@@ -1,6 +1,7 @@
 #include "eval/stats.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -16,6 +17,14 @@ double Median(std::vector<double> x) {
   std::sort(x.begin(), x.end());
   const size_t n = x.size();
   return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+double StdDev(const std::vector<double>& x) {
+  if (x.size() < 2) return 0;
+  const double m = Mean(x);
+  double s = 0;
+  for (double v : x) s += (v - m) * (v - m);
+  return std::sqrt(s / static_cast<double>(x.size() - 1));
 }
 
 double Iqm(std::vector<double> x) {
@@ -54,6 +63,17 @@ Interval StratifiedBootstrap(const ScoreMatrix& scores, const Aggregate& aggrega
   const double alpha = (1 - confidence) / 2;
   out.lower = quantile(alpha);
   out.upper = quantile(1 - alpha);
+  return out;
+}
+
+AggregateIntervals BootstrapAggregates(const ScoreMatrix& scores, int reps, double confidence,
+                                       uint64_t seed) {
+  AggregateIntervals out;
+  out.median = StratifiedBootstrap(
+      scores, [](const std::vector<double>& x) { return Median(x); }, reps, confidence, seed);
+  out.iqm = StratifiedBootstrap(
+      scores, [](const std::vector<double>& x) { return Iqm(x); }, reps, confidence, seed);
+  out.mean = StratifiedBootstrap(scores, Mean, reps, confidence, seed);
   return out;
 }
 

@@ -15,6 +15,9 @@ namespace bpo::eval {
 double Mean(const std::vector<double>& x);
 // The middle value; the mean of the two middle values for an even count.
 double Median(std::vector<double> x);
+// Sample standard deviation (n - 1 in the denominator); 0 for fewer than 2
+// values.
+double StdDev(const std::vector<double>& x);
 // Interquartile mean: the mean of the middle 50% (scipy.stats.trim_mean(x,
 // 0.25): int(0.25 * n) values cut from each end).
 double Iqm(std::vector<double> x);
@@ -33,6 +36,15 @@ struct Interval {
 // resamples, at `confidence` (0.95), seeded.
 Interval StratifiedBootstrap(const ScoreMatrix& scores, const Aggregate& aggregate, int reps,
                              double confidence, uint64_t seed);
+
+// The three estimators of the paper's Fig. 3, each with its percentile
+// interval from StratifiedBootstrap(scores, estimator, reps, confidence, seed)
+// (each estimator's resamples drawn from the same seed).
+struct AggregateIntervals {
+  Interval median, iqm, mean;
+};
+AggregateIntervals BootstrapAggregates(const ScoreMatrix& scores, int reps, double confidence,
+                                       uint64_t seed);
 
 // Win rate against references as in the paper: the fraction of prompts where
 // the output's score is strictly higher than the reference's.

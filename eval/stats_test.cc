@@ -50,5 +50,30 @@ TEST(StatsTest, StratifiedBootstrapIsSeededCoversTheEstimateAndNarrowsWithRuns) 
   EXPECT_DOUBLE_EQ(d.upper, 1);
 }
 
+// Python: statistics.stdev([2, 4, 4, 4, 5, 5, 7, 9]) = 2.138089935299395.
+TEST(StatsTest, StdDevIsTheSampleStandardDeviation) {
+  EXPECT_DOUBLE_EQ(StdDev({2, 4, 4, 4, 5, 5, 7, 9}), 2.138089935299395);
+  EXPECT_DOUBLE_EQ(StdDev({3}), 0.0);
+  EXPECT_DOUBLE_EQ(StdDev({}), 0.0);
+}
+
+TEST(StatsTest, BootstrapAggregatesIsEachEstimatorsStratifiedBootstrap) {
+  const ScoreMatrix m = {{0.1, 0.5, 0.9, 0.2}, {0.6, 0.7}};
+  const AggregateIntervals a = BootstrapAggregates(m, 500, 0.95, 7);
+  const Interval median = StratifiedBootstrap(
+      m, [](const std::vector<double>& x) { return Median(x); }, 500, 0.95, 7);
+  const Interval iqm = StratifiedBootstrap(
+      m, [](const std::vector<double>& x) { return Iqm(x); }, 500, 0.95, 7);
+  const Interval mean = StratifiedBootstrap(m, Mean, 500, 0.95, 7);
+  EXPECT_DOUBLE_EQ(a.median.estimate, 0.55);
+  EXPECT_DOUBLE_EQ(a.median.lower, median.lower);
+  EXPECT_DOUBLE_EQ(a.median.upper, median.upper);
+  EXPECT_DOUBLE_EQ(a.iqm.lower, iqm.lower);
+  EXPECT_DOUBLE_EQ(a.iqm.upper, iqm.upper);
+  EXPECT_DOUBLE_EQ(a.mean.estimate, 0.5);
+  EXPECT_DOUBLE_EQ(a.mean.lower, mean.lower);
+  EXPECT_DOUBLE_EQ(a.mean.upper, mean.upper);
+}
+
 }  // namespace
 }  // namespace bpo::eval
