@@ -18,11 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int Fail(const absl::Status& s) {
-  std::cerr << "bpo actor: " << s.message() << "\n";
-  return kExitFailure;
-}
-
 int RunActor(const std::vector<std::string>&) {
   InstallStopHandlers();
   bpo::v1::WorkerInfo info;
@@ -32,26 +27,26 @@ int RunActor(const std::vector<std::string>&) {
   // worker that loaded another model than the run's other actors.
   std::string policy_dir = absl::GetFlag(FLAGS_policy);
   auto worker = ConnectWorker(info);
-  if (!worker.ok()) return Fail(worker.status());
+  if (!worker.ok()) return Fail("actor", worker.status());
   bpo::v1::RunConfig config = worker->config;
   if (policy_dir.empty()) policy_dir = config.model().policy();
-  if (policy_dir.empty()) return Fail(absl::InvalidArgumentError("model.policy names no model"));
+  if (policy_dir.empty()) return Fail("actor", absl::InvalidArgumentError("model.policy names no model"));
 
   auto load = model::ParseLoadOptions(
       config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
       config.model().device());
-  if (!load.ok()) return Fail(load.status());
+  if (!load.ok()) return Fail("actor", load.status());
   model::PolicyOptions po;
   po.load = *load;
   po.tokenizer = config.model().tokenizer();
   if (!fs::exists(po.tokenizer)) po.tokenizer.clear();
   auto policy = model::LoadPolicy(policy_dir, po);
-  if (!policy.ok()) return Fail(policy.status());
+  if (!policy.ok()) return Fail("actor", policy.status());
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("actor"));
   auto server = StartWorkerMetrics(config, &registry);
-  if (!server.ok()) return Fail(server.status());
+  if (!server.ok()) return Fail("actor", server.status());
 
   actor::ActorOptions options;
   options.run_id = worker->run_id;
@@ -64,11 +59,11 @@ int RunActor(const std::vector<std::string>&) {
   options.rpc_deadline = absl::Seconds(config.endpoints().rpc_deadline_seconds());
   options.stop = [] { return StopRequested(); };
   auto a = actor::Actor::Create(&*policy, worker->client.get(), options, &registry);
-  if (!a.ok()) return Fail(a.status());
+  if (!a.ok()) return Fail("actor", a.status());
   std::cout << "actor " << worker->client->worker_id() << " sampling for run " << worker->run_id
             << " with " << policy_dir << "; metrics http://" << (*server)->address() << "/metrics\n"
             << std::flush;
-  if (absl::Status s = (*a)->Run(); !s.ok()) return Fail(s);
+  if (absl::Status s = (*a)->Run(); !s.ok()) return Fail("actor", s);
   std::cout << "actor " << worker->client->worker_id() << ": run done\n";
   return kExitOk;
 }

@@ -19,10 +19,7 @@ int RunAggregate(const std::vector<std::string>& files) {
   o.judge = absl::GetFlag(FLAGS_judge);
   o.reps = absl::GetFlag(FLAGS_reps);
   auto rows = experiments::AggregateEvalResults(files, o);
-  if (!rows.ok()) {
-    std::cerr << "bpo aggregate: " << rows.status().message() << "\n";
-    return kExitFailure;
-  }
+  if (!rows.ok()) return Fail("aggregate", rows.status());
   std::cout << experiments::FormatAggregateTable(*rows);
   if (const std::string path = absl::GetFlag(FLAGS_aggregate_json); !path.empty()) {
     std::ofstream f(path);

@@ -29,11 +29,6 @@ ABSL_FLAG(std::string, token, "",
 namespace bpo::cli {
 namespace {
 
-int Fail(const absl::Status& s) {
-  std::cerr << "bpo annotator: " << s.message() << "\n";
-  return kExitFailure;
-}
-
 // The human-annotation web service: one coordinator worker per signed-in rater.
 int RunHuman(const bpo::v1::RunConfig& local) {
   annotator::HumanOptions o;
@@ -45,7 +40,7 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   o.seed = local.seeds().global();
   if (!absl::GetFlag(FLAGS_raters).empty()) {
     auto tokens = annotator::LoadRaterTokens(absl::GetFlag(FLAGS_raters));
-    if (!tokens.ok()) return Fail(tokens.status());
+    if (!tokens.ok()) return Fail("annotator", tokens.status());
     o.tokens = std::move(*tokens);
   }
   o.shared_token = absl::GetFlag(FLAGS_token);
@@ -56,7 +51,7 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));
   auto service = annotator::HumanAnnotationService::Start(o, &registry);
-  if (!service.ok()) return Fail(service.status());
+  if (!service.ok()) return Fail("annotator", service.status());
   std::cout << "human annotation: raters sign in at http://" << (*service)->address() << "/";
   if (!o.shared_token.empty()) std::cout << " with token " << o.shared_token;
   std::cout << "\n" << std::flush;
@@ -69,7 +64,7 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   InstallStopHandlers();
   std::string kind = absl::GetFlag(FLAGS_kind);
   if (!kind.empty() && kind != "rm" && kind != "rule" && kind != "human") {
-    return Fail(absl::InvalidArgumentError(
+    return Fail("annotator", absl::InvalidArgumentError(
         absl::StrCat("--kind must be rm, rule or human, got '", kind, "'")));
   }
   // Load the local config for defaults; the run's config comes at registration.
@@ -79,7 +74,7 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   // The kind and (for rm) the model must be known before registering.
   const std::string path = absl::GetFlag(FLAGS_config);
   auto local = path.empty() ? DefaultRunConfig() : LoadRunConfig(path);
-  if (!local.ok()) return Fail(local.status());
+  if (!local.ok()) return Fail("annotator", local.status());
   if (kind.empty()) {
     kind = local->config.annotation().kind() == bpo::v1::AnnotationConfig::RM     ? "rm"
            : local->config.annotation().kind() == bpo::v1::AnnotationConfig::RULE ? "rule"
@@ -90,29 +85,29 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   if (kind == "rm") {
     std::string dir = absl::GetFlag(FLAGS_reward_model);
     if (dir.empty()) dir = local->config.model().reward_model();
-    if (dir.empty()) return Fail(absl::InvalidArgumentError("model.reward_model names no model"));
+    if (dir.empty()) return Fail("annotator", absl::InvalidArgumentError("model.reward_model names no model"));
     auto load = model::ParseLoadOptions(
         local->config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
         local->config.model().device());
-    if (!load.ok()) return Fail(load.status());
+    if (!load.ok()) return Fail("annotator", load.status());
     auto rm = annotator::MakeRewardModelScorer(dir, *load, local->config.annotation().rm_max_length(),
                                                local->config.annotation().pairs_per_lease());
-    if (!rm.ok()) return Fail(rm.status());
+    if (!rm.ok()) return Fail("annotator", rm.status());
     scorer = std::move(*rm);
   } else {
     auto rule = annotator::MakeRuleScorer(local->config.annotation().rule());
-    if (!rule.ok()) return Fail(rule.status());
+    if (!rule.ok()) return Fail("annotator", rule.status());
     scorer = std::move(*rule);
   }
   info.set_annotator_kind(scorer->kind());
   info.set_model_sha256(scorer->model_sha256());
   auto worker = ConnectWorker(info);
-  if (!worker.ok()) return Fail(worker.status());
+  if (!worker.ok()) return Fail("annotator", worker.status());
   const bpo::v1::RunConfig& config = worker->config;
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));
   auto server = StartWorkerMetrics(config, &registry);
-  if (!server.ok()) return Fail(server.status());
+  if (!server.ok()) return Fail("annotator", server.status());
   std::cout << "annotator " << worker->client->worker_id() << " (" << scorer->provenance()
             << ") labelling for run " << worker->run_id << "; metrics http://"
             << (*server)->address() << "/metrics\n"
@@ -123,7 +118,7 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   options.stop = [] { return StopRequested(); };
   if (absl::Status s = annotator::RunAnnotator(scorer.get(), worker->client.get(), options, &registry);
       !s.ok()) {
-    return Fail(s);
+    return Fail("annotator", s);
   }
   std::cout << "annotator " << worker->client->worker_id() << ": run done\n";
   return kExitOk;

@@ -6,7 +6,10 @@
 #define BPO_CLI_COMMAND_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "absl/status/status.h"
 
 namespace bpo::cli {
 
@@ -30,6 +33,10 @@ struct Command {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the command ran and failed (bad config, ...)
 inline constexpr int kExitUsage = 2;    // bad command line
+
+// Prints "bpo <command>: <message>" to stderr and returns kExitFailure: how a
+// command reports the error that ends it.
+int Fail(std::string_view command, const absl::Status& status);
 
 const Command& ConfigCheckCommand();
 const Command& ConfigDefaultsCommand();

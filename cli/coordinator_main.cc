@@ -31,22 +31,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int Fail(const absl::Status& s) {
-  std::cerr << "bpo coordinator: " << s.message() << "\n";
-  return kExitFailure;
-}
-
 int RunCoordinator(const std::vector<std::string>&) {
   InstallStopHandlers();
   const std::string path = absl::GetFlag(FLAGS_config);
   absl::StatusOr<RunConfigFile> file = path.empty() ? DefaultRunConfig() : LoadRunConfig(path);
-  if (!file.ok()) return Fail(file.status());
+  if (!file.ok()) return Fail("coordinator", file.status());
   bpo::v1::RunConfig config = file->config;
   if (!absl::GetFlag(FLAGS_listen).empty()) {
     config.mutable_endpoints()->set_coordinator(absl::GetFlag(FLAGS_listen));
   }
   auto plan = coordinator::MakeRunPlan(config);
-  if (!plan.ok()) return Fail(plan.status());
+  if (!plan.ok()) return Fail("coordinator", plan.status());
   std::string store_path = absl::GetFlag(FLAGS_store);
   if (store_path.empty()) store_path = config.coordinator().store();
   if (store_path.empty()) {
@@ -54,7 +49,7 @@ int RunCoordinator(const std::vector<std::string>&) {
   }
   std::error_code ec;
   fs::create_directories(fs::path(store_path).parent_path(), ec);
-  if (ec) return Fail(absl::PermissionDeniedError(absl::StrCat(store_path, ": ", ec.message())));
+  if (ec) return Fail("coordinator", absl::PermissionDeniedError(absl::StrCat(store_path, ": ", ec.message())));
 
   // A restarted coordinator takes the prompts from its store.
   coordinator::RunStoreOptions so;
@@ -62,25 +57,25 @@ int RunCoordinator(const std::vector<std::string>&) {
   so.fsync = config.coordinator().fsync();
   auto store = coordinator::RunStore::Open(
       config, [&] { return data::LoadPrompts(config.data()); }, so);
-  if (!store.ok()) return Fail(store.status());
+  if (!store.ok()) return Fail("coordinator", store.status());
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("coordinator"));
   registry.AddCollector(coordinator::MakeStoreCollector(store->get()));
   auto rpc_metrics = coordinator::RpcMetrics::Create(&registry);
-  if (!rpc_metrics.ok()) return Fail(rpc_metrics.status());
+  if (!rpc_metrics.ok()) return Fail("coordinator", rpc_metrics.status());
   coordinator::CoordinatorServices services(store->get(), rpc_metrics->get());
   auto server = StartGrpcServer(config.endpoints().coordinator(), services.list(),
                                 config.coordinator().max_message_bytes());
-  if (!server.ok()) return Fail(server.status());
+  if (!server.ok()) return Fail("coordinator", server.status());
   std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
   if (metrics_address.empty()) metrics_address = config.endpoints().metrics();
   auto http = HttpServer::Start({metrics_address});
-  if (!http.ok()) return Fail(http.status());
+  if (!http.ok()) return Fail("coordinator", http.status());
   ServeMetrics(&registry, http->get());
 
   auto status = (*store)->Status();
-  if (!status.ok()) return Fail(status.status());
+  if (!status.ok()) return Fail("coordinator", status.status());
   std::cout << "coordinator for run " << config.run_id() << " on port " << server->port
             << ", store " << store_path << " (step " << status->step() << "/"
             << status->total_steps() << "), metrics http://" << (*http)->address() << "/metrics\n"

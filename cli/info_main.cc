@@ -46,10 +46,7 @@ int RunInfo(const std::vector<std::string>&) {
   const int n = absl::GetFlag(FLAGS_matmul_size);
   if (n > 0) {
     auto gflops = model::MeasureMatmulGflops(n, 5);
-    if (!gflops.ok()) {
-      std::cerr << "bpo info: " << gflops.status().message() << "\n";
-      return kExitFailure;
-    }
+    if (!gflops.ok()) return Fail("info", gflops.status());
     std::cout << absl::StrFormat("matmul     %d^2 fp32: %.1f GFLOP/s (median of 5)\n", n, *gflops);
     if (*gflops < 10) {
       std::cout << "warning    below 10 GFLOP/s: LibTorch may be on the reference BLAS; "

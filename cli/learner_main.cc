@@ -32,11 +32,6 @@ ABSL_FLAG(std::string, rendezvous, "",
 namespace bpo::cli {
 namespace {
 
-int Fail(const absl::Status& s) {
-  std::cerr << "bpo learner: " << s.message() << "\n";
-  return kExitFailure;
-}
-
 // Online: registers with the coordinator, whose config is the run's (with
 // this machine's endpoints). Offline: the local config.
 absl::Status LoadConfig(bool online, int rank, std::optional<Worker>* worker,
@@ -93,16 +88,16 @@ int RunLearner(const std::vector<std::string>&) {
   options.stop = [] { return StopRequested(); };
   const bool online = options.pairs_path.empty();
   std::optional<Worker> worker;
-  if (auto s = LoadConfig(online, options.rank, &worker, &options.config); !s.ok()) return Fail(s);
+  if (auto s = LoadConfig(online, options.rank, &worker, &options.config); !s.ok()) return Fail("learner", s);
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("learner"));
   auto learner = learner::Learner::Create(
       options, worker.has_value() ? worker->client.get() : nullptr, &registry);
-  if (!learner.ok()) return Fail(learner.status());
+  if (!learner.ok()) return Fail("learner", learner.status());
   auto server = StartMetrics(options.config, online, options.rank, &registry);
-  if (!server.ok()) return Fail(server.status());
-  if (auto s = (*learner)->Run(); !s.ok()) return Fail(s);
+  if (!server.ok()) return Fail("learner", server.status());
+  if (auto s = (*learner)->Run(); !s.ok()) return Fail("learner", s);
   return kExitOk;
 }
 

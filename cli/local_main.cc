@@ -16,22 +16,17 @@
 namespace bpo::cli {
 namespace {
 
-int Fail(const absl::Status& s) {
-  std::cerr << "bpo local: " << s.message() << "\n";
-  return kExitFailure;
-}
-
 int RunLocal(const std::vector<std::string>&) {
   InstallStopHandlers();
   const std::string path = absl::GetFlag(FLAGS_config);
   absl::StatusOr<RunConfigFile> file = path.empty() ? DefaultRunConfig() : LoadRunConfig(path);
-  if (!file.ok()) return Fail(file.status());
+  if (!file.ok()) return Fail("local", file.status());
   launch::LocalRunOptions options;
   options.config = std::move(file->config);
   options.config_source = file->source;
   options.stop_requested = &StopRequested;
   const absl::StatusOr<int> code = launch::RunLocal(std::move(options));
-  return code.ok() ? *code : Fail(code.status());
+  return code.ok() ? *code : Fail("local", code.status());
 }
 
 }  // namespace

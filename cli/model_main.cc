@@ -68,11 +68,6 @@ namespace {
 
 using nlohmann::json;
 
-int Fail(const char* command, const absl::Status& status) {
-  std::cerr << "bpo " << command << ": " << status.message() << "\n";
-  return kExitFailure;
-}
-
 absl::StatusOr<model::LoadOptions> Load() {
   return model::ParseLoadOptions(absl::GetFlag(FLAGS_dtype), absl::GetFlag(FLAGS_device));
 }

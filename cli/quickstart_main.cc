@@ -21,10 +21,7 @@ int RunQuickstart(const std::vector<std::string>&) {
   o.sft_steps = absl::GetFlag(FLAGS_quickstart_sft_steps);
   o.bpo_steps = absl::GetFlag(FLAGS_quickstart_bpo_steps);
   o.rm_steps = absl::GetFlag(FLAGS_quickstart_rm_steps);
-  if (absl::Status s = experiments::Quickstart(o); !s.ok()) {
-    std::cerr << "bpo quickstart: " << s.message() << "\n";
-    return kExitFailure;
-  }
+  if (absl::Status s = experiments::Quickstart(o); !s.ok()) return Fail("quickstart", s);
   return kExitOk;
 }
 

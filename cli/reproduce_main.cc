@@ -35,10 +35,7 @@ int RunReproduce(const std::vector<std::string>&) {
     }
     o.only = *groups;
   }
-  if (absl::Status s = experiments::Reproduce(o); !s.ok()) {
-    std::cerr << "bpo reproduce: " << s.message() << "\n";
-    return kExitFailure;
-  }
+  if (absl::Status s = experiments::Reproduce(o); !s.ok()) return Fail("reproduce", s);
   return kExitOk;
 }
 

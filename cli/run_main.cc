@@ -39,10 +39,7 @@ int Run(const std::vector<std::string>&) {
   BPO_LOG(INFO) << "run " << config.run_id() << " from " << file->source << ", effective config:\n"
                 << FormatRunConfigYaml(config);
   auto plan = coordinator::MakeRunPlan(config);
-  if (!plan.ok()) {
-    std::cerr << "bpo run: " << plan.status().message() << "\n";
-    return kExitFailure;
-  }
+  if (!plan.ok()) return Fail("run", plan.status());
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("run"));
@@ -61,10 +58,7 @@ int Run(const std::vector<std::string>&) {
   std::string address = absl::GetFlag(FLAGS_metrics_address);
   if (address.empty()) address = config.endpoints().metrics();
   auto server = HttpServer::Start({address});
-  if (!server.ok()) {
-    std::cerr << "bpo run: " << server.status().message() << "\n";
-    return kExitFailure;
-  }
+  if (!server.ok()) return Fail("run", server.status());
   ServeMetrics(&registry, server->get());
   BPO_LOG(INFO) << "serving metrics at http://" << (*server)->address() << "/metrics";
 

@@ -37,11 +37,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int Fail(const absl::Status& s) {
-  std::cerr << "bpo sft: " << s.message() << "\n";
-  return kExitFailure;
-}
-
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadDemos(const std::string& path) {
   std::vector<std::pair<std::string, std::string>> out;
   absl::Status s = data::ForEachJsonlObject(path, [&](int, const nlohmann::json& j) -> absl::Status {
@@ -59,9 +54,9 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadDemos(const
 
 int RunSft(const std::vector<std::string>&) {
   const std::string out = absl::GetFlag(FLAGS_model_out);
-  if (out.empty()) return Fail(absl::InvalidArgumentError("--model_out names no directory"));
+  if (out.empty()) return Fail("sft", absl::InvalidArgumentError("--model_out names no directory"));
   auto demos = ReadDemos(absl::GetFlag(FLAGS_sft_data));
-  if (!demos.ok()) return Fail(demos.status());
+  if (!demos.ok()) return Fail("sft", demos.status());
   std::string src = absl::GetFlag(FLAGS_init);
   if (src.empty()) {
     // From scratch: tokenizer, then a random small Llama, both in `out`.
@@ -72,11 +67,11 @@ int RunSft(const std::vector<std::string>&) {
     if (auto s = learner::TrainTokenizer(texts, out, absl::GetFlag(FLAGS_vocab_size),
                                          absl::GetFlag(FLAGS_sft_seed));
         !s.ok()) {
-      return Fail(s);
+      return Fail("sft", s);
     }
     // --vocab_size is an upper bound: a small corpus yields fewer pieces.
     auto tok = model::Tokenizer::Load(out + "/tokenizer.model");
-    if (!tok.ok()) return Fail(tok.status());
+    if (!tok.ok()) return Fail("sft", tok.status());
     learner::SmallLlamaOptions lo;
     lo.vocab_size = (*tok)->vocab_size();
     lo.hidden_size = absl::GetFlag(FLAGS_hidden_size);
@@ -86,12 +81,12 @@ int RunSft(const std::vector<std::string>&) {
     lo.intermediate_size = lo.hidden_size * 8 / 3 / 16 * 16;
     lo.max_positions = 512;
     lo.seed = absl::GetFlag(FLAGS_sft_seed);
-    if (auto s = learner::WriteSmallLlama(out, lo); !s.ok()) return Fail(s);
+    if (auto s = learner::WriteSmallLlama(out, lo); !s.ok()) return Fail("sft", s);
     src = out;
   }
   model::PolicyOptions po;
   auto policy = model::LoadPolicy(src, po);
-  if (!policy.ok()) return Fail(policy.status());
+  if (!policy.ok()) return Fail("sft", policy.status());
   learner::SftOptions so;
   so.steps = absl::GetFlag(FLAGS_sft_steps);
   so.batch_size = absl::GetFlag(FLAGS_sft_batch);
@@ -116,8 +111,8 @@ int RunSft(const std::vector<std::string>&) {
                                              << std::flush;
                                  }
                                });
-  if (!log.ok()) return Fail(log.status());
-  if (auto s = learner::SaveCausalLm(*policy->model, src, out); !s.ok()) return Fail(s);
+  if (!log.ok()) return Fail("sft", log.status());
+  if (auto s = learner::SaveCausalLm(*policy->model, src, out); !s.ok()) return Fail("sft", s);
   std::cout << "wrote " << out << " (loss " << log->front().loss << " -> " << log->back().loss
             << ")\n";
   return kExitOk;

@@ -37,10 +37,7 @@ int RunTaskGenerate(const std::vector<std::string>&) {
   const tasks::TaskData data = (*task)->Generate(
       absl::GetFlag(FLAGS_data_seed),
       {absl::GetFlag(FLAGS_sft_size), absl::GetFlag(FLAGS_alignment_size), absl::GetFlag(FLAGS_test_size)});
-  if (auto s = tasks::WriteTaskData(data, absl::GetFlag(FLAGS_out)); !s.ok()) {
-    std::cerr << "bpo task generate: " << s.message() << "\n";
-    return kExitFailure;
-  }
+  if (auto s = tasks::WriteTaskData(data, absl::GetFlag(FLAGS_out)); !s.ok()) return Fail("task generate", s);
   std::cout << "task " << (*task)->name() << ": " << data.sft.size() << " SFT demonstrations, "
             << data.alignment.size() << " alignment prompts, " << data.test.size()
             << " test prompts with references in " << absl::GetFlag(FLAGS_out)

@@ -254,5 +254,58 @@ uint64_t CallSignature(OpKind op, int root, const std::vector<at::Tensor>& tenso
   return hash;
 }
 
+bool ReducibleType(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat:
+    case at::kDouble:
+    case at::kHalf:
+    case at::kBFloat16:
+    case at::kInt:
+    case at::kLong:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+// What is wrong with `t` for `op`, or "" when nothing.
+std::string TensorProblem(const at::Tensor& t, OpKind op,
+                          const std::function<std::string(const at::Tensor&)>& placement) {
+  if (!t.defined()) return "is undefined";
+  if (std::string problem = placement(t); !problem.empty()) return problem;
+  if (op != OpKind::kBroadcast && !ReducibleType(t.scalar_type())) {
+    return absl::StrCat("has dtype ", DtypeName(t.scalar_type()),
+                        ": supported are float32, float64, float16, bfloat16, int32, int64");
+  }
+  if (op == OpKind::kAllReduceMean && !at::isFloatingType(t.scalar_type())) {
+    return absl::StrCat("has dtype ", DtypeName(t.scalar_type()),
+                        ": the mean takes floating-point tensors");
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::Status ValidateTensors(const std::vector<at::Tensor>& tensors, OpKind op,
+                             absl::string_view where, absl::string_view name,
+                             const std::function<std::string(const at::Tensor&)>& placement) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (std::string problem = TensorProblem(tensors[i], op, placement); !problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", name, ": tensor ", i, " ", problem));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MismatchedCallError(absl::string_view where, absl::string_view name,
+                                 const std::vector<at::Tensor>& tensors, int root) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, ": ", name,
+      ": ranks passed different tensor lists (count, dtypes, shapes or root); this rank: ",
+      DescribeTensors(tensors), root >= 0 ? absl::StrCat(", root ", root) : ""));
+}
+
 }  // namespace internal
 }  // namespace bpo::collective

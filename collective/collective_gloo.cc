@@ -42,20 +42,6 @@ void MaxInto(void* out, const void* a, const void* b, size_t n) {
   for (size_t i = 0; i < n; ++i) o[i] = x[i] < y[i] ? y[i] : x[i];
 }
 
-bool Summable(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat:
-    case at::kDouble:
-    case at::kHalf:
-    case at::kBFloat16:
-    case at::kInt:
-    case at::kLong:
-      return true;
-    default:
-      return false;
-  }
-}
-
 void IgnoreSigpipeIfDefault() {
   struct sigaction current {};
   if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
@@ -188,27 +174,13 @@ class GlooCollective final : public Collective {
   // Checks that need no peer: defined, strided CPU tensors of a supported dtype.
   absl::Status Validate(const std::vector<at::Tensor>& tensors, OpKind op,
                         absl::string_view name) const {
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const at::Tensor& t = tensors[i];
-      std::string problem;
-      if (!t.defined()) {
-        problem = "is undefined";
-      } else if (!t.device().is_cpu() || t.layout() != at::kStrided) {
-        problem = absl::StrCat("is on ", t.device().str(),
-                               ": the gloo backend takes dense CPU tensors (CUDA ones need NCCL)");
-      } else if (op != OpKind::kBroadcast && !Summable(t.scalar_type())) {
-        problem = absl::StrCat("has dtype ", DtypeName(t.scalar_type()),
-                               ": supported are float32, float64, float16, bfloat16, int32, int64");
-      } else if (op == OpKind::kAllReduceMean && !at::isFloatingType(t.scalar_type())) {
-        problem = absl::StrCat("has dtype ", DtypeName(t.scalar_type()),
-                               ": the mean takes floating-point tensors");
-      }
-      if (!problem.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(Where(rank(), world_size()), ": ", name, ": tensor ", i, " ", problem));
-      }
-    }
-    return absl::OkStatus();
+    return ValidateTensors(tensors, op, Where(rank(), world_size()), name,
+                           [](const at::Tensor& t) -> std::string {
+                             if (t.device().is_cpu() && t.layout() == at::kStrided) return "";
+                             return absl::StrCat(
+                                 "is on ", t.device().str(),
+                                 ": the gloo backend takes dense CPU tensors (CUDA ones need NCCL)");
+                           });
   }
 
   // With check_shapes, exchanges the call signature first, so that a call
@@ -227,12 +199,7 @@ class GlooCollective final : public Collective {
       gloo::allreduce(options);
     }));
     if (!local.ok()) return local;
-    if (words[0] != ~words[1]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          Where(rank(), world_size()), ": ", name,
-          ": ranks passed different tensor lists (count, dtypes, shapes or root); this rank: ",
-          DescribeTensors(tensors), root >= 0 ? absl::StrCat(", root ", root) : ""));
-    }
+    if (words[0] != ~words[1]) return MismatchedCallError(Where(rank(), world_size()), name, tensors, root);
     return absl::OkStatus();
   }
 

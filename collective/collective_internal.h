@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,6 +82,22 @@ uint64_t CallSignature(OpKind op, int root, const std::vector<at::Tensor>& tenso
 std::string DtypeName(at::ScalarType type);
 // "float32[3, 4], float64[5]" (at most the first 8), for messages.
 std::string DescribeTensors(const std::vector<at::Tensor>& tensors);
+
+// The dtypes both backends reduce: float32, float64, float16, bfloat16,
+// int32, int64.
+bool ReducibleType(at::ScalarType type);
+
+// The checks that need no peer, shared by the backends: each tensor defined,
+// placed where the backend wants it (`placement` returns what is wrong with a
+// defined tensor, empty when nothing), of a reducible dtype for reductions and
+// floating point for a mean. INVALID_ARGUMENT "<where>: <name>: tensor <i> ...".
+absl::Status ValidateTensors(const std::vector<at::Tensor>& tensors, OpKind op,
+                             absl::string_view where, absl::string_view name,
+                             const std::function<std::string(const at::Tensor&)>& placement);
+
+// The INVALID_ARGUMENT of a call whose signature differs across ranks.
+absl::Status MismatchedCallError(absl::string_view where, absl::string_view name,
+                                 const std::vector<at::Tensor>& tensors, int root);
 
 absl::StatusOr<std::unique_ptr<Collective>> CreateGlooCollective(
     const CollectiveOptions& options, std::shared_ptr<RendezvousStore> store);

@@ -281,32 +281,14 @@ class NcclCollective final : public Collective {
   // Checks that need no peer: defined, dense, contiguous, on this rank's GPU.
   absl::Status Validate(const std::vector<at::Tensor>& tensors, OpKind op,
                         absl::string_view name) const {
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const at::Tensor& t = tensors[i];
-      ncclDataType_t type;
-      std::string problem;
-      if (!t.defined()) {
-        problem = "is undefined";
-      } else if (!t.is_cuda() || t.device().index() != device_ || t.layout() != at::kStrided) {
-        problem = absl::StrCat("is on ", t.device().str(),
-                               ": the nccl backend takes dense "
-                               "tensors on this rank's device cuda:",
-                               device_);
-      } else if (!t.is_contiguous()) {
-        problem = "is not contiguous";
-      } else if (op != OpKind::kBroadcast && !NcclType(t.scalar_type(), &type)) {
-        problem = absl::StrCat("has dtype ", DtypeName(t.scalar_type()),
-                               ": supported are float32, float64, float16, bfloat16, int32, int64");
-      } else if (op == OpKind::kAllReduceMean && !at::isFloatingType(t.scalar_type())) {
-        problem = absl::StrCat("has dtype ", DtypeName(t.scalar_type()),
-                               ": the mean takes floating-point tensors");
+    return ValidateTensors(tensors, op, where_, name, [this](const at::Tensor& t) -> std::string {
+      if (!t.is_cuda() || t.device().index() != device_ || t.layout() != at::kStrided) {
+        return absl::StrCat("is on ", t.device().str(),
+                            ": the nccl backend takes dense tensors on this rank's device cuda:",
+                            device_);
       }
-      if (!problem.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where_, ": ", name, ": tensor ", i, " ", problem));
-      }
-    }
-    return absl::OkStatus();
+      return t.is_contiguous() ? "" : "is not contiguous";
+    });
   }
 
   // As in the Gloo backend: max and ~min of the call signature over ranks.
@@ -331,12 +313,7 @@ class NcclCollective final : public Collective {
           return absl::OkStatus();
         }));
     if (!local.ok()) return local;
-    if (host_words_[0] != ~host_words_[1]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where_, ": ", name,
-          ": ranks passed different tensor lists (count, dtypes, shapes or root); this rank: ",
-          DescribeTensors(tensors), root >= 0 ? absl::StrCat(", root ", root) : ""));
-    }
+    if (host_words_[0] != ~host_words_[1]) return MismatchedCallError(where_, name, tensors, root);
     return absl::OkStatus();
   }
 

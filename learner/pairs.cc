@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "learner/token_rows.h"
 #include "model/generate.h"
 #include "nlohmann/json.hpp"
 
@@ -47,22 +48,13 @@ absl::StatusOr<std::vector<TextPair>> ReadPairsJsonl(const std::string& path) {
 
 namespace {
 
-// rows[0..B) chosen, rows[B..2B) rejected: prompt ids then response ids.
-PairBatch BatchFromRows(const std::vector<std::vector<int64_t>>& rows,
-                        const std::vector<int64_t>& prompt_len, int64_t pad_id) {
-  const int64_t n = static_cast<int64_t>(rows.size());
-  int64_t L = 0;
-  for (const auto& r : rows) L = std::max<int64_t>(L, r.size());
+// rows[0..B) chosen, rows[B..2B) rejected.
+PairBatch BatchFromRows(const std::vector<TokenRow>& rows, int64_t pad_id) {
+  PaddedRows padded = RightPad(rows, pad_id);
   PairBatch b;
-  b.input_ids = at::full({n, L}, pad_id, at::kLong);
-  b.attention_mask = at::zeros({n, L}, at::kLong);
-  b.response_mask = at::zeros({n, L}, at::kLong);
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t len = static_cast<int64_t>(rows[r].size());
-    b.input_ids[r].narrow(0, 0, len).copy_(at::tensor(rows[r], at::kLong));
-    b.attention_mask[r].narrow(0, 0, len).fill_(1);
-    b.response_mask[r].narrow(0, prompt_len[r], len - prompt_len[r]).fill_(1);
-  }
+  b.input_ids = std::move(padded.input_ids);
+  b.attention_mask = std::move(padded.attention_mask);
+  b.response_mask = std::move(padded.response_mask);
   return b;
 }
 
@@ -71,8 +63,7 @@ PairBatch BatchFromRows(const std::vector<std::vector<int64_t>>& rows,
 absl::StatusOr<PairBatch> BatchFromAnnotated(const std::vector<bpo::v1::AnnotatedPair>& pairs,
                                              int64_t pad_id, int64_t max_prompt_tokens) {
   const int64_t B = static_cast<int64_t>(pairs.size());
-  std::vector<std::vector<int64_t>> rows(2 * B);
-  std::vector<int64_t> prompt_len(2 * B);
+  std::vector<TokenRow> rows(2 * B);
   std::vector<double> logps(2 * B);
   bool have_logps = B > 0;
   PairBatch b;
@@ -94,17 +85,17 @@ absl::StatusOr<PairBatch> BatchFromAnnotated(const std::vector<bpo::v1::Annotate
     const bpo::v1::Response& rejected = choice == bpo::v1::CHOICE_A ? p.b() : p.a();
     for (int side = 0; side < 2; ++side) {
       const bpo::v1::Response& r = side == 0 ? chosen : rejected;
-      std::vector<int64_t>& row = rows[side * B + i];
-      row = prompt;
-      row.insert(row.end(), r.token_ids().begin(), r.token_ids().end());
-      prompt_len[side * B + i] = static_cast<int64_t>(prompt.size());
+      TokenRow& row = rows[side * B + i];
+      row.ids = prompt;
+      row.ids.insert(row.ids.end(), r.token_ids().begin(), r.token_ids().end());
+      row.prompt_tokens = static_cast<int64_t>(prompt.size());
       logps[side * B + i] = r.behavior_logprob();
     }
     have_logps = have_logps && !chosen.behavior_token_logprobs().empty() &&
                  !rejected.behavior_token_logprobs().empty();
     b.behavior_versions.push_back(p.behavior_version());
   }
-  PairBatch out = BatchFromRows(rows, prompt_len, pad_id);
+  PairBatch out = BatchFromRows(rows, pad_id);
   out.behavior_versions = std::move(b.behavior_versions);
   if (have_logps) out.behavior_logps = at::tensor(logps, at::kDouble).to(at::kFloat);
   return out;
@@ -114,25 +105,16 @@ PairBatch TokenizePairs(const model::Tokenizer& tok, const std::vector<TextPair>
                         int64_t max_prompt_tokens, int64_t max_response_tokens,
                         uint64_t behavior_version) {
   const int64_t B = static_cast<int64_t>(pairs.size());
-  std::vector<std::vector<int64_t>> rows(2 * B);
-  std::vector<int64_t> prompt_len(2 * B);
+  std::vector<TokenRow> rows(2 * B);
   bool have_logps = B > 0;
   for (int64_t i = 0; i < B; ++i) {
-    const std::vector<int64_t> prompt =
-        model::KeepPromptTail(tok.Encode(pairs[i].prompt, /*add_bos=*/true), max_prompt_tokens);
-    for (int side = 0; side < 2; ++side) {
-      std::vector<int64_t> resp =
-          tok.Encode(side == 0 ? pairs[i].chosen : pairs[i].rejected, /*add_bos=*/false);
-      if (static_cast<int64_t>(resp.size()) > max_response_tokens) resp.resize(max_response_tokens);
-      if (tok.eos_id() >= 0) resp.push_back(tok.eos_id());
-      std::vector<int64_t>& row = rows[side * B + i];
-      row = prompt;
-      row.insert(row.end(), resp.begin(), resp.end());
-      prompt_len[side * B + i] = static_cast<int64_t>(prompt.size());
-    }
+    rows[i] = EncodeRow(tok, pairs[i].prompt, pairs[i].chosen, max_prompt_tokens,
+                        max_response_tokens);
+    rows[B + i] = EncodeRow(tok, pairs[i].prompt, pairs[i].rejected, max_prompt_tokens,
+                            max_response_tokens);
     have_logps = have_logps && pairs[i].chosen_logprob && pairs[i].rejected_logprob;
   }
-  PairBatch b = BatchFromRows(rows, prompt_len, tok.pad_id());
+  PairBatch b = BatchFromRows(rows, tok.pad_id());
   b.behavior_versions.assign(B, behavior_version);
   if (have_logps) {
     std::vector<double> lp(2 * B);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/subprocess.h"
 #include "learner/optimizer.h"
+#include "learner/token_rows.h"
 #include "model/generate.h"
 #include "model/lora.h"
 #include "model/logprobs.h"
@@ -120,37 +121,16 @@ absl::Status WriteSmallLlama(const std::string& dir, const SmallLlamaOptions& o)
 
 namespace {
 
-struct Batch {
-  at::Tensor ids, attention, response;
-};
-
-Batch MakeBatch(const model::Tokenizer& tok,
-                const std::vector<std::pair<std::string, std::string>>& demos,
-                const std::vector<size_t>& rows, const SftOptions& o) {
-  std::vector<std::vector<int64_t>> seqs;
-  std::vector<int64_t> prompt_len;
-  int64_t L = 0;
+PaddedRows MakeBatch(const model::Tokenizer& tok,
+                     const std::vector<std::pair<std::string, std::string>>& demos,
+                     const std::vector<size_t>& rows, const SftOptions& o) {
+  std::vector<TokenRow> encoded;
+  encoded.reserve(rows.size());
   for (size_t r : rows) {
-    std::vector<int64_t> p =
-        model::KeepPromptTail(tok.Encode(demos[r].first, /*add_bos=*/true), o.max_prompt_tokens);
-    std::vector<int64_t> resp = tok.Encode(demos[r].second, /*add_bos=*/false);
-    if (static_cast<int64_t>(resp.size()) > o.max_response_tokens) resp.resize(o.max_response_tokens);
-    if (tok.eos_id() >= 0) resp.push_back(tok.eos_id());
-    prompt_len.push_back(static_cast<int64_t>(p.size()));
-    p.insert(p.end(), resp.begin(), resp.end());
-    L = std::max<int64_t>(L, p.size());
-    seqs.push_back(std::move(p));
+    encoded.push_back(EncodeRow(tok, demos[r].first, demos[r].second, o.max_prompt_tokens,
+                                o.max_response_tokens));
   }
-  const int64_t n = static_cast<int64_t>(seqs.size());
-  Batch b{at::full({n, L}, std::max<int64_t>(tok.pad_id(), 0), at::kLong), at::zeros({n, L}, at::kLong),
-          at::zeros({n, L}, at::kLong)};
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t len = static_cast<int64_t>(seqs[r].size());
-    b.ids[r].narrow(0, 0, len).copy_(at::tensor(seqs[r], at::kLong));
-    b.attention[r].narrow(0, 0, len).fill_(1);
-    b.response[r].narrow(0, prompt_len[r], len - prompt_len[r]).fill_(1);
-  }
-  return b;
+  return RightPad(encoded, tok.pad_id());
 }
 
 }  // namespace
@@ -188,10 +168,10 @@ static absl::StatusOr<std::vector<SftStep>> TrainSftUnguarded(
   for (int64_t step = 0; step < o.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<size_t> rows = order.Next(o.batch_size);
-    const Batch b = MakeBatch(tok, demos, rows, o);
+    const PaddedRows b = MakeBatch(tok, demos, rows, o);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     const model::SequenceLogprobs lp = model::ComputeSequenceLogprobs(
-        *model, b.ids.to(device), b.attention.to(device), b.response.to(device),
+        *model, b.input_ids.to(device), b.attention_mask.to(device), b.response_mask.to(device),
         adapter ? &*adapter : nullptr);
     const at::Tensor loss = -lp.sum.sum() / lp.count.sum().to(at::kFloat);
     loss.backward();
@@ -233,9 +213,10 @@ double SftLoss(const model::CausalLm& model, const model::Tokenizer& tok,
     for (size_t i = start; i < std::min(demos.size(), start + static_cast<size_t>(o.batch_size)); ++i) {
       rows.push_back(i);
     }
-    const Batch b = MakeBatch(tok, demos, rows, o);
-    const auto lp = model::ComputeSequenceLogprobs(model, b.ids.to(device), b.attention.to(device),
-                                                   b.response.to(device));
+    const PaddedRows b = MakeBatch(tok, demos, rows, o);
+    const auto lp = model::ComputeSequenceLogprobs(model, b.input_ids.to(device),
+                                                   b.attention_mask.to(device),
+                                                   b.response_mask.to(device));
     nll -= lp.sum.sum().item<double>();
     count += lp.count.sum().item<double>();
   }
