@@ -1,6 +1,9 @@
 #include "cli/shared_flags.h"
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "model/policy_text.h"
 
 ABSL_FLAG(std::string, config, "", "Run config (YAML); empty uses the built-in defaults.");
 ABSL_FLAG(std::string, metrics_address, "",
@@ -9,9 +12,6 @@ ABSL_FLAG(std::string, pairs, "",
           "JSONL file: {prompt, response} objects (score) or {prompt, chosen, rejected[, "
           "chosen_logprob, rejected_logprob]} preference pairs (learner).");
 
-namespace bpo::cli {
-const char* SharedFlagsFile() { return __FILE__; }
-}  // namespace bpo::cli
 ABSL_FLAG(std::string, coordinator, "",
           "Coordinator address (host:port); empty uses endpoints.coordinator of the config.");
 ABSL_FLAG(std::string, name, "",
@@ -23,3 +23,38 @@ ABSL_FLAG(int64_t, max_prompt_tokens, 512,
 ABSL_FLAG(std::string, reward_model, "",
           "Hugging Face directory of a DeBERTa-v3 reward model; overrides model.reward_model.");
 ABSL_FLAG(std::string, task, "", "Built-in synthetic task: tldr or dialogue.");
+// The checkpoint commands' (bpo model info, generate, logprobs, score, eval).
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory of the policy (causal LM).");
+ABSL_FLAG(std::string, adapter, "",
+          "PEFT LoRA adapter directories, comma-separated; several are merged (--merge_mode).");
+ABSL_FLAG(std::string, merge_mode, "peft_linear",
+          "How several adapters merge: peft_linear or mean_delta.");
+ABSL_FLAG(std::string, prompt, "", "Prompt text.");
+ABSL_FLAG(std::string, response, "", "Response text.");
+ABSL_FLAG(int64_t, max_new_tokens, 128, "Tokens to generate at most.");
+ABSL_FLAG(int64_t, max_length, 640,
+          "Reward model: max tokens of [CLS] prompt [SEP] response [SEP].");
+ABSL_FLAG(int64_t, batch_size, 16, "Prompts or pairs per batch.");
+ABSL_FLAG(std::string, dtype, "float32", "float32 or bfloat16.");
+ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
+ABSL_FLAG(bool, json, false, "Print JSON (one object per line) for scripts.");
+
+namespace bpo::cli {
+
+const char* SharedFlagsFile() { return __FILE__; }
+
+absl::StatusOr<model::LoadOptions> LoadOptionsFromFlags() {
+  return model::ParseLoadOptions(absl::GetFlag(FLAGS_dtype), absl::GetFlag(FLAGS_device));
+}
+
+absl::StatusOr<model::MergeMode> MergeModeFromFlags() {
+  auto mode = model::ParseMergeMode(absl::GetFlag(FLAGS_merge_mode));
+  if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat("--merge_mode: ", mode.status().message()));
+  return mode;
+}
+
+std::vector<std::string> AdaptersFromFlag(const std::string& flag) {
+  return absl::StrSplit(flag, ',', absl::SkipEmpty());
+}
+
+}  // namespace bpo::cli

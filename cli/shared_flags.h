@@ -4,8 +4,11 @@
 #define BPO_CLI_SHARED_FLAGS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "model/policy.h"
 
 ABSL_DECLARE_FLAG(std::string, config);
 ABSL_DECLARE_FLAG(std::string, metrics_address);
@@ -16,10 +19,28 @@ ABSL_DECLARE_FLAG(std::string, policy);
 ABSL_DECLARE_FLAG(int64_t, max_prompt_tokens);
 ABSL_DECLARE_FLAG(std::string, reward_model);
 ABSL_DECLARE_FLAG(std::string, task);
+ABSL_DECLARE_FLAG(std::string, model);
+ABSL_DECLARE_FLAG(std::string, adapter);
+ABSL_DECLARE_FLAG(std::string, merge_mode);
+ABSL_DECLARE_FLAG(std::string, prompt);
+ABSL_DECLARE_FLAG(std::string, response);
+ABSL_DECLARE_FLAG(int64_t, max_new_tokens);
+ABSL_DECLARE_FLAG(int64_t, max_length);
+ABSL_DECLARE_FLAG(int64_t, batch_size);
+ABSL_DECLARE_FLAG(std::string, dtype);
+ABSL_DECLARE_FLAG(std::string, device);
+ABSL_DECLARE_FLAG(bool, json);
 
 namespace bpo::cli {
 // __FILE__ of shared_flags.cc, as Abseil records it for these flags.
 const char* SharedFlagsFile();
+
+// --dtype and --device.
+absl::StatusOr<model::LoadOptions> LoadOptionsFromFlags();
+// --merge_mode; INVALID_ARGUMENT naming the flag.
+absl::StatusOr<model::MergeMode> MergeModeFromFlags();
+// A comma-separated list of adapter directories.
+std::vector<std::string> AdaptersFromFlag(const std::string& flag);
 }  // namespace bpo::cli
 
 #endif  // BPO_CLI_SHARED_FLAGS_H_

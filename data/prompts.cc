@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "absl/strings/string_view.h"
 
 namespace bpo::data {
@@ -63,6 +64,24 @@ absl::Status ForEachJsonlObject(const std::string& path,
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStringFields(
+    const std::string& path, const std::vector<std::string>& keys) {
+  std::vector<std::vector<std::string>> out;
+  BPO_RETURN_IF_ERROR(ForEachJsonlObject(path, [&](int, const nlohmann::json& j) -> absl::Status {
+    std::vector<std::string> row;
+    for (const std::string& key : keys) {
+      auto it = j.find(key);
+      if (it == j.end() || !it->is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat("missing string field \"", key, "\""));
+      }
+      row.push_back(it->get<std::string>());
+    }
+    out.push_back(std::move(row));
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string& path) {

@@ -43,6 +43,11 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitHhDialogue(const std::s
 absl::Status ForEachJsonlObject(const std::string& path,
                                 const std::function<absl::Status(int, const nlohmann::json&)>& row);
 
+// The string fields `keys` of every object of a JSONL file, in file order.
+// INVALID_ARGUMENT "<path>:<line>: missing string field \"<key>\"".
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadJsonlStringFields(
+    const std::string& path, const std::vector<std::string>& keys);
+
 // The whole file, gunzipped when its name ends in .gz.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path);
 
