@@ -29,8 +29,7 @@ std::vector<absl::CommandLineFlag*> FlagsOf(const char* file,
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (flag->Filename() == file && Allowed(only, flag->Name())) out.push_back(flag);
   }
-  std::sort(out.begin(), out.end(),
-            [](auto* a, auto* b) { return a->Name() < b->Name(); });
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->Name() < b->Name(); });
   return out;
 }
 
@@ -40,8 +39,8 @@ void PrintFlags(const std::vector<absl::CommandLineFlag*>& flags) {
   for (const absl::CommandLineFlag* f : flags) {
     std::string name(f->Name());
     name.resize(width, ' ');
-    std::cout << "  --" << name << "  " << f->Help() << " (default: "
-              << (f->DefaultValue().empty() ? "\"\"" : f->DefaultValue()) << ")\n";
+    std::cout << "  --" << name << "  " << f->Help()
+              << " (default: " << (f->DefaultValue().empty() ? "\"\"" : f->DefaultValue()) << ")\n";
   }
 }
 
@@ -77,8 +76,7 @@ void PrintCommandHelp(const Command& c, const char* global_file) {
 }
 
 bool IsHelp(absl::string_view arg) {
-  return arg == "--help" || arg == "-h" || arg == "-help" || arg == "--helpfull" ||
-         arg == "help";
+  return arg == "--help" || arg == "-h" || arg == "-help" || arg == "--helpfull" || arg == "help";
 }
 
 // The flag name in "--name=value", "--name", "--noname" (booleans), or "".
@@ -122,8 +120,8 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
   if (command == nullptr) {
     std::vector<std::string> names;
     for (const Command* c : commands) names.push_back(c->name);
-    std::cerr << "bpo: unknown command '" << args[0] << "'; commands: "
-              << absl::StrJoin(names, ", ") << " (bpo --help)\n";
+    std::cerr << "bpo: unknown command '" << args[0]
+              << "'; commands: " << absl::StrJoin(names, ", ") << " (bpo --help)\n";
     return kExitUsage;
   }
   std::vector<std::string> rest(args.begin() + words, args.end());
@@ -143,11 +141,11 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
     if (flag == nullptr && absl::StartsWith(name, "no")) {
       flag = absl::FindCommandLineFlag(name.substr(2));
     }
-    const bool own = flag != nullptr &&
-                     ((flag->Filename() == command->flags_file &&
-                       Allowed(command->only_flags, flag->Name())) ||
-                      (flag->Filename() == SharedFlagsFile() && !command->shared_flags.empty() &&
-                       Allowed(command->shared_flags, flag->Name())));
+    const bool own =
+        flag != nullptr &&
+        ((flag->Filename() == command->flags_file && Allowed(command->only_flags, flag->Name())) ||
+         (flag->Filename() == SharedFlagsFile() && !command->shared_flags.empty() &&
+          Allowed(command->shared_flags, flag->Name())));
     if (!own && (flag == nullptr || flag->Filename() != global_flags_file)) {
       std::cerr << "bpo " << command->name << ": unknown flag --" << name << " (bpo "
                 << command->name << " --help lists its flags)\n";
@@ -157,8 +155,8 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
 
   std::vector<char*> parse_argv = {argv[0]};
   for (std::string& a : rest) parse_argv.push_back(a.data());
-  std::vector<char*> positional = absl::ParseCommandLine(
-      static_cast<int>(parse_argv.size()), parse_argv.data());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(parse_argv.size()), parse_argv.data());
   std::vector<std::string> pos(positional.begin() + 1, positional.end());
   if (absl::Status s = apply_global_flags(); !s.ok()) {
     std::cerr << "bpo " << command->name << ": " << s.message() << "\n";

@@ -2,8 +2,8 @@
 // They share one set of flags; each command lists the ones it takes.
 #include <cstdio>
 #include <fstream>
-#include <optional>
 #include <iostream>
+#include <optional>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -11,12 +11,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli/command.h"
+#include "cli/shared_flags.h"
 #include "data/prompts.h"
 #include "eval/eval_result.h"
 #include "eval/evaluate.h"
-#include "snapshot/snapshot.h"
-#include "tasks/synthetic.h"
-#include "cli/shared_flags.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "model/hf_config.h"
@@ -25,11 +23,14 @@
 #include "model/policy.h"
 #include "model/reward.h"
 #include "model/safetensors.h"
+#include "snapshot/snapshot.h"
+#include "tasks/synthetic.h"
 
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory of the policy (causal LM).");
 ABSL_FLAG(std::string, adapter, "",
           "PEFT LoRA adapter directories, comma-separated; several are merged (--merge_mode).");
-ABSL_FLAG(std::string, merge_mode, "peft_linear", "How several adapters merge: peft_linear or "
+ABSL_FLAG(std::string, merge_mode, "peft_linear",
+          "How several adapters merge: peft_linear or "
           "mean_delta.");
 ABSL_FLAG(std::string, prompt, "", "Prompt text.");
 ABSL_FLAG(std::string, prompts, "", "JSONL file with one {\"prompt\": ...} object a line.");
@@ -41,7 +42,8 @@ ABSL_FLAG(int64_t, top_k, 50, "Top-k filtering; 0 disables.");
 ABSL_FLAG(double, top_p, 1.0, "Nucleus (top-p) filtering; 1 disables.");
 ABSL_FLAG(int64_t, samples, 1, "Samples per prompt (they share the prompt's prefill).");
 ABSL_FLAG(uint64_t, seed, 0, "Sampling seed.");
-ABSL_FLAG(int64_t, max_length, 640, "Reward model: max tokens of [CLS] prompt [SEP] response [SEP].");
+ABSL_FLAG(int64_t, max_length, 640,
+          "Reward model: max tokens of [CLS] prompt [SEP] response [SEP].");
 ABSL_FLAG(int64_t, batch_size, 16, "Prompts or pairs per batch.");
 ABSL_FLAG(std::string, dtype, "float32", "float32 or bfloat16.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
@@ -59,9 +61,10 @@ ABSL_FLAG(int64_t, run_seed, 0, "eval: the run's seed in the result, for bpo agg
 ABSL_FLAG(std::string, snapshot, "",
           "eval: a behavior snapshot file a run published (<run>/snapshots/snapshot-N.safetensors) "
           "as the adapter, instead of --adapter.");
-ABSL_FLAG(int64_t, eval_samples, 0,
-          "eval: also draw this many samples per prompt (temperature 1) and report their win rate and "
-          "mean reward difference against the references: the whole distribution, not just its mode.");
+ABSL_FLAG(
+    int64_t, eval_samples, 0,
+    "eval: also draw this many samples per prompt (temperature 1) and report their win rate and "
+    "mean reward difference against the references: the whole distribution, not just its mode.");
 
 namespace bpo::cli {
 namespace {
@@ -228,9 +231,13 @@ int RunGenerate(const std::vector<std::string>&) {
       const std::string text = policy->tokenizer->Decode(out_ids);
       const size_t prompt_index = start + row / g.samples_per_prompt;
       if (absl::GetFlag(FLAGS_json)) {
-        std::vector<float> lp(logprobs[row].data_ptr<float>(), logprobs[row].data_ptr<float>() + len);
-        json j = {{"prompt_index", prompt_index}, {"sample", row % g.samples_per_prompt},
-                  {"text", text}, {"token_ids", out_ids}, {"token_logprobs", lp},
+        std::vector<float> lp(logprobs[row].data_ptr<float>(),
+                              logprobs[row].data_ptr<float>() + len);
+        json j = {{"prompt_index", prompt_index},
+                  {"sample", row % g.samples_per_prompt},
+                  {"text", text},
+                  {"token_ids", out_ids},
+                  {"token_logprobs", lp},
                   {"logprob", logprobs[row].sum().item<double>()},
                   {"finished", finished[row].item<bool>()}};
         std::cout << j.dump() << "\n";
@@ -247,7 +254,8 @@ int RunGenerate(const std::vector<std::string>&) {
 
 int RunLogprobs(const std::vector<std::string>&) {
   const std::string prompt = absl::GetFlag(FLAGS_prompt), response = absl::GetFlag(FLAGS_response);
-  if (response.empty()) return Fail("logprobs", absl::InvalidArgumentError("--response is required"));
+  if (response.empty())
+    return Fail("logprobs", absl::InvalidArgumentError("--response is required"));
   auto policy = LoadPolicyFromFlags();
   if (!policy.ok()) return Fail("logprobs", policy.status());
   const auto& tok = *policy->tokenizer;
@@ -265,9 +273,13 @@ int RunLogprobs(const std::vector<std::string>&) {
       *policy->model, input, at::ones({1, L}, at::kLong), response_mask, policy->adapter());
   const at::Tensor per_token = lp.tokens.cpu()[0].narrow(0, prompt_len, L - prompt_len);
   if (absl::GetFlag(FLAGS_json)) {
-    std::vector<float> v(per_token.data_ptr<float>(), per_token.data_ptr<float>() + per_token.numel());
-    json j = {{"sum", lp.sum.item<double>()}, {"mean", lp.mean.item<double>()},
-              {"tokens", lp.count.item<int64_t>()}, {"token_ids", resp}, {"token_logprobs", v}};
+    std::vector<float> v(per_token.data_ptr<float>(),
+                         per_token.data_ptr<float>() + per_token.numel());
+    json j = {{"sum", lp.sum.item<double>()},
+              {"mean", lp.mean.item<double>()},
+              {"tokens", lp.count.item<int64_t>()},
+              {"token_ids", resp},
+              {"token_logprobs", v}};
     std::cout << j.dump() << "\n";
     return kExitOk;
   }
@@ -328,7 +340,8 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTestPrompts(const std::string& 
                   ? data::ReadTldrCsv(test_path)
                   : data::ReadJsonlPrompts(test_path);
   if (!test.ok()) return test.status();
-  if (absl::GetFlag(FLAGS_limit) > 0 && static_cast<int64_t>(test->size()) > absl::GetFlag(FLAGS_limit)) {
+  if (absl::GetFlag(FLAGS_limit) > 0 &&
+      static_cast<int64_t>(test->size()) > absl::GetFlag(FLAGS_limit)) {
     test->resize(absl::GetFlag(FLAGS_limit));
   }
   for (const auto& p : *test) {
@@ -360,11 +373,14 @@ eval::EvalResult EvalResultFromFlags(const std::string& test_path, bool head_to_
 // --eval_samples temperature-1 samples per prompt, scored by every judge
 // against the references' scores in `results`; printed and added to `out`.
 absl::Status AddSampleWinRates(const model::Policy& policy, const std::vector<std::string>& prompts,
-                               const eval::GenerateOptions& go, const std::vector<eval::Judge>& judges,
-                               const std::vector<eval::JudgeResult>& results, eval::EvalResult& out) {
+                               const eval::GenerateOptions& go,
+                               const std::vector<eval::Judge>& judges,
+                               const std::vector<eval::JudgeResult>& results,
+                               eval::EvalResult& out) {
   const int64_t samples = absl::GetFlag(FLAGS_eval_samples);
-  auto sampled = eval::SampledOutputs(*policy.model, *policy.tokenizer, policy.adapter(), prompts, go,
-                                      samples, static_cast<uint64_t>(absl::GetFlag(FLAGS_run_seed)));
+  auto sampled =
+      eval::SampledOutputs(*policy.model, *policy.tokenizer, policy.adapter(), prompts, go, samples,
+                           static_cast<uint64_t>(absl::GetFlag(FLAGS_run_seed)));
   if (!sampled.ok()) return sampled.status();
   std::vector<std::string> sample_prompts;
   for (const auto& p : prompts) {
@@ -410,7 +426,8 @@ absl::StatusOr<std::vector<std::string>> AgainstOutputs(const model::LoadOptions
                                                         const eval::GenerateOptions& go) {
   model::PolicyOptions po;
   po.load = load;
-  for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_against_adapter), ',', absl::SkipEmpty())) {
+  for (absl::string_view a :
+       absl::StrSplit(absl::GetFlag(FLAGS_against_adapter), ',', absl::SkipEmpty())) {
     po.adapters.emplace_back(a);
   }
   po.merge_mode = absl::GetFlag(FLAGS_merge_mode) == "mean_delta" ? model::MergeMode::kMeanDelta
@@ -450,7 +467,8 @@ int RunEval(const std::vector<std::string>&) {
                       absl::GetFlag(FLAGS_max_length)});
   }
   if (judges.empty()) {
-    return Fail("eval", absl::InvalidArgumentError("give --task (its oracle) and/or --reward_model"));
+    return Fail("eval",
+                absl::InvalidArgumentError("give --task (its oracle) and/or --reward_model"));
   }
   auto policy = LoadPolicyFromFlags();
   if (!policy.ok()) return Fail("eval", policy.status());
@@ -458,7 +476,8 @@ int RunEval(const std::vector<std::string>&) {
   eval::GenerateOptions go;
   go.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
   go.batch_size = absl::GetFlag(FLAGS_batch_size);
-  auto outputs = eval::GreedyOutputs(*policy->model, *policy->tokenizer, policy->adapter(), prompts, go);
+  auto outputs =
+      eval::GreedyOutputs(*policy->model, *policy->tokenizer, policy->adapter(), prompts, go);
   if (!outputs.ok()) return Fail("eval", outputs.status());
   std::vector<std::string> others = references;
   if (head_to_head) {
@@ -471,13 +490,15 @@ int RunEval(const std::vector<std::string>&) {
 
   const std::string against = head_to_head ? "the other policy" : "the references";
   eval::EvalResult out = EvalResultFromFlags(test_path, head_to_head, prompts.size(), go);
-  std::cout << absl::StrFormat("eval: %s%s on %d test prompts (greedy, %d new tokens) against %s\n",
-                               absl::GetFlag(FLAGS_model),
-                               absl::GetFlag(FLAGS_adapter).empty() ? "" : " + " + absl::GetFlag(FLAGS_adapter),
-                               prompts.size(), go.max_new_tokens, against)
+  std::cout << absl::StrFormat(
+                   "eval: %s%s on %d test prompts (greedy, %d new tokens) against %s\n",
+                   absl::GetFlag(FLAGS_model),
+                   absl::GetFlag(FLAGS_adapter).empty() ? "" : " + " + absl::GetFlag(FLAGS_adapter),
+                   prompts.size(), go.max_new_tokens, against)
             << absl::StrFormat("  %-40s %10s %18s\n", "judge", "win rate", "mean reward diff");
   for (const auto& r : *results) {
-    std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", r.judge, r.win_rate, r.mean_reward_diff);
+    std::cout << absl::StrFormat("  %-40s %10.3f %18.4f\n", r.judge, r.win_rate,
+                                 r.mean_reward_diff);
     out.judges[r.judge].win_rate = r.win_rate;
     out.judges[r.judge].mean_reward_diff = r.mean_reward_diff;
   }
@@ -503,17 +524,26 @@ int RunEval(const std::vector<std::string>&) {
 }  // namespace
 
 const Command& ModelInfoCommand() {
-  static const Command kCommand{
-      "model info", "Validate a Hugging Face model directory and print what it holds.",
-      "bpo model info DIR [--json]", __FILE__, 1, 1, &RunModelInfo, {"json"}};
+  static const Command kCommand{"model info",
+                                "Validate a Hugging Face model directory and print what it holds.",
+                                "bpo model info DIR [--json]",
+                                __FILE__,
+                                1,
+                                1,
+                                &RunModelInfo,
+                                {"json"}};
   return kCommand;
 }
 
 const Command& GenerateCommand() {
   static const Command kCommand{
-      "generate", "Generate continuations of prompts with a policy (and LoRA adapters).",
+      "generate",
+      "Generate continuations of prompts with a policy (and LoRA adapters).",
       "bpo generate --model DIR [--adapter DIR,...] --prompt TEXT | --prompts FILE.jsonl [flags]",
-      __FILE__, 0, 0, &RunGenerate,
+      __FILE__,
+      0,
+      0,
+      &RunGenerate,
       {"model", "adapter", "merge_mode", "prompt", "prompts", "max_new_tokens", "greedy",
        "temperature", "top_k", "top_p", "samples", "seed", "batch_size", "dtype", "device",
        "json"}};
@@ -522,19 +552,28 @@ const Command& GenerateCommand() {
 
 const Command& LogprobsCommand() {
   static const Command kCommand{
-      "logprobs", "Sequence and per-token log-probs of a response under a policy.",
-      "bpo logprobs --model DIR [--adapter DIR,...] --prompt P --response R [--json]", __FILE__,
-      0, 0, &RunLogprobs,
+      "logprobs",
+      "Sequence and per-token log-probs of a response under a policy.",
+      "bpo logprobs --model DIR [--adapter DIR,...] --prompt P --response R [--json]",
+      __FILE__,
+      0,
+      0,
+      &RunLogprobs,
       {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"}};
   return kCommand;
 }
 
 const Command& EvalCommand() {
   static const Command kCommand{
-      "eval", "Win rate of a policy's greedy outputs against references (or another policy).",
-      "bpo eval --model DIR [--adapter DIR] --test_prompts FILE.jsonl --task T | --reward_model DIR "
+      "eval",
+      "Win rate of a policy's greedy outputs against references (or another policy).",
+      "bpo eval --model DIR [--adapter DIR] --test_prompts FILE.jsonl --task T | --reward_model "
+      "DIR "
       "[--against_adapter DIR] [--json_out FILE]",
-      __FILE__, 0, 0, &RunEval,
+      __FILE__,
+      0,
+      0,
+      &RunEval,
       {"model", "adapter", "merge_mode", "max_new_tokens", "max_length", "batch_size", "dtype",
        "device", "json", "test_prompts", "against_adapter", "json_out", "limit", "method",
        "run_seed", "eval_samples", "snapshot"},
@@ -544,9 +583,13 @@ const Command& EvalCommand() {
 
 const Command& ScoreCommand() {
   static const Command kCommand{
-      "score", "Reward-model scores of (prompt, response) pairs.",
+      "score",
+      "Reward-model scores of (prompt, response) pairs.",
       "bpo score --reward_model DIR --prompt P --response R | --pairs FILE.jsonl [--json]",
-      __FILE__, 0, 0, &RunScore,
+      __FILE__,
+      0,
+      0,
+      &RunScore,
       {"prompt", "response", "max_length", "batch_size", "dtype", "device", "json"},
       {"pairs", "reward_model"}};
   return kCommand;

@@ -24,8 +24,7 @@ absl::StatusOr<Activation> ParseActivation(const std::string& name, const std::s
     return Activation::kGeluTanh;
   }
   if (name == "gelu") return Activation::kGelu;
-  return absl::InvalidArgumentError(
-      absl::StrCat(where, ": unsupported activation '", name, "'"));
+  return absl::InvalidArgumentError(absl::StrCat(where, ": unsupported activation '", name, "'"));
 }
 
 }  // namespace
@@ -67,10 +66,10 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
   } else if (arch_name == "Gemma2ForCausalLM" || (arch_name.empty() && model_type == "gemma2")) {
     c.arch = Architecture::kGemma2;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": architectures: unsupported architecture '",
-        arch_name.empty() ? model_type : arch_name,
-        "' (supported: LlamaForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": architectures: unsupported architecture '",
+                     arch_name.empty() ? model_type : arch_name,
+                     "' (supported: LlamaForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM)"));
   }
   c.vocab_size = r.Int("vocab_size");
   c.hidden_size = r.Int("hidden_size");
@@ -102,7 +101,8 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
                      " is not supported (only unscaled RoPE is implemented)"));
   }
   std::string act = r.String("hidden_activation", "");
-  if (act.empty()) act = r.String("hidden_act", c.arch == Architecture::kLlama ? "silu" : "gelu_pytorch_tanh");
+  if (act.empty())
+    act = r.String("hidden_act", c.arch == Architecture::kLlama ? "silu" : "gelu_pytorch_tanh");
   // Hugging Face runs every Gemma with the tanh approximation of GELU.
   if (c.arch != Architecture::kLlama && act == "gelu") act = "gelu_pytorch_tanh";
   auto activation = ParseActivation(act, absl::StrCat(source, ": hidden_activation"));
@@ -152,14 +152,14 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
     if (j.contains("layer_types") && j["layer_types"].is_array()) {
       const auto& types = j["layer_types"];
       if (static_cast<int64_t>(types.size()) != c.num_layers) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            source, ": layer_types has ", types.size(), " entries for ", c.num_layers, " layers"));
+        return absl::InvalidArgumentError(absl::StrCat(source, ": layer_types has ", types.size(),
+                                                       " entries for ", c.num_layers, " layers"));
       }
       for (int64_t i = 0; i < c.num_layers; ++i) {
         const std::string t = types[i].is_string() ? types[i].get<std::string>() : "";
         if (t != "sliding_attention" && t != "full_attention") {
-          return absl::InvalidArgumentError(absl::StrCat(source, ": layer_types[", i,
-                                                         "]: unsupported '", t, "'"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(source, ": layer_types[", i, "]: unsupported '", t, "'"));
         }
         c.layer_is_sliding[i] = t == "sliding_attention";
       }

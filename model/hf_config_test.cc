@@ -24,7 +24,8 @@ TEST(HfConfigTest, Gemma2LayerTypes) {
   auto c = ParseCausalLmConfig(R"({"architectures": ["Gemma2ForCausalLM"], "vocab_size": 10,
     "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 3, "num_attention_heads": 2,
     "head_dim": 4, "sliding_window": 4, "attn_logit_softcapping": 50.0,
-    "final_logit_softcapping": 30.0, "query_pre_attn_scalar": 8})", "c.json");
+    "final_logit_softcapping": 30.0, "query_pre_attn_scalar": 8})",
+                               "c.json");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(c->tie_word_embeddings);
   EXPECT_TRUE(c->sandwich_norms);
@@ -48,11 +49,11 @@ TEST(HfConfigTest, UnsupportedOptionsAreErrors) {
                 .status()
                 .message(),
             "c.json: vocab_size: expected an integer, got \"10\"");
-  EXPECT_EQ(ParseCausalLmConfig(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 10})",
-                                "c.json")
-                .status()
-                .message(),
-            "c.json: hidden_size: missing");
+  EXPECT_EQ(
+      ParseCausalLmConfig(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 10})", "c.json")
+          .status()
+          .message(),
+      "c.json: hidden_size: missing");
   std::string act = kLlama;
   act.insert(act.size() - 1, R"(, "hidden_act": "relu")");
   EXPECT_EQ(ParseCausalLmConfig(act, "c.json").status().message(),

@@ -107,14 +107,16 @@ absl::Status LoraEnsemble::InitTargets(const CausalLm& model) {
   std::set<std::string> wanted;
   for (const std::string& m : options_.target_modules) {
     if (m == "all-linear") {
-      for (int k = 0; k < kNumLinearKinds; ++k) wanted.insert(LinearName(static_cast<LinearKind>(k)));
+      for (int k = 0; k < kNumLinearKinds; ++k)
+        wanted.insert(LinearName(static_cast<LinearKind>(k)));
       continue;
     }
     bool known = false;
-    for (int k = 0; k < kNumLinearKinds; ++k) known = known || m == LinearName(static_cast<LinearKind>(k));
+    for (int k = 0; k < kNumLinearKinds; ++k)
+      known = known || m == LinearName(static_cast<LinearKind>(k));
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat("LoRA target module '", m, "' is not a linear layer of ",
-                                                     ArchitectureName(c.arch)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "LoRA target module '", m, "' is not a linear layer of ", ArchitectureName(c.arch)));
     }
     wanted.insert(m);
   }
@@ -149,8 +151,10 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::Create(const CausalL
     for (const LoraTarget& t : e->targets_) {
       // PEFT: kaiming_uniform_(a=sqrt(5)) on A, i.e. U(-1/sqrt(in), 1/sqrt(in)); B = 0.
       const double bound = 1.0 / std::sqrt(static_cast<double>(t.in));
-      a.push_back(at::empty({options.rank, t.in}, at::kFloat).uniform_(-bound, bound, gen)
-                      .to(opts).set_requires_grad(true));
+      a.push_back(at::empty({options.rank, t.in}, at::kFloat)
+                      .uniform_(-bound, bound, gen)
+                      .to(opts)
+                      .set_requires_grad(true));
       b.push_back(at::zeros({t.out, options.rank}, opts).set_requires_grad(true));
     }
     e->a_.push_back(std::move(a));
@@ -173,7 +177,8 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
     }
     JsonReader r(j, cfg_path);
     if (r.String("peft_type", "LORA") != "LORA") {
-      return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": peft_type: only LORA is supported"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg_path, ": peft_type: only LORA is supported"));
     }
     LoraOptions o;
     o.members = static_cast<int>(dirs.size());
@@ -188,7 +193,8 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
                                    {"use_dora", dora},
                                    {"fan_in_fan_out", fan},
                                    {"bias", bias != "none"}}) {
-      if (bad) return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", key, ": not supported"));
+      if (bad)
+        return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", key, ": not supported"));
     }
     for (const char* key : {"rank_pattern", "alpha_pattern"}) {
       if (j.contains(key) && j[key].is_object() && !j[key].empty()) {
@@ -196,12 +202,14 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
       }
     }
     if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
-      return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": layers_to_transform: not supported"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg_path, ": layers_to_transform: not supported"));
     }
     if (!j.contains("target_modules") || !j["target_modules"].is_array()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          cfg_path, ": target_modules: must be a list of module names (regular expressions are "
-                    "not supported)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg_path,
+                       ": target_modules: must be a list of module names (regular expressions are "
+                       "not supported)"));
     }
     o.target_modules.clear();
     for (const auto& m : j["target_modules"]) {
@@ -216,8 +224,8 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
                std::set<std::string>(o.target_modules.begin(), o.target_modules.end()) !=
                    std::set<std::string>(e->options_.target_modules.begin(),
                                          e->options_.target_modules.end())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          cfg_path, ": r, lora_alpha and target_modules must match ", dirs[0]));
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg_path, ": r, lora_alpha and target_modules must match ", dirs[0]));
     }
     auto file = SafetensorsFile::Open(dirs[i] + "/adapter_model.safetensors");
     if (!file.ok()) return file.status();
@@ -230,9 +238,10 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
         const std::vector<int64_t> want =
             ab[0] == 'A' ? std::vector<int64_t>{o.rank, t.in} : std::vector<int64_t>{t.out, o.rank};
         if (tensor->sizes() != at::IntArrayRef(want)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              (*file)->path(), ": tensor '", key, "' has shape [",
-              absl::StrJoin(tensor->sizes(), ", "), "], expected [", absl::StrJoin(want, ", "), "]"));
+          return absl::InvalidArgumentError(
+              absl::StrCat((*file)->path(), ": tensor '", key, "' has shape [",
+                           absl::StrJoin(tensor->sizes(), ", "), "], expected [",
+                           absl::StrJoin(want, ", "), "]"));
         }
         at::Tensor param = tensor->to(model.options(), false, true).set_requires_grad(true);
         (ab[0] == 'A' ? a : b).push_back(param);
@@ -297,8 +306,10 @@ void LoraEnsemble::MergeInto(const MergedLora& merged, const std::vector<LoraTar
                              CausalLm* model) {
   at::NoGradGuard no_grad;
   for (size_t t = 0; t < targets.size(); ++t) {
-    at::Tensor& w = model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
-    w.add_(at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
+    at::Tensor& w =
+        model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
+    w.add_(
+        at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
   }
 }
 
@@ -306,12 +317,15 @@ void LoraEnsemble::Unmerge(const MergedLora& merged, const std::vector<LoraTarge
                            CausalLm* model) {
   at::NoGradGuard no_grad;
   for (size_t t = 0; t < targets.size(); ++t) {
-    at::Tensor& w = model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
-    w.sub_(at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
+    at::Tensor& w =
+        model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
+    w.sub_(
+        at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
   }
 }
 
-absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir, const CausalLm& model) const {
+absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir,
+                                    const CausalLm& model) const {
   if (member < 0 || member >= members()) {
     return absl::InvalidArgumentError(absl::StrCat("LoRA: no member ", member));
   }
@@ -320,10 +334,11 @@ absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir, const Ca
     tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "A"), a_[member][t].detach());
     tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "B"), b_[member][t].detach());
   }
-  return WriteAdapter(dir,
-                      PeftAdapterConfigJson(options_.rank, options_.alpha, options_.dropout,
-                                            ModuleNames(targets_), ArchitectureName(model.config().arch)),
-                      tensors);
+  return WriteAdapter(
+      dir,
+      PeftAdapterConfigJson(options_.rank, options_.alpha, options_.dropout, ModuleNames(targets_),
+                            ArchitectureName(model.config().arch)),
+      tensors);
 }
 
 absl::Status LoraEnsemble::ExportMergedPeft(MergeMode mode, const std::string& dir,

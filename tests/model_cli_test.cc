@@ -99,10 +99,10 @@ TEST(ModelCliTest, GreedyGenerationEqualsHuggingFace) {
 }
 
 TEST(ModelCliTest, SampledGenerationIsSeededAndSharesThePrompt) {
-  const std::vector<std::string> args = {"generate",   "--model",  Fixture("gemma"),
-                                         "--prompt",   "TL;DR:",   "--samples=2",
-                                         "--seed=11",  "--top_k=20", "--top_p=0.9",
-                                         "--max_new_tokens=10", "--json"};
+  const std::vector<std::string> args = {
+      "generate",    "--model",   Fixture("gemma"), "--prompt",    "TL;DR:",
+      "--samples=2", "--seed=11", "--top_k=20",     "--top_p=0.9", "--max_new_tokens=10",
+      "--json"};
   auto a = Bpo(args), b = Bpo(args);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(a.out, b.out);  // reproducible
@@ -178,7 +178,8 @@ TEST(ModelCliTest, NonsenseConfigsFailClearlyWithoutAborting) {
       {"hidden_size", json(int64_t{1} << 40), "hidden_size: must be in [1, 2147483648]"},
   };
   for (const Case& c : cases) {
-    const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_model_cli_", getpid(), "_", c.key);
+    const fs::path dir =
+        fs::temp_directory_path() / absl::StrCat("bpo_model_cli_", getpid(), "_", c.key);
     fs::remove_all(dir);
     fs::copy(Fixture("llama"), dir, fs::copy_options::recursive);
     json config = json::parse(std::ifstream(dir / "config.json"));
@@ -186,7 +187,8 @@ TEST(ModelCliTest, NonsenseConfigsFailClearlyWithoutAborting) {
     std::ofstream(dir / "config.json") << config.dump();
     for (const char* command : {"info", "logprobs"}) {
       std::vector<std::string> args = {"model", command, dir.string()};
-      if (std::string(command) == "logprobs") args = {"logprobs", "--model", dir.string(), "--prompt", "a", "--response", "b"};
+      if (std::string(command) == "logprobs")
+        args = {"logprobs", "--model", dir.string(), "--prompt", "a", "--response", "b"};
       auto r = Bpo(args);
       EXPECT_EQ(r.exit_code, 1) << c.key << " " << command << "\n" << r.err;
       EXPECT_THAT(r.err, HasSubstr(c.error)) << c.key << " " << command;
