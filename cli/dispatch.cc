@@ -53,7 +53,9 @@ void PrintTopHelp(const std::vector<const Command*>& commands, const char* globa
   for (const Command* c : commands) {
     std::string name = c->name;
     name.resize(width, ' ');
-    std::cout << "  " << name << "  " << c->summary << "\n";
+    std::cout << "  " << name << "  " << c->summary;
+    if (!c->aliases.empty()) std::cout << " (also: " << absl::StrJoin(c->aliases, ", ") << ")";
+    std::cout << "\n";
   }
   std::cout << "\nglobal flags:\n";
   PrintFlags(FlagsOf(global_file));
@@ -61,7 +63,11 @@ void PrintTopHelp(const std::vector<const Command*>& commands, const char* globa
 }
 
 void PrintCommandHelp(const Command& c, const char* global_file) {
-  std::cout << "usage: " << c.usage << "\n\n" << c.summary << "\n";
+  std::cout << "usage: " << c.usage << "\n";
+  for (const std::string& alias : c.aliases) {
+    std::cout << "   or: bpo " << alias << " ... (the same command)\n";
+  }
+  std::cout << "\n" << c.summary << "\n";
   auto own = FlagsOf(c.flags_file, c.only_flags);
   if (!c.shared_flags.empty()) {
     for (absl::CommandLineFlag* f : FlagsOf(SharedFlagsFile(), c.shared_flags)) own.push_back(f);
@@ -106,15 +112,22 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
     return kExitOk;
   }
 
-  // The longest command whose words start the argument list.
+  // The longest command name or alias whose words start the argument list;
+  // messages below call the command by the words given.
   const Command* command = nullptr;
   size_t words = 0;
+  std::string invoked;
   for (const Command* c : commands) {
-    std::vector<std::string> w = absl::StrSplit(c->name, ' ');
-    if (w.size() <= args.size() && std::equal(w.begin(), w.end(), args.begin()) &&
-        w.size() > words) {
-      command = c;
-      words = w.size();
+    std::vector<std::string> names = {c->name};
+    names.insert(names.end(), c->aliases.begin(), c->aliases.end());
+    for (const std::string& n : names) {
+      std::vector<std::string> w = absl::StrSplit(n, ' ');
+      if (w.size() <= args.size() && std::equal(w.begin(), w.end(), args.begin()) &&
+          w.size() > words) {
+        command = c;
+        words = w.size();
+        invoked = n;
+      }
     }
   }
   if (command == nullptr) {
@@ -147,8 +160,8 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
          (flag->Filename() == SharedFlagsFile() && !command->shared_flags.empty() &&
           Allowed(command->shared_flags, flag->Name())));
     if (!own && (flag == nullptr || flag->Filename() != global_flags_file)) {
-      std::cerr << "bpo " << command->name << ": unknown flag --" << name << " (bpo "
-                << command->name << " --help lists its flags)\n";
+      std::cerr << "bpo " << invoked << ": unknown flag --" << name << " (bpo " << invoked
+                << " --help lists its flags)\n";
       return kExitUsage;
     }
   }
@@ -159,12 +172,12 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
       absl::ParseCommandLine(static_cast<int>(parse_argv.size()), parse_argv.data());
   std::vector<std::string> pos(positional.begin() + 1, positional.end());
   if (absl::Status s = apply_global_flags(); !s.ok()) {
-    std::cerr << "bpo " << command->name << ": " << s.message() << "\n";
+    std::cerr << "bpo " << invoked << ": " << s.message() << "\n";
     return kExitUsage;
   }
   if (static_cast<int>(pos.size()) < command->min_args ||
       static_cast<int>(pos.size()) > command->max_args) {
-    std::cerr << "bpo " << command->name << ": expected "
+    std::cerr << "bpo " << invoked << ": expected "
               << (command->min_args == command->max_args
                       ? absl::StrCat(command->min_args)
                       : absl::StrCat(command->min_args, " to ", command->max_args))
@@ -176,9 +189,9 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
   try {
     return command->run(pos);
   } catch (const std::exception& e) {
-    std::cerr << "bpo " << command->name << ": internal error: " << e.what() << "\n";
+    std::cerr << "bpo " << invoked << ": internal error: " << e.what() << "\n";
   } catch (...) {
-    std::cerr << "bpo " << command->name << ": internal error: an unknown exception\n";
+    std::cerr << "bpo " << invoked << ": internal error: an unknown exception\n";
   }
   return kExitFailure;
 }

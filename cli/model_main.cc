@@ -1,4 +1,5 @@
-// Checkpoint tools: bpo model info, bpo generate, bpo logprobs, bpo score.
+// Checkpoint tools: bpo model info, bpo generate, bpo logprobs, bpo score
+// (the last three also as bpo model generate|logprobs|score).
 // They share one set of flags; each command lists the ones it takes.
 #include <cstdio>
 #include <fstream>
@@ -545,8 +546,9 @@ const Command& GenerateCommand() {
       0,
       &RunGenerate,
       {"model", "adapter", "merge_mode", "prompt", "prompts", "max_new_tokens", "greedy",
-       "temperature", "top_k", "top_p", "samples", "seed", "batch_size", "dtype", "device",
-       "json"}};
+       "temperature", "top_k", "top_p", "samples", "seed", "batch_size", "dtype", "device", "json"},
+      {},
+      {"model generate"}};
   return kCommand;
 }
 
@@ -559,7 +561,9 @@ const Command& LogprobsCommand() {
       0,
       0,
       &RunLogprobs,
-      {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"}};
+      {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"},
+      {},
+      {"model logprobs"}};
   return kCommand;
 }
 
@@ -591,7 +595,8 @@ const Command& ScoreCommand() {
       0,
       &RunScore,
       {"prompt", "response", "max_length", "batch_size", "dtype", "device", "json"},
-      {"pairs", "reward_model"}};
+      {"pairs", "reward_model"},
+      {"model score"}};
   return kCommand;
 }
 

@@ -1,5 +1,6 @@
 // The checkpoint tools end to end: `bpo model info`, `generate`, `logprobs`
-// and `score` on the parity fixtures, checked against HF's reference outputs.
+// and `score` (also as `bpo model generate|logprobs|score`) on the parity
+// fixtures, checked against HF's reference outputs.
 #include <ATen/ATen.h>
 
 #include <filesystem>
@@ -142,6 +143,39 @@ TEST(ModelCliTest, ScoreEqualsHuggingFaceRewards) {
                   TempFile("bad.jsonl", "{\"prompt\": \"a\", \"response\": \"b\"}\nnot json\n")});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("bad.jsonl:2: not a JSON object"));
+}
+
+// `bpo model generate|logprobs|score` are aliases of the short commands:
+// same flags, same output, listed in the help.
+TEST(ModelCliTest, LongFormsUnderModelRunTheSameCommands) {
+  const std::vector<std::string> generate = {"--model",  Fixture("llama"),     "--prompt", "TL;DR:",
+                                             "--greedy", "--max_new_tokens=6", "--json"};
+  const json ref = Reference("gemma");
+  const std::vector<std::string> logprobs = {
+      "--model",    Fixture("gemma"),
+      "--prompt",   ref["lp_prompts"][0].get<std::string>(),
+      "--response", ref["lp_responses"][0].get<std::string>(),
+      "--json"};
+  const std::vector<std::string> score = {
+      "--reward_model", Fixture("deberta"), "--prompt", "a", "--response", "b", "--json"};
+  for (const auto& [command, flags] :
+       {std::pair{"generate", generate}, {"logprobs", logprobs}, {"score", score}}) {
+    std::vector<std::string> short_form = {command}, long_form = {"model", command};
+    short_form.insert(short_form.end(), flags.begin(), flags.end());
+    long_form.insert(long_form.end(), flags.begin(), flags.end());
+    auto s = Bpo(short_form), l = Bpo(long_form);
+    ASSERT_EQ(l.exit_code, 0) << command << ": " << l.err;
+    EXPECT_FALSE(l.out.empty()) << command;
+    EXPECT_EQ(l.out, s.out) << command;
+    EXPECT_THAT(Bpo({"model", command, "--help"}).out,
+                HasSubstr(absl::StrCat("   or: bpo model ", command)));
+  }
+  EXPECT_THAT(Bpo({"--help"}).out, HasSubstr("(also: model generate)\n"));
+  auto foreign = Bpo({"model", "score", "--temperature=2"});
+  EXPECT_EQ(foreign.exit_code, 2);
+  EXPECT_EQ(foreign.err,
+            "bpo model score: unknown flag --temperature (bpo model score --help lists its "
+            "flags)\n");
 }
 
 TEST(ModelCliTest, MismatchedTokenizerIsNamed) {
