@@ -2,14 +2,15 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/json_reader.h"
+#include "model/lora_targets.h"
 #include "model/safetensors.h"
 
 namespace bpo::model {
@@ -18,10 +19,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::vector<std::string> ModuleNames(const std::vector<LoraTarget>& targets) {
-  std::set<std::string> names;
-  for (const auto& t : targets) names.insert(LinearName(t.kind));
-  return {names.begin(), names.end()};
+// target_modules for an adapter of `targets`: short names unless only some
+// layers of a kind are adapted.
+std::vector<std::string> ModuleNames(const std::vector<LoraTarget>& targets, int64_t num_layers) {
+  std::vector<bool> mask(num_layers * kNumLinearKinds, false);
+  for (const auto& t : targets) mask[t.layer * kNumLinearKinds + static_cast<int>(t.kind)] = true;
+  return LoraTargetModuleNames(mask, num_layers);
 }
 
 absl::Status WriteAdapter(const std::string& dir, const std::string& config,
@@ -104,30 +107,17 @@ int LoraEnsemble::Slot(int64_t layer, LinearKind kind) const {
 
 absl::Status LoraEnsemble::InitTargets(const CausalLm& model) {
   const auto& c = model.config();
-  std::set<std::string> wanted;
-  for (const std::string& m : options_.target_modules) {
-    if (m == "all-linear") {
-      for (int k = 0; k < kNumLinearKinds; ++k)
-        wanted.insert(LinearName(static_cast<LinearKind>(k)));
-      continue;
-    }
-    bool known = false;
-    for (int k = 0; k < kNumLinearKinds; ++k)
-      known = known || m == LinearName(static_cast<LinearKind>(k));
-    if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "LoRA target module '", m, "' is not a linear layer of ", ArchitectureName(c.arch)));
-    }
-    wanted.insert(m);
-  }
+  auto mask =
+      SelectLoraTargets({options_.target_modules, options_.target_pattern}, c.arch, c.num_layers);
+  if (!mask.ok()) return mask.status();
   slot_.assign(c.num_layers * kNumLinearKinds, -1);
+  targets_.clear();
   for (int64_t l = 0; l < c.num_layers; ++l) {
     for (int k = 0; k < kNumLinearKinds; ++k) {
-      const auto kind = static_cast<LinearKind>(k);
-      if (!wanted.count(LinearName(kind))) continue;
+      if (!(*mask)[l * kNumLinearKinds + k]) continue;
       const at::Tensor& w = model.layer(l).linear[k].weight;
       slot_[l * kNumLinearKinds + k] = static_cast<int>(targets_.size());
-      targets_.push_back({l, kind, w.size(1), w.size(0)});
+      targets_.push_back({l, static_cast<LinearKind>(k), w.size(1), w.size(0)});
     }
   }
   return absl::OkStatus();
@@ -201,31 +191,51 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
         return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", key, ": not supported"));
       }
     }
+    // PEFT 0.18 keys that would change which modules are adapted.
+    for (const char* key : {"exclude_modules", "target_parameters"}) {
+      if (j.contains(key) && !j[key].is_null() && !(j[key].is_array() && j[key].empty())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(cfg_path, ": ", key, ": not supported (got ", j[key].dump(), ")"));
+      }
+    }
     if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
       return absl::InvalidArgumentError(
           absl::StrCat(cfg_path, ": layers_to_transform: not supported"));
     }
-    if (!j.contains("target_modules") || !j["target_modules"].is_array()) {
+    // PEFT writes a list of names (short names, or full module names for
+    // "all-linear") or one string (a regular expression, or "all-linear").
+    const json* modules = j.contains("target_modules") ? &j["target_modules"] : nullptr;
+    o.target_modules.clear();
+    if (modules != nullptr && modules->is_string()) {
+      o.target_pattern = modules->get<std::string>();
+    } else if (modules != nullptr && modules->is_array() &&
+               std::all_of(modules->begin(), modules->end(),
+                           [](const json& m) { return m.is_string(); })) {
+      for (const auto& m : *modules) o.target_modules.push_back(m.get<std::string>());
+    } else {
       return absl::InvalidArgumentError(
           absl::StrCat(cfg_path,
-                       ": target_modules: must be a list of module names (regular expressions are "
-                       "not supported)"));
-    }
-    o.target_modules.clear();
-    for (const auto& m : j["target_modules"]) {
-      if (m.is_string()) o.target_modules.push_back(m.get<std::string>());
+                       ": target_modules: expected a list of module names or one regular "
+                       "expression string, got ",
+                       modules == nullptr ? "nothing" : modules->dump()));
     }
     if (i == 0) {
       e->options_ = o;
       if (auto s = e->InitTargets(model); !s.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", s.message()));
       }
-    } else if (o.rank != e->options_.rank || o.alpha != e->options_.alpha ||
-               std::set<std::string>(o.target_modules.begin(), o.target_modules.end()) !=
-                   std::set<std::string>(e->options_.target_modules.begin(),
-                                         e->options_.target_modules.end())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(cfg_path, ": r, lora_alpha and target_modules must match ", dirs[0]));
+    } else {
+      // Members may spell the same targets differently (short or full names).
+      LoraEnsemble other;
+      other.options_ = o;
+      if (auto s = other.InitTargets(model); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", s.message()));
+      }
+      if (o.rank != e->options_.rank || o.alpha != e->options_.alpha || other.slot_ != e->slot_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            cfg_path, ": r, lora_alpha and the layers target_modules selects must match ",
+            dirs[0]));
+      }
     }
     auto file = SafetensorsFile::Open(dirs[i] + "/adapter_model.safetensors");
     if (!file.ok()) return file.status();
@@ -334,11 +344,11 @@ absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir,
     tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "A"), a_[member][t].detach());
     tensors.emplace_back(PeftKey(targets_[t].layer, targets_[t].kind, "B"), b_[member][t].detach());
   }
-  return WriteAdapter(
-      dir,
-      PeftAdapterConfigJson(options_.rank, options_.alpha, options_.dropout, ModuleNames(targets_),
-                            ArchitectureName(model.config().arch)),
-      tensors);
+  return WriteAdapter(dir,
+                      PeftAdapterConfigJson(options_.rank, options_.alpha, options_.dropout,
+                                            ModuleNames(targets_, model.config().num_layers),
+                                            ArchitectureName(model.config().arch)),
+                      tensors);
 }
 
 absl::Status LoraEnsemble::ExportMergedPeft(MergeMode mode, const std::string& dir,
@@ -352,7 +362,8 @@ absl::Status LoraEnsemble::ExportMergedPeft(MergeMode mode, const std::string& d
   // Scaling is folded into B (and A): lora_alpha = r gives PEFT scaling 1.
   const int64_t r = merged.rank();
   return WriteAdapter(dir,
-                      PeftAdapterConfigJson(r, static_cast<double>(r), 0.0, ModuleNames(targets_),
+                      PeftAdapterConfigJson(r, static_cast<double>(r), 0.0,
+                                            ModuleNames(targets_, model.config().num_layers),
                                             ArchitectureName(model.config().arch)),
                       tensors);
 }

@@ -31,8 +31,12 @@ struct LoraOptions {
   int rank = 256;
   double alpha = 512;
   double dropout = 0.1;
-  // Module names (q_proj, ...) or {"all-linear"}.
+  // Module names (q_proj, ...; suffixes and full names as PEFT matches them,
+  // model/lora_targets.h) or {"all-linear"}.
   std::vector<std::string> target_modules = {"all-linear"};
+  // PEFT's string form: a regular expression on full module names, or
+  // "all-linear". When non-empty it replaces target_modules.
+  std::string target_pattern;
   // Member i is initialised from seed + i (A Kaiming-uniform, B zero, as PEFT).
   uint64_t seed = 0;
 };
