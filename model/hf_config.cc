@@ -18,13 +18,19 @@ using nlohmann::json;
 constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxDimension = int64_t{1} << 31;
 
+// transformers' ACT2FN names bpo implements (activations.py, 4.57):
+// "gelu" is the exact erf GELU; the tanh approximation goes by several names.
 absl::StatusOr<Activation> ParseActivation(const std::string& name, const std::string& where) {
   if (name == "silu" || name == "swish") return Activation::kSilu;
-  if (name == "gelu_pytorch_tanh" || name == "gelu_new" || name == "gelu_fast") {
+  if (name == "gelu" || name == "gelu_python") return Activation::kGelu;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_python_tanh" || name == "gelu_new" ||
+      name == "gelu_fast") {
     return Activation::kGeluTanh;
   }
-  if (name == "gelu") return Activation::kGelu;
-  return absl::InvalidArgumentError(absl::StrCat(where, ": unsupported activation '", name, "'"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, ": unsupported activation '", name,
+      "' (supported: silu, swish; gelu, gelu_python (exact erf GELU); gelu_pytorch_tanh, "
+      "gelu_python_tanh, gelu_new, gelu_fast (tanh approximation))"));
 }
 
 }  // namespace
@@ -100,12 +106,20 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
         absl::StrCat(source, ": rope_scaling: ", j["rope_scaling"].dump(),
                      " is not supported (only unscaled RoPE is implemented)"));
   }
-  std::string act = r.String("hidden_activation", "");
-  if (act.empty())
-    act = r.String("hidden_act", c.arch == Architecture::kLlama ? "silu" : "gelu_pytorch_tanh");
-  // Hugging Face runs every Gemma with the tanh approximation of GELU.
-  if (c.arch != Architecture::kLlama && act == "gelu") act = "gelu_pytorch_tanh";
-  auto activation = ParseActivation(act, absl::StrCat(source, ": hidden_activation"));
+  // The key each architecture's MLP reads in transformers 4.57, with its
+  // config class's default: LlamaMLP and GemmaMLP use ACT2FN[hidden_act]
+  // (GemmaConfig also stores hidden_activation, which GemmaMLP ignores),
+  // Gemma2MLP uses ACT2FN[hidden_activation] (hidden_act is ignored).
+  const char* act_key = c.arch == Architecture::kGemma2 ? "hidden_activation" : "hidden_act";
+  if (j.contains(act_key) && j[act_key].is_null()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", act_key, ": is null; ", ArchitectureName(c.arch),
+                     " needs an activation name here (transformers has no default for null)"));
+  }
+  const std::string act =
+      r.String(act_key, c.arch == Architecture::kLlama ? "silu" : "gelu_pytorch_tanh");
+  BPO_RETURN_IF_JSON_ERROR(r);
+  auto activation = ParseActivation(act, absl::StrCat(source, ": ", act_key));
   if (!activation.ok()) return activation.status();
   c.activation = *activation;
 
