@@ -27,6 +27,9 @@ struct Command {
   std::vector<std::string> only_flags = {};
   // Flags of cli/shared_flags.cc this command takes.
   std::vector<std::string> shared_flags = {};
+  // Other names that run the same command ("model generate" for "generate");
+  // `bpo --help` and `bpo <command> --help` list them.
+  std::vector<std::string> aliases = {};
 };
 
 // Exit codes shared by all commands.

@@ -29,8 +29,7 @@ std::vector<absl::CommandLineFlag*> FlagsOf(const char* file,
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (flag->Filename() == file && Allowed(only, flag->Name())) out.push_back(flag);
   }
-  std::sort(out.begin(), out.end(),
-            [](auto* a, auto* b) { return a->Name() < b->Name(); });
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->Name() < b->Name(); });
   return out;
 }
 
@@ -40,8 +39,8 @@ void PrintFlags(const std::vector<absl::CommandLineFlag*>& flags) {
   for (const absl::CommandLineFlag* f : flags) {
     std::string name(f->Name());
     name.resize(width, ' ');
-    std::cout << "  --" << name << "  " << f->Help() << " (default: "
-              << (f->DefaultValue().empty() ? "\"\"" : f->DefaultValue()) << ")\n";
+    std::cout << "  --" << name << "  " << f->Help()
+              << " (default: " << (f->DefaultValue().empty() ? "\"\"" : f->DefaultValue()) << ")\n";
   }
 }
 
@@ -54,7 +53,9 @@ void PrintTopHelp(const std::vector<const Command*>& commands, const char* globa
   for (const Command* c : commands) {
     std::string name = c->name;
     name.resize(width, ' ');
-    std::cout << "  " << name << "  " << c->summary << "\n";
+    std::cout << "  " << name << "  " << c->summary;
+    if (!c->aliases.empty()) std::cout << " (also: " << absl::StrJoin(c->aliases, ", ") << ")";
+    std::cout << "\n";
   }
   std::cout << "\nglobal flags:\n";
   PrintFlags(FlagsOf(global_file));
@@ -62,7 +63,11 @@ void PrintTopHelp(const std::vector<const Command*>& commands, const char* globa
 }
 
 void PrintCommandHelp(const Command& c, const char* global_file) {
-  std::cout << "usage: " << c.usage << "\n\n" << c.summary << "\n";
+  std::cout << "usage: " << c.usage << "\n";
+  for (const std::string& alias : c.aliases) {
+    std::cout << "   or: bpo " << alias << " ... (the same command)\n";
+  }
+  std::cout << "\n" << c.summary << "\n";
   auto own = FlagsOf(c.flags_file, c.only_flags);
   if (!c.shared_flags.empty()) {
     for (absl::CommandLineFlag* f : FlagsOf(SharedFlagsFile(), c.shared_flags)) own.push_back(f);
@@ -77,8 +82,7 @@ void PrintCommandHelp(const Command& c, const char* global_file) {
 }
 
 bool IsHelp(absl::string_view arg) {
-  return arg == "--help" || arg == "-h" || arg == "-help" || arg == "--helpfull" ||
-         arg == "help";
+  return arg == "--help" || arg == "-h" || arg == "-help" || arg == "--helpfull" || arg == "help";
 }
 
 // The flag name in "--name=value", "--name", "--noname" (booleans), or "".
@@ -108,22 +112,29 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
     return kExitOk;
   }
 
-  // The longest command whose words start the argument list.
+  // The longest command name or alias whose words start the argument list;
+  // messages below call the command by the words given.
   const Command* command = nullptr;
   size_t words = 0;
+  std::string invoked;
   for (const Command* c : commands) {
-    std::vector<std::string> w = absl::StrSplit(c->name, ' ');
-    if (w.size() <= args.size() && std::equal(w.begin(), w.end(), args.begin()) &&
-        w.size() > words) {
-      command = c;
-      words = w.size();
+    std::vector<std::string> names = {c->name};
+    names.insert(names.end(), c->aliases.begin(), c->aliases.end());
+    for (const std::string& n : names) {
+      std::vector<std::string> w = absl::StrSplit(n, ' ');
+      if (w.size() <= args.size() && std::equal(w.begin(), w.end(), args.begin()) &&
+          w.size() > words) {
+        command = c;
+        words = w.size();
+        invoked = n;
+      }
     }
   }
   if (command == nullptr) {
     std::vector<std::string> names;
     for (const Command* c : commands) names.push_back(c->name);
-    std::cerr << "bpo: unknown command '" << args[0] << "'; commands: "
-              << absl::StrJoin(names, ", ") << " (bpo --help)\n";
+    std::cerr << "bpo: unknown command '" << args[0]
+              << "'; commands: " << absl::StrJoin(names, ", ") << " (bpo --help)\n";
     return kExitUsage;
   }
   std::vector<std::string> rest(args.begin() + words, args.end());
@@ -143,30 +154,30 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
     if (flag == nullptr && absl::StartsWith(name, "no")) {
       flag = absl::FindCommandLineFlag(name.substr(2));
     }
-    const bool own = flag != nullptr &&
-                     ((flag->Filename() == command->flags_file &&
-                       Allowed(command->only_flags, flag->Name())) ||
-                      (flag->Filename() == SharedFlagsFile() && !command->shared_flags.empty() &&
-                       Allowed(command->shared_flags, flag->Name())));
+    const bool own =
+        flag != nullptr &&
+        ((flag->Filename() == command->flags_file && Allowed(command->only_flags, flag->Name())) ||
+         (flag->Filename() == SharedFlagsFile() && !command->shared_flags.empty() &&
+          Allowed(command->shared_flags, flag->Name())));
     if (!own && (flag == nullptr || flag->Filename() != global_flags_file)) {
-      std::cerr << "bpo " << command->name << ": unknown flag --" << name << " (bpo "
-                << command->name << " --help lists its flags)\n";
+      std::cerr << "bpo " << invoked << ": unknown flag --" << name << " (bpo " << invoked
+                << " --help lists its flags)\n";
       return kExitUsage;
     }
   }
 
   std::vector<char*> parse_argv = {argv[0]};
   for (std::string& a : rest) parse_argv.push_back(a.data());
-  std::vector<char*> positional = absl::ParseCommandLine(
-      static_cast<int>(parse_argv.size()), parse_argv.data());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(parse_argv.size()), parse_argv.data());
   std::vector<std::string> pos(positional.begin() + 1, positional.end());
   if (absl::Status s = apply_global_flags(); !s.ok()) {
-    std::cerr << "bpo " << command->name << ": " << s.message() << "\n";
+    std::cerr << "bpo " << invoked << ": " << s.message() << "\n";
     return kExitUsage;
   }
   if (static_cast<int>(pos.size()) < command->min_args ||
       static_cast<int>(pos.size()) > command->max_args) {
-    std::cerr << "bpo " << command->name << ": expected "
+    std::cerr << "bpo " << invoked << ": expected "
               << (command->min_args == command->max_args
                       ? absl::StrCat(command->min_args)
                       : absl::StrCat(command->min_args, " to ", command->max_args))
@@ -178,9 +189,9 @@ int Dispatch(int argc, char** argv, const std::vector<const Command*>& commands,
   try {
     return command->run(pos);
   } catch (const std::exception& e) {
-    std::cerr << "bpo " << command->name << ": internal error: " << e.what() << "\n";
+    std::cerr << "bpo " << invoked << ": internal error: " << e.what() << "\n";
   } catch (...) {
-    std::cerr << "bpo " << command->name << ": internal error: an unknown exception\n";
+    std::cerr << "bpo " << invoked << ": internal error: an unknown exception\n";
   }
   return kExitFailure;
 }

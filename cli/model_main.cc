@@ -1,5 +1,5 @@
-// Checkpoint tools: bpo model info, bpo generate and bpo logprobs (the policy
-// code is model/policy_text.h). Their common flags are in shared_flags.cc.
+// Checkpoint tools: bpo model info, bpo generate and bpo logprobs (also as
+// bpo model generate|logprobs; the policy code is model/policy_text.h). Their common flags are in shared_flags.cc.
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -125,7 +125,8 @@ const Command& GenerateCommand() {
       __FILE__, 0, 0, &RunGenerate,
       {"prompts", "greedy", "temperature", "top_k", "top_p", "samples", "seed"},
       {"model", "adapter", "merge_mode", "prompt", "max_new_tokens", "batch_size", "dtype",
-       "device", "json"}};
+       "device", "json"},
+      {"model generate"}};
   return kCommand;
 }
 
@@ -134,7 +135,9 @@ const Command& LogprobsCommand() {
       "logprobs", "Sequence and per-token log-probs of a response under a policy.",
       "bpo logprobs --model DIR [--adapter DIR,...] --prompt P --response R [--json]",
       SharedFlagsFile(), 0, 0, &RunLogprobs,
-      {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"}};
+      {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"},
+      {},
+      {"model logprobs"}};
   return kCommand;
 }
 

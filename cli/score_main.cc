@@ -1,4 +1,4 @@
-// bpo score: reward-model scores of (prompt, response) pairs. Its flags are
+// bpo score (also bpo model score): reward-model scores of (prompt, response) pairs. Its flags are
 // all in shared_flags.cc.
 #include <iostream>
 
@@ -52,7 +52,9 @@ const Command& ScoreCommand() {
       "bpo score --reward_model DIR --prompt P --response R | --pairs FILE.jsonl [--json]",
       SharedFlagsFile(), 0, 0, &RunScore,
       {"prompt", "response", "max_length", "batch_size", "dtype", "device", "json", "pairs",
-       "reward_model"}};
+       "reward_model"},
+      {},
+      {"model score"}};
   return kCommand;
 }
 

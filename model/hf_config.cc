@@ -18,14 +18,19 @@ using nlohmann::json;
 constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxDimension = int64_t{1} << 31;
 
+// transformers' ACT2FN names bpo implements (activations.py, 4.57):
+// "gelu" is the exact erf GELU; the tanh approximation goes by several names.
 absl::StatusOr<Activation> ParseActivation(const std::string& name, const std::string& where) {
   if (name == "silu" || name == "swish") return Activation::kSilu;
-  if (name == "gelu_pytorch_tanh" || name == "gelu_new" || name == "gelu_fast") {
+  if (name == "gelu" || name == "gelu_python") return Activation::kGelu;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_python_tanh" || name == "gelu_new" ||
+      name == "gelu_fast") {
     return Activation::kGeluTanh;
   }
-  if (name == "gelu") return Activation::kGelu;
-  return absl::InvalidArgumentError(
-      absl::StrCat(where, ": unsupported activation '", name, "'"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, ": unsupported activation '", name,
+      "' (supported: silu, swish; gelu, gelu_python (exact erf GELU); gelu_pytorch_tanh, "
+      "gelu_python_tanh, gelu_new, gelu_fast (tanh approximation))"));
 }
 
 }  // namespace
@@ -67,10 +72,10 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
   } else if (arch_name == "Gemma2ForCausalLM" || (arch_name.empty() && model_type == "gemma2")) {
     c.arch = Architecture::kGemma2;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": architectures: unsupported architecture '",
-        arch_name.empty() ? model_type : arch_name,
-        "' (supported: LlamaForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": architectures: unsupported architecture '",
+                     arch_name.empty() ? model_type : arch_name,
+                     "' (supported: LlamaForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM)"));
   }
   c.vocab_size = r.Int("vocab_size");
   c.hidden_size = r.Int("hidden_size");
@@ -101,11 +106,20 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
         absl::StrCat(source, ": rope_scaling: ", j["rope_scaling"].dump(),
                      " is not supported (only unscaled RoPE is implemented)"));
   }
-  std::string act = r.String("hidden_activation", "");
-  if (act.empty()) act = r.String("hidden_act", c.arch == Architecture::kLlama ? "silu" : "gelu_pytorch_tanh");
-  // Hugging Face runs every Gemma with the tanh approximation of GELU.
-  if (c.arch != Architecture::kLlama && act == "gelu") act = "gelu_pytorch_tanh";
-  auto activation = ParseActivation(act, absl::StrCat(source, ": hidden_activation"));
+  // The key each architecture's MLP reads in transformers 4.57, with its
+  // config class's default: LlamaMLP and GemmaMLP use ACT2FN[hidden_act]
+  // (GemmaConfig also stores hidden_activation, which GemmaMLP ignores),
+  // Gemma2MLP uses ACT2FN[hidden_activation] (hidden_act is ignored).
+  const char* act_key = c.arch == Architecture::kGemma2 ? "hidden_activation" : "hidden_act";
+  if (j.contains(act_key) && j[act_key].is_null()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", act_key, ": is null; ", ArchitectureName(c.arch),
+                     " needs an activation name here (transformers has no default for null)"));
+  }
+  const std::string act =
+      r.String(act_key, c.arch == Architecture::kLlama ? "silu" : "gelu_pytorch_tanh");
+  BPO_RETURN_IF_JSON_ERROR(r);
+  auto activation = ParseActivation(act, absl::StrCat(source, ": ", act_key));
   if (!activation.ok()) return activation.status();
   c.activation = *activation;
 
@@ -152,14 +166,14 @@ absl::StatusOr<CausalLmConfig> ParseCausalLmConfig(const std::string& json_text,
     if (j.contains("layer_types") && j["layer_types"].is_array()) {
       const auto& types = j["layer_types"];
       if (static_cast<int64_t>(types.size()) != c.num_layers) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            source, ": layer_types has ", types.size(), " entries for ", c.num_layers, " layers"));
+        return absl::InvalidArgumentError(absl::StrCat(source, ": layer_types has ", types.size(),
+                                                       " entries for ", c.num_layers, " layers"));
       }
       for (int64_t i = 0; i < c.num_layers; ++i) {
         const std::string t = types[i].is_string() ? types[i].get<std::string>() : "";
         if (t != "sliding_attention" && t != "full_attention") {
-          return absl::InvalidArgumentError(absl::StrCat(source, ": layer_types[", i,
-                                                         "]: unsupported '", t, "'"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(source, ": layer_types[", i, "]: unsupported '", t, "'"));
         }
         c.layer_is_sliding[i] = t == "sliding_attention";
       }

@@ -2,14 +2,15 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/json_reader.h"
+#include "model/lora_targets.h"
 #include "model/safetensors.h"
 
 namespace bpo::model {
@@ -18,10 +19,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::vector<std::string> ModuleNames(const std::vector<LoraTarget>& targets) {
-  std::set<std::string> names;
-  for (const auto& t : targets) names.insert(LinearName(t.kind));
-  return {names.begin(), names.end()};
+// target_modules for an adapter of `targets`: short names unless only some
+// layers of a kind are adapted.
+std::vector<std::string> ModuleNames(const std::vector<LoraTarget>& targets, int64_t num_layers) {
+  std::vector<bool> mask(num_layers * kNumLinearKinds, false);
+  for (const auto& t : targets) mask[t.layer * kNumLinearKinds + static_cast<int>(t.kind)] = true;
+  return LoraTargetModuleNames(mask, num_layers);
 }
 
 absl::Status WriteAdapter(const std::string& dir, const std::string& config,
@@ -104,28 +107,17 @@ int LoraEnsemble::Slot(int64_t layer, LinearKind kind) const {
 
 absl::Status LoraEnsemble::InitTargets(const CausalLm& model) {
   const auto& c = model.config();
-  std::set<std::string> wanted;
-  for (const std::string& m : options_.target_modules) {
-    if (m == "all-linear") {
-      for (int k = 0; k < kNumLinearKinds; ++k) wanted.insert(LinearName(static_cast<LinearKind>(k)));
-      continue;
-    }
-    bool known = false;
-    for (int k = 0; k < kNumLinearKinds; ++k) known = known || m == LinearName(static_cast<LinearKind>(k));
-    if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat("LoRA target module '", m, "' is not a linear layer of ",
-                                                     ArchitectureName(c.arch)));
-    }
-    wanted.insert(m);
-  }
+  auto mask =
+      SelectLoraTargets({options_.target_modules, options_.target_pattern}, c.arch, c.num_layers);
+  if (!mask.ok()) return mask.status();
   slot_.assign(c.num_layers * kNumLinearKinds, -1);
+  targets_.clear();
   for (int64_t l = 0; l < c.num_layers; ++l) {
     for (int k = 0; k < kNumLinearKinds; ++k) {
-      const auto kind = static_cast<LinearKind>(k);
-      if (!wanted.count(LinearName(kind))) continue;
+      if (!(*mask)[l * kNumLinearKinds + k]) continue;
       const at::Tensor& w = model.layer(l).linear[k].weight;
       slot_[l * kNumLinearKinds + k] = static_cast<int>(targets_.size());
-      targets_.push_back({l, kind, w.size(1), w.size(0)});
+      targets_.push_back({l, static_cast<LinearKind>(k), w.size(1), w.size(0)});
     }
   }
   return absl::OkStatus();
@@ -149,8 +141,10 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::Create(const CausalL
     for (const LoraTarget& t : e->targets_) {
       // PEFT: kaiming_uniform_(a=sqrt(5)) on A, i.e. U(-1/sqrt(in), 1/sqrt(in)); B = 0.
       const double bound = 1.0 / std::sqrt(static_cast<double>(t.in));
-      a.push_back(at::empty({options.rank, t.in}, at::kFloat).uniform_(-bound, bound, gen)
-                      .to(opts).set_requires_grad(true));
+      a.push_back(at::empty({options.rank, t.in}, at::kFloat)
+                      .uniform_(-bound, bound, gen)
+                      .to(opts)
+                      .set_requires_grad(true));
       b.push_back(at::zeros({t.out, options.rank}, opts).set_requires_grad(true));
     }
     e->a_.push_back(std::move(a));
@@ -173,7 +167,8 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
     }
     JsonReader r(j, cfg_path);
     if (r.String("peft_type", "LORA") != "LORA") {
-      return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": peft_type: only LORA is supported"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg_path, ": peft_type: only LORA is supported"));
     }
     LoraOptions o;
     o.members = static_cast<int>(dirs.size());
@@ -188,36 +183,59 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
                                    {"use_dora", dora},
                                    {"fan_in_fan_out", fan},
                                    {"bias", bias != "none"}}) {
-      if (bad) return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", key, ": not supported"));
+      if (bad)
+        return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", key, ": not supported"));
     }
     for (const char* key : {"rank_pattern", "alpha_pattern"}) {
       if (j.contains(key) && j[key].is_object() && !j[key].empty()) {
         return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", key, ": not supported"));
       }
     }
+    // PEFT 0.18 keys that would change which modules are adapted.
+    for (const char* key : {"exclude_modules", "target_parameters"}) {
+      if (j.contains(key) && !j[key].is_null() && !(j[key].is_array() && j[key].empty())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(cfg_path, ": ", key, ": not supported (got ", j[key].dump(), ")"));
+      }
+    }
     if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
-      return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": layers_to_transform: not supported"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg_path, ": layers_to_transform: not supported"));
     }
-    if (!j.contains("target_modules") || !j["target_modules"].is_array()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          cfg_path, ": target_modules: must be a list of module names (regular expressions are "
-                    "not supported)"));
-    }
+    // PEFT writes a list of names (short names, or full module names for
+    // "all-linear") or one string (a regular expression, or "all-linear").
+    const json* modules = j.contains("target_modules") ? &j["target_modules"] : nullptr;
     o.target_modules.clear();
-    for (const auto& m : j["target_modules"]) {
-      if (m.is_string()) o.target_modules.push_back(m.get<std::string>());
+    if (modules != nullptr && modules->is_string()) {
+      o.target_pattern = modules->get<std::string>();
+    } else if (modules != nullptr && modules->is_array() &&
+               std::all_of(modules->begin(), modules->end(),
+                           [](const json& m) { return m.is_string(); })) {
+      for (const auto& m : *modules) o.target_modules.push_back(m.get<std::string>());
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg_path,
+                       ": target_modules: expected a list of module names or one regular "
+                       "expression string, got ",
+                       modules == nullptr ? "nothing" : modules->dump()));
     }
     if (i == 0) {
       e->options_ = o;
       if (auto s = e->InitTargets(model); !s.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", s.message()));
       }
-    } else if (o.rank != e->options_.rank || o.alpha != e->options_.alpha ||
-               std::set<std::string>(o.target_modules.begin(), o.target_modules.end()) !=
-                   std::set<std::string>(e->options_.target_modules.begin(),
-                                         e->options_.target_modules.end())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          cfg_path, ": r, lora_alpha and target_modules must match ", dirs[0]));
+    } else {
+      // Members may spell the same targets differently (short or full names).
+      LoraEnsemble other;
+      other.options_ = o;
+      if (auto s = other.InitTargets(model); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(cfg_path, ": ", s.message()));
+      }
+      if (o.rank != e->options_.rank || o.alpha != e->options_.alpha || other.slot_ != e->slot_) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            cfg_path, ": r, lora_alpha and the layers target_modules selects must match ",
+            dirs[0]));
+      }
     }
     auto file = SafetensorsFile::Open(dirs[i] + "/adapter_model.safetensors");
     if (!file.ok()) return file.status();
@@ -230,9 +248,10 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
         const std::vector<int64_t> want =
             ab[0] == 'A' ? std::vector<int64_t>{o.rank, t.in} : std::vector<int64_t>{t.out, o.rank};
         if (tensor->sizes() != at::IntArrayRef(want)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              (*file)->path(), ": tensor '", key, "' has shape [",
-              absl::StrJoin(tensor->sizes(), ", "), "], expected [", absl::StrJoin(want, ", "), "]"));
+          return absl::InvalidArgumentError(
+              absl::StrCat((*file)->path(), ": tensor '", key, "' has shape [",
+                           absl::StrJoin(tensor->sizes(), ", "), "], expected [",
+                           absl::StrJoin(want, ", "), "]"));
         }
         at::Tensor param = tensor->to(model.options(), false, true).set_requires_grad(true);
         (ab[0] == 'A' ? a : b).push_back(param);
@@ -297,8 +316,10 @@ void LoraEnsemble::MergeInto(const MergedLora& merged, const std::vector<LoraTar
                              CausalLm* model) {
   at::NoGradGuard no_grad;
   for (size_t t = 0; t < targets.size(); ++t) {
-    at::Tensor& w = model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
-    w.add_(at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
+    at::Tensor& w =
+        model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
+    w.add_(
+        at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
   }
 }
 
@@ -306,12 +327,15 @@ void LoraEnsemble::Unmerge(const MergedLora& merged, const std::vector<LoraTarge
                            CausalLm* model) {
   at::NoGradGuard no_grad;
   for (size_t t = 0; t < targets.size(); ++t) {
-    at::Tensor& w = model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
-    w.sub_(at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
+    at::Tensor& w =
+        model->mutable_layer(targets[t].layer).linear[static_cast<int>(targets[t].kind)].weight;
+    w.sub_(
+        at::matmul(merged.b()[t].to(at::kFloat), merged.a()[t].to(at::kFloat)).to(w.scalar_type()));
   }
 }
 
-absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir, const CausalLm& model) const {
+absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir,
+                                    const CausalLm& model) const {
   if (member < 0 || member >= members()) {
     return absl::InvalidArgumentError(absl::StrCat("LoRA: no member ", member));
   }
@@ -322,7 +346,8 @@ absl::Status LoraEnsemble::SavePeft(int member, const std::string& dir, const Ca
   }
   return WriteAdapter(dir,
                       PeftAdapterConfigJson(options_.rank, options_.alpha, options_.dropout,
-                                            ModuleNames(targets_), ArchitectureName(model.config().arch)),
+                                            ModuleNames(targets_, model.config().num_layers),
+                                            ArchitectureName(model.config().arch)),
                       tensors);
 }
 
@@ -337,7 +362,8 @@ absl::Status LoraEnsemble::ExportMergedPeft(MergeMode mode, const std::string& d
   // Scaling is folded into B (and A): lora_alpha = r gives PEFT scaling 1.
   const int64_t r = merged.rank();
   return WriteAdapter(dir,
-                      PeftAdapterConfigJson(r, static_cast<double>(r), 0.0, ModuleNames(targets_),
+                      PeftAdapterConfigJson(r, static_cast<double>(r), 0.0,
+                                            ModuleNames(targets_, model.config().num_layers),
                                             ArchitectureName(model.config().arch)),
                       tensors);
 }

@@ -31,8 +31,12 @@ struct LoraOptions {
   int rank = 256;
   double alpha = 512;
   double dropout = 0.1;
-  // Module names (q_proj, ...) or {"all-linear"}.
+  // Module names (q_proj, ...; suffixes and full names as PEFT matches them,
+  // model/lora_targets.h) or {"all-linear"}.
   std::vector<std::string> target_modules = {"all-linear"};
+  // PEFT's string form: a regular expression on full module names, or
+  // "all-linear". When non-empty it replaces target_modules.
+  std::string target_pattern;
   // Member i is initialised from seed + i (A Kaiming-uniform, B zero, as PEFT).
   uint64_t seed = 0;
 };
@@ -85,14 +89,14 @@ class MergedLora : public LinearAdapter {
  private:
   friend class LoraEnsemble;
 
-// The key PEFT writes for a LoRA factor of a decoder linear layer:
-// "base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight" (ab "A"/"B").
-std::string PeftKey(int64_t layer, LinearKind kind, const char* ab);
-// adapter_config.json of a plain LoRA adapter as PEFT reads it; an empty
-// base_model is written as null.
-std::string PeftAdapterConfigJson(int64_t rank, double alpha, double dropout,
-                                  const std::vector<std::string>& modules,
-                                  const std::string& base_model);
+  // The key PEFT writes for a LoRA factor of a decoder linear layer:
+  // "base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight" (ab "A"/"B").
+  std::string PeftKey(int64_t layer, LinearKind kind, const char* ab);
+  // adapter_config.json of a plain LoRA adapter as PEFT reads it; an empty
+  // base_model is written as null.
+  std::string PeftAdapterConfigJson(int64_t rank, double alpha, double dropout,
+                                    const std::vector<std::string>& modules,
+                                    const std::string& base_model);
   std::vector<int> slot_;  // [layers * kNumLinearKinds] -> target index or -1
   std::vector<at::Tensor> a_, b_;
 };
@@ -125,7 +129,8 @@ class LoraEnsemble {
   MergedLora Merge(MergeMode mode) const;
   // Merges other tensors of this ensemble's shape: params[i] laid out as
   // Parameters(i) (e.g. an exponential moving average of the members).
-  MergedLora MergeParameters(MergeMode mode, const std::vector<std::vector<at::Tensor>>& params) const;
+  MergedLora MergeParameters(MergeMode mode,
+                             const std::vector<std::vector<at::Tensor>>& params) const;
 
   // Adds (or removes) a merged ensemble's ΔW to the model's weights in place,
   // so that sampling runs at base-model speed. Unmerge subtracts the same
@@ -149,7 +154,7 @@ class LoraEnsemble {
   absl::Status InitTargets(const CausalLm& model);
   LoraOptions options_;
   std::vector<LoraTarget> targets_;
-  std::vector<int> slot_;                 // [layers * kNumLinearKinds]
+  std::vector<int> slot_;                   // [layers * kNumLinearKinds]
   std::vector<std::vector<at::Tensor>> a_;  // [member][target] [r, in]
   std::vector<std::vector<at::Tensor>> b_;  // [member][target] [out, r]
 };

@@ -1,5 +1,6 @@
 // The checkpoint tools end to end: `bpo model info`, `generate`, `logprobs`
-// and `score` on the parity fixtures, checked against HF's reference outputs.
+// and `score` (also as `bpo model generate|logprobs|score`) on the parity
+// fixtures, checked against HF's reference outputs.
 #include <ATen/ATen.h>
 
 #include <filesystem>
@@ -99,10 +100,10 @@ TEST(ModelCliTest, GreedyGenerationEqualsHuggingFace) {
 }
 
 TEST(ModelCliTest, SampledGenerationIsSeededAndSharesThePrompt) {
-  const std::vector<std::string> args = {"generate",   "--model",  Fixture("gemma"),
-                                         "--prompt",   "TL;DR:",   "--samples=2",
-                                         "--seed=11",  "--top_k=20", "--top_p=0.9",
-                                         "--max_new_tokens=10", "--json"};
+  const std::vector<std::string> args = {
+      "generate",    "--model",   Fixture("gemma"), "--prompt",    "TL;DR:",
+      "--samples=2", "--seed=11", "--top_k=20",     "--top_p=0.9", "--max_new_tokens=10",
+      "--json"};
   auto a = Bpo(args), b = Bpo(args);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(a.out, b.out);  // reproducible
@@ -144,6 +145,39 @@ TEST(ModelCliTest, ScoreEqualsHuggingFaceRewards) {
   EXPECT_THAT(bad.err, HasSubstr("bad.jsonl:2: not a JSON object"));
 }
 
+// `bpo model generate|logprobs|score` are aliases of the short commands:
+// same flags, same output, listed in the help.
+TEST(ModelCliTest, LongFormsUnderModelRunTheSameCommands) {
+  const std::vector<std::string> generate = {"--model",  Fixture("llama"),     "--prompt", "TL;DR:",
+                                             "--greedy", "--max_new_tokens=6", "--json"};
+  const json ref = Reference("gemma");
+  const std::vector<std::string> logprobs = {
+      "--model",    Fixture("gemma"),
+      "--prompt",   ref["lp_prompts"][0].get<std::string>(),
+      "--response", ref["lp_responses"][0].get<std::string>(),
+      "--json"};
+  const std::vector<std::string> score = {
+      "--reward_model", Fixture("deberta"), "--prompt", "a", "--response", "b", "--json"};
+  for (const auto& [command, flags] :
+       {std::pair{"generate", generate}, {"logprobs", logprobs}, {"score", score}}) {
+    std::vector<std::string> short_form = {command}, long_form = {"model", command};
+    short_form.insert(short_form.end(), flags.begin(), flags.end());
+    long_form.insert(long_form.end(), flags.begin(), flags.end());
+    auto s = Bpo(short_form), l = Bpo(long_form);
+    ASSERT_EQ(l.exit_code, 0) << command << ": " << l.err;
+    EXPECT_FALSE(l.out.empty()) << command;
+    EXPECT_EQ(l.out, s.out) << command;
+    EXPECT_THAT(Bpo({"model", command, "--help"}).out,
+                HasSubstr(absl::StrCat("   or: bpo model ", command)));
+  }
+  EXPECT_THAT(Bpo({"--help"}).out, HasSubstr("(also: model generate)\n"));
+  auto foreign = Bpo({"model", "score", "--temperature=2"});
+  EXPECT_EQ(foreign.exit_code, 2);
+  EXPECT_EQ(foreign.err,
+            "bpo model score: unknown flag --temperature (bpo model score --help lists its "
+            "flags)\n");
+}
+
 TEST(ModelCliTest, MismatchedTokenizerIsNamed) {
   // The DeBERTa fixture's spm.model has fewer pieces; the Llama-2 one has more.
   auto r = Bpo({"generate", "--model", Fixture("llama"), "--prompt", "hi"});
@@ -178,7 +212,8 @@ TEST(ModelCliTest, NonsenseConfigsFailClearlyWithoutAborting) {
       {"hidden_size", json(int64_t{1} << 40), "hidden_size: must be in [1, 2147483648]"},
   };
   for (const Case& c : cases) {
-    const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_model_cli_", getpid(), "_", c.key);
+    const fs::path dir =
+        fs::temp_directory_path() / absl::StrCat("bpo_model_cli_", getpid(), "_", c.key);
     fs::remove_all(dir);
     fs::copy(Fixture("llama"), dir, fs::copy_options::recursive);
     json config = json::parse(std::ifstream(dir / "config.json"));
@@ -186,7 +221,8 @@ TEST(ModelCliTest, NonsenseConfigsFailClearlyWithoutAborting) {
     std::ofstream(dir / "config.json") << config.dump();
     for (const char* command : {"info", "logprobs"}) {
       std::vector<std::string> args = {"model", command, dir.string()};
-      if (std::string(command) == "logprobs") args = {"logprobs", "--model", dir.string(), "--prompt", "a", "--response", "b"};
+      if (std::string(command) == "logprobs")
+        args = {"logprobs", "--model", dir.string(), "--prompt", "a", "--response", "b"};
       auto r = Bpo(args);
       EXPECT_EQ(r.exit_code, 1) << c.key << " " << command << "\n" << r.err;
       EXPECT_THAT(r.err, HasSubstr(c.error)) << c.key << " " << command;
