@@ -29,8 +29,8 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const model::Policy* policy
                                                   "Pairs sampled and accepted by the coordinator"));
   BPO_ASSIGN_OR_RETURN(auto* dropped, r->AddCounter("bpo_actor_pairs_dropped_total",
                                                     "Prompts whose two responses were identical"));
-  BPO_ASSIGN_OR_RETURN(auto* tokens, r->AddCounter("bpo_actor_generated_tokens_total",
-                                                   "Response tokens generated"));
+  BPO_ASSIGN_OR_RETURN(
+      auto* tokens, r->AddCounter("bpo_actor_generated_tokens_total", "Response tokens generated"));
   BPO_ASSIGN_OR_RETURN(auto* bytes, r->AddCounter("bpo_actor_snapshot_fetch_bytes_total",
                                                   "Snapshot bytes streamed from the learner"));
   BPO_ASSIGN_OR_RETURN(auto* sample, r->AddHistogram("bpo_actor_sample_seconds",
@@ -39,8 +39,8 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const model::Policy* policy
   BPO_ASSIGN_OR_RETURN(auto* fetch, r->AddHistogram("bpo_actor_snapshot_fetch_seconds",
                                                     "Time to fetch, verify and load a snapshot",
                                                     metrics::ExponentialBuckets(0.001, 2.5, 14)));
-  BPO_ASSIGN_OR_RETURN(auto* version, r->AddGauge("bpo_actor_snapshot_version",
-                                                  "Behavior snapshot version loaded"));
+  BPO_ASSIGN_OR_RETURN(
+      auto* version, r->AddGauge("bpo_actor_snapshot_version", "Behavior snapshot version loaded"));
   a->pairs_ = &pairs->Add({});
   a->dropped_ = &dropped->Add({});
   a->tokens_ = &tokens->Add({});
@@ -58,7 +58,7 @@ absl::Status Actor::LoadSnapshot(const bpo::v1::LeasePromptsResponse& lease) {
     snapshot::SnapshotClientOptions so;
     so.rpc_timeout = options_.rpc_deadline;
     snapshots_ = std::make_unique<snapshot::SnapshotClient>(lease.snapshot_address(),
-                                                           options_.snapshot_cache_dir, so);
+                                                            options_.snapshot_cache_dir, so);
   }
   const int64_t before = snapshots_->stats().bytes_streamed;
   // The learner's shared directory first, when this actor sees it (one
@@ -71,13 +71,13 @@ absl::Status Actor::LoadSnapshot(const bpo::v1::LeasePromptsResponse& lease) {
     if (file.ok() && Sha256Hex(*file) == lease.snapshot().sha256()) bytes = std::move(*file);
   }
   if (bytes.empty()) {
-    BPO_ASSIGN_OR_RETURN(bytes, snapshots_->Fetch(lease.snapshot_version(), lease.snapshot().sha256()));
+    BPO_ASSIGN_OR_RETURN(bytes,
+                         snapshots_->Fetch(lease.snapshot_version(), lease.snapshot().sha256()));
   }
-  BPO_ASSIGN_OR_RETURN(
-      snapshot::DecodedSnapshot decoded,
-      snapshot::DecodeSnapshot(bytes, *policy_->model,
-                              absl::StrCat("snapshot ", lease.snapshot_version(), " from ",
-                                           lease.snapshot_address())));
+  BPO_ASSIGN_OR_RETURN(snapshot::DecodedSnapshot decoded,
+                       snapshot::DecodeSnapshot(bytes, *policy_->model,
+                                                absl::StrCat("snapshot ", lease.snapshot_version(),
+                                                             " from ", lease.snapshot_address())));
   adapter_ = std::make_unique<model::MergedLora>(std::move(decoded.merged));
   version_ = static_cast<int64_t>(lease.snapshot_version());
   version_gauge_->Set(static_cast<double>(version_));
@@ -105,7 +105,8 @@ absl::Status Actor::Run() {
         // Give the prompts back so that another actor (or a later try) takes them.
         client_->ReleaseLease(lease.lease().lease_id());
         BPO_LOG(WARNING) << "cannot load snapshot v" << lease.snapshot_version() << ": " << s;
-        if (s.code() == absl::StatusCode::kDataLoss || s.code() == absl::StatusCode::kInvalidArgument) {
+        if (s.code() == absl::StatusCode::kDataLoss ||
+            s.code() == absl::StatusCode::kInvalidArgument) {
           return s;
         }
         absl::SleepFor(absl::Seconds(1));

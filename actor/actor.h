@@ -13,8 +13,8 @@
 #include "actor/sampler.h"
 #include "common/metrics.h"
 #include "coordinator/client.h"
-#include "snapshot/snapshot_service.h"
 #include "model/policy.h"
+#include "snapshot/snapshot_service.h"
 
 namespace bpo::actor {
 

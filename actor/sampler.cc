@@ -77,8 +77,7 @@ void Fill(bpo::v1::Response* r, const Sample& s, const model::Tokenizer& tok) {
 
 }  // namespace
 
-absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model,
-                                         const model::Tokenizer& tok,
+absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model, const model::Tokenizer& tok,
                                          const model::LinearAdapter* adapter,
                                          const std::vector<bpo::v1::PromptWork>& work,
                                          uint64_t behavior_version, const SamplerOptions& o) {
@@ -89,7 +88,8 @@ absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model,
   if (!max_prompt.ok()) return max_prompt.status();
   std::vector<std::vector<int64_t>> prompts;
   for (const auto& w : work) {
-    prompts.push_back(model::KeepPromptTail(tok.Encode(w.prompt().text(), /*add_bos=*/true), *max_prompt));
+    prompts.push_back(
+        model::KeepPromptTail(tok.Encode(w.prompt().text(), /*add_bos=*/true), *max_prompt));
   }
   uint64_t seed = absl::HashOf(o.seed, work.front().pair_id(), work.size());
   absl::StatusOr<std::vector<Sample>> samples = Generate2(model, tok, adapter, prompts, o, seed);
@@ -103,7 +103,8 @@ absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model,
     }
   };
   find_identical();
-  for (int round = 0; o.resample_identical && round < o.max_resamples && !identical.empty(); ++round) {
+  for (int round = 0; o.resample_identical && round < o.max_resamples && !identical.empty();
+       ++round) {
     std::vector<std::vector<int64_t>> again;
     for (size_t i : identical) again.push_back(prompts[i]);
     auto redo = Generate2(model, tok, adapter, again, o, absl::HashOf(seed, round + 1));

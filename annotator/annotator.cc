@@ -9,12 +9,13 @@ namespace bpo::annotator {
 
 absl::Status RunAnnotator(Scorer* scorer, coordinator::CoordinatorClient* client,
                           const AnnotatorOptions& options, metrics::Registry* registry) {
-  BPO_ASSIGN_OR_RETURN(auto* labels, registry->AddCounter("bpo_annotator_labels_total",
-                                                          "Labels submitted by choice", {"choice"}));
-  BPO_ASSIGN_OR_RETURN(auto* seconds,
-                       registry->AddHistogram("bpo_annotator_score_seconds",
-                                              "Time to score one lease of pairs",
-                                              metrics::ExponentialBuckets(0.001, 2.5, 14)));
+  BPO_ASSIGN_OR_RETURN(
+      auto* labels,
+      registry->AddCounter("bpo_annotator_labels_total", "Labels submitted by choice", {"choice"}));
+  BPO_ASSIGN_OR_RETURN(
+      auto* seconds,
+      registry->AddHistogram("bpo_annotator_score_seconds", "Time to score one lease of pairs",
+                             metrics::ExponentialBuckets(0.001, 2.5, 14)));
   BPO_ASSIGN_OR_RETURN(auto* latency,
                        registry->AddHistogram("bpo_annotator_latency_seconds",
                                               "Time from sampling a pair to submitting its label",
@@ -34,12 +35,14 @@ absl::Status RunAnnotator(Scorer* scorer, coordinator::CoordinatorClient* client
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<bpo::v1::SampledPair> pairs(lease.pairs().begin(), lease.pairs().end());
     BPO_ASSIGN_OR_RETURN(auto scores, scorer->Score(pairs));
-    score_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    score_seconds.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     bpo::v1::SubmitLabelsRequest submit;
     submit.set_lease_id(lease.lease().lease_id());
     const absl::Time now = absl::Now();
     for (size_t i = 0; i < pairs.size(); ++i) {
-      bpo::v1::Label l = LabelFor(pairs[i], scores[i].first, scores[i].second, scorer->provenance());
+      bpo::v1::Label l =
+          LabelFor(pairs[i], scores[i].first, scores[i].second, scorer->provenance());
       l.mutable_labeled_at()->set_seconds(absl::ToUnixSeconds(now));
       const absl::Time sampled = absl::FromUnixSeconds(pairs[i].sampled_at().seconds()) +
                                  absl::Nanoseconds(pairs[i].sampled_at().nanos());

@@ -20,8 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using coordinator::PairState;
-using ::testing::HasSubstr;
 using coordinator::testing::InProcessCoordinator;
+using ::testing::HasSubstr;
 
 class HumanServiceTest : public ::testing::Test {
  protected:

@@ -22,7 +22,8 @@ class OracleScorer : public Scorer {
     for (const auto& p : pairs) {
       auto a = task_->Oracle(p.prompt().text(), p.a().text());
       if (!a.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("pair '", p.pair_id(), "': ", a.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("pair '", p.pair_id(), "': ", a.status().message()));
       }
       auto b = task_->Oracle(p.prompt().text(), p.b().text());
       if (!b.ok()) return b.status();
@@ -81,7 +82,8 @@ class RewardModelScorer : public Scorer {
         model::ScorePairs(rm_, inputs, max_length_, batch_);
     if (!scores.ok()) return scores.status();
     std::vector<std::pair<double, double>> out;
-    for (size_t i = 0; i < pairs.size(); ++i) out.emplace_back((*scores)[2 * i], (*scores)[2 * i + 1]);
+    for (size_t i = 0; i < pairs.size(); ++i)
+      out.emplace_back((*scores)[2 * i], (*scores)[2 * i + 1]);
     return out;
   }
   const std::string& provenance() const override { return provenance_; }
@@ -105,8 +107,8 @@ absl::StatusOr<std::unique_ptr<Scorer>> MakeRuleScorer(const std::string& rule) 
   }
   if (rule != "shorter" && rule != "longer" &&
       !(absl::StartsWith(rule, "contains:") && rule.size() > 9)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown rule '", rule, "': expected shorter, longer, contains:<word> or oracle:<task>"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown rule '", rule, "': expected shorter, longer, contains:<word> or oracle:<task>"));
   }
   return std::make_unique<RuleScorer>(rule);
 }
@@ -120,8 +122,8 @@ absl::StatusOr<std::unique_ptr<Scorer>> MakeRewardModelScorer(const std::string&
   // The provenance names the exact weights that labelled each pair.
   absl::StatusOr<std::string> weights = ReadWholeFile(dir + "/model.safetensors");
   if (!weights.ok()) return weights.status();
-  return std::make_unique<RewardModelScorer>(std::move(*rm), Sha256Hex(*weights),
-                                             max_length, batch_size);
+  return std::make_unique<RewardModelScorer>(std::move(*rm), Sha256Hex(*weights), max_length,
+                                             batch_size);
 }
 
 bpo::v1::Label LabelFor(const bpo::v1::SampledPair& pair, double score_a, double score_b,

@@ -30,7 +30,8 @@ int RunActor(const std::vector<std::string>&) {
   if (!worker.ok()) return Fail("actor", worker.status());
   bpo::v1::RunConfig config = worker->config;
   if (policy_dir.empty()) policy_dir = config.model().policy();
-  if (policy_dir.empty()) return Fail("actor", absl::InvalidArgumentError("model.policy names no model"));
+  if (policy_dir.empty())
+    return Fail("actor", absl::InvalidArgumentError("model.policy names no model"));
 
   auto load = model::ParseLoadOptions(
       config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
@@ -72,9 +73,15 @@ int RunActor(const std::vector<std::string>&) {
 
 const Command& ActorCommand() {
   static const Command kCommand{
-      "actor", "Sample response pairs from the run's behavior snapshots.",
-      "bpo actor [--coordinator HOST:PORT] [--config FILE] [--name NAME]", __FILE__, 0, 0,
-      &RunActor, {}, {"config", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens"}};
+      "actor",
+      "Sample response pairs from the run's behavior snapshots.",
+      "bpo actor [--coordinator HOST:PORT] [--config FILE] [--name NAME]",
+      __FILE__,
+      0,
+      0,
+      &RunActor,
+      {},
+      {"config", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens"}};
   return kCommand;
 }
 

@@ -7,7 +7,8 @@
 #include "cli/command.h"
 #include "experiments/aggregate.h"
 
-ABSL_FLAG(std::string, judge, "", "Whose win rate (e.g. oracle:tldr); empty: the first judge of each file.");
+ABSL_FLAG(std::string, judge, "",
+          "Whose win rate (e.g. oracle:tldr); empty: the first judge of each file.");
 ABSL_FLAG(int, reps, 2000, "Bootstrap resamples.");
 ABSL_FLAG(std::string, aggregate_json, "", "Also write the table as JSON here.");
 
@@ -36,8 +37,13 @@ int RunAggregate(const std::vector<std::string>& files) {
 
 const Command& AggregateCommand() {
   static const Command kCommand{
-      "aggregate", "Median, IQM and mean win rates with bootstrap CIs over eval results.",
-      "bpo aggregate [--judge J] EVAL.json...", __FILE__, 1, 100000, &RunAggregate};
+      "aggregate",
+      "Median, IQM and mean win rates with bootstrap CIs over eval results.",
+      "bpo aggregate [--judge J] EVAL.json...",
+      __FILE__,
+      1,
+      100000,
+      &RunAggregate};
   return kCommand;
 }
 

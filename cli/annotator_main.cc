@@ -2,10 +2,9 @@
 #include <iostream>
 #include <random>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-
-#include "absl/flags/flag.h"
 #include "annotator/annotator.h"
 #include "annotator/human_service.h"
 #include "annotator/human_tokens.h"
@@ -20,8 +19,7 @@
 ABSL_FLAG(std::string, kind, "", "rm, rule or human; empty uses annotation.kind of the run.");
 ABSL_FLAG(std::string, http, "127.0.0.1:8080",
           "human: serve the rating page here (host:port; port 0 picks one).");
-ABSL_FLAG(std::string, raters, "",
-          "human: file of `name token` lines, one rater a line.");
+ABSL_FLAG(std::string, raters, "", "human: file of `name token` lines, one rater a line.");
 ABSL_FLAG(std::string, token, "",
           "human: a token every rater may sign in with; with neither --raters nor --token a "
           "random one is made and printed.");
@@ -64,8 +62,8 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   InstallStopHandlers();
   std::string kind = absl::GetFlag(FLAGS_kind);
   if (!kind.empty() && kind != "rm" && kind != "rule" && kind != "human") {
-    return Fail("annotator", absl::InvalidArgumentError(
-        absl::StrCat("--kind must be rm, rule or human, got '", kind, "'")));
+    return Fail("annotator", absl::InvalidArgumentError(absl::StrCat(
+                                 "--kind must be rm, rule or human, got '", kind, "'")));
   }
   // Load the local config for defaults; the run's config comes at registration.
   bpo::v1::WorkerInfo info;
@@ -85,13 +83,15 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   if (kind == "rm") {
     std::string dir = absl::GetFlag(FLAGS_reward_model);
     if (dir.empty()) dir = local->config.model().reward_model();
-    if (dir.empty()) return Fail("annotator", absl::InvalidArgumentError("model.reward_model names no model"));
+    if (dir.empty())
+      return Fail("annotator", absl::InvalidArgumentError("model.reward_model names no model"));
     auto load = model::ParseLoadOptions(
         local->config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
         local->config.model().device());
     if (!load.ok()) return Fail("annotator", load.status());
-    auto rm = annotator::MakeRewardModelScorer(dir, *load, local->config.annotation().rm_max_length(),
-                                               local->config.annotation().pairs_per_lease());
+    auto rm =
+        annotator::MakeRewardModelScorer(dir, *load, local->config.annotation().rm_max_length(),
+                                         local->config.annotation().pairs_per_lease());
     if (!rm.ok()) return Fail("annotator", rm.status());
     scorer = std::move(*rm);
   } else {
@@ -116,7 +116,8 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   options.pairs_per_lease = config.annotation().pairs_per_lease();
   options.lease = absl::Seconds(config.annotation().lease_seconds());
   options.stop = [] { return StopRequested(); };
-  if (absl::Status s = annotator::RunAnnotator(scorer.get(), worker->client.get(), options, &registry);
+  if (absl::Status s =
+          annotator::RunAnnotator(scorer.get(), worker->client.get(), options, &registry);
       !s.ok()) {
     return Fail("annotator", s);
   }
@@ -128,9 +129,15 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
 
 const Command& AnnotatorCommand() {
   static const Command kCommand{
-      "annotator", "Label sampled pairs: reward model (rm), rule, or human web service.",
-      "bpo annotator [--kind rm|rule|human] [--coordinator HOST:PORT] [--config FILE]", __FILE__,
-      0, 0, &RunAnnotatorCommand, {}, {"config", "metrics_address", "coordinator", "name", "reward_model"}};
+      "annotator",
+      "Label sampled pairs: reward model (rm), rule, or human web service.",
+      "bpo annotator [--kind rm|rule|human] [--coordinator HOST:PORT] [--config FILE]",
+      __FILE__,
+      0,
+      0,
+      &RunAnnotatorCommand,
+      {},
+      {"config", "metrics_address", "coordinator", "name", "reward_model"}};
   // --http, --raters, --token: kind human only.
   return kCommand;
 }

@@ -15,10 +15,12 @@ ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warni
 namespace bpo::cli {
 
 std::vector<const Command*> AllCommands() {
-  return {&QuickstartCommand(), &ReproduceCommand(), &RunCommand(),       &LocalCommand(),     &CoordinatorCommand(), &ActorCommand(),
-          &AnnotatorCommand(), &LearnerCommand(),   &ConfigCheckCommand(),
-          &ConfigDefaultsCommand(), &ModelInfoCommand(), &GenerateCommand(),
-          &LogprobsCommand(),  &ScoreCommand(),     &TaskGenerateCommand(), &SftCommand(), &TrainRmCommand(), &EvalCommand(), &AggregateCommand(), &InfoCommand()};
+  return {
+      &QuickstartCommand(),  &ReproduceCommand(),      &RunCommand(),          &LocalCommand(),
+      &CoordinatorCommand(), &ActorCommand(),          &AnnotatorCommand(),    &LearnerCommand(),
+      &ConfigCheckCommand(), &ConfigDefaultsCommand(), &ModelInfoCommand(),    &GenerateCommand(),
+      &LogprobsCommand(),    &ScoreCommand(),          &TaskGenerateCommand(), &SftCommand(),
+      &TrainRmCommand(),     &EvalCommand(),           &AggregateCommand(),    &InfoCommand()};
 }
 
 }  // namespace bpo::cli
@@ -49,13 +51,11 @@ namespace {
 int main(int argc, char** argv) {
   std::set_terminate(OnTerminate);
   bpo::TuneAllocatorForTensors();
-  const int code = bpo::cli::Dispatch(argc, argv, bpo::cli::AllCommands(), __FILE__,
-                                      [] {
-                                        auto level =
-                                            bpo::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
-                                        if (!level.ok()) return level.status();
-                                        bpo::SetMinLogLevel(*level);
-                                        return absl::OkStatus();
-                                      });
+  const int code = bpo::cli::Dispatch(argc, argv, bpo::cli::AllCommands(), __FILE__, [] {
+    auto level = bpo::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+    if (!level.ok()) return level.status();
+    bpo::SetMinLogLevel(*level);
+    return absl::OkStatus();
+  });
   return code;
 }

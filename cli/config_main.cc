@@ -35,8 +35,7 @@ int PrintEffective(const RunConfigFile& file, bool with_plan) {
     std::cerr << "bpo config: --format must be yaml or json, got '" << format << "'\n";
     return kExitUsage;
   }
-  std::cout << "# effective config of " << file.source << "\n"
-            << FormatRunConfigYaml(file.config);
+  std::cout << "# effective config of " << file.source << "\n" << FormatRunConfigYaml(file.config);
   if (with_plan) {
     auto plan = coordinator::MakeRunPlan(file.config);
     if (plan.ok()) {
@@ -58,8 +57,8 @@ int RunCheck(const std::vector<std::string>& args) {
   auto file = LoadRunConfig(args[0], options);
   if (!file.ok()) {
     std::cerr << file.status().message() << "\n";
-    const size_t n = std::count(file.status().message().begin(),
-                                file.status().message().end(), '\n') + 1;
+    const size_t n =
+        std::count(file.status().message().begin(), file.status().message().end(), '\n') + 1;
     std::cerr << "bpo config check: " << args[0] << ": " << n << (n == 1 ? " error" : " errors")
               << "\n";
     return kExitFailure;
@@ -78,14 +77,20 @@ const Command& ConfigCheckCommand() {
       "config check",
       "Validate a run config (YAML) and print the effective config and schedule.",
       "bpo config check FILE [--skip_file_checks] [--format=yaml|json]",
-      __FILE__, 1, 1, &RunCheck};
+      __FILE__,
+      1,
+      1,
+      &RunCheck};
   return kCommand;
 }
 
 const Command& ConfigDefaultsCommand() {
   static const Command kCommand{"config defaults",
                                 "Print the built-in default config (a starting point for a file).",
-                                "bpo config defaults [--format=yaml|json]", __FILE__, 0, 0,
+                                "bpo config defaults [--format=yaml|json]",
+                                __FILE__,
+                                0,
+                                0,
                                 &RunDefaults};
   return kCommand;
 }

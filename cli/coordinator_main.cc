@@ -13,10 +13,10 @@
 #include "common/logging.h"
 #include "common/process_metrics.h"
 #include "common/rpc.h"
-#include "data/prompts.h"
 #include "coordinator/run_plan.h"
 #include "coordinator/run_store.h"
 #include "coordinator/service.h"
+#include "data/prompts.h"
 
 ABSL_FLAG(std::string, listen, "",
           "Serve gRPC here (host:port); empty uses endpoints.coordinator.");
@@ -49,7 +49,9 @@ int RunCoordinator(const std::vector<std::string>&) {
   }
   std::error_code ec;
   fs::create_directories(fs::path(store_path).parent_path(), ec);
-  if (ec) return Fail("coordinator", absl::PermissionDeniedError(absl::StrCat(store_path, ": ", ec.message())));
+  if (ec)
+    return Fail("coordinator",
+                absl::PermissionDeniedError(absl::StrCat(store_path, ": ", ec.message())));
 
   // A restarted coordinator takes the prompts from its store.
   coordinator::RunStoreOptions so;
@@ -110,10 +112,15 @@ int RunCoordinator(const std::vector<std::string>&) {
 }  // namespace
 
 const Command& CoordinatorCommand() {
-  static const Command kCommand{
-      "coordinator", "Serve a run's coordinator: schedule, durable store, work queues.",
-      "bpo coordinator --config FILE [--listen HOST:PORT] [--store FILE]", __FILE__, 0, 0,
-      &RunCoordinator, {}, {"config", "metrics_address"}};
+  static const Command kCommand{"coordinator",
+                                "Serve a run's coordinator: schedule, durable store, work queues.",
+                                "bpo coordinator --config FILE [--listen HOST:PORT] [--store FILE]",
+                                __FILE__,
+                                0,
+                                0,
+                                &RunCoordinator,
+                                {},
+                                {"config", "metrics_address"}};
   return kCommand;
 }
 

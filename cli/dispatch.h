@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-
 #include "cli/command.h"
 
 namespace bpo::cli {

@@ -65,10 +65,16 @@ int RunEval(const std::vector<std::string>&) {
 
 const Command& EvalCommand() {
   static const Command kCommand{
-      "eval", "Win rate of a policy's greedy outputs against references (or another policy).",
-      "bpo eval --model DIR [--adapter DIR] --test_prompts FILE.jsonl --task T | --reward_model DIR "
+      "eval",
+      "Win rate of a policy's greedy outputs against references (or another policy).",
+      "bpo eval --model DIR [--adapter DIR] --test_prompts FILE.jsonl --task T | --reward_model "
+      "DIR "
       "[--against_adapter DIR] [--json_out FILE]",
-      __FILE__, 0, 0, &RunEval, {},
+      __FILE__,
+      0,
+      0,
+      &RunEval,
+      {},
       {"model", "adapter", "merge_mode", "max_new_tokens", "max_length", "batch_size", "dtype",
        "device", "json", "task", "reward_model"}};
   return kCommand;

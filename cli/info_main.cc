@@ -60,8 +60,12 @@ int RunInfo(const std::vector<std::string>&) {
 }  // namespace
 
 const Command& InfoCommand() {
-  static const Command kCommand{"info", "Print versions, devices and the CPU matmul rate.",
-                                "bpo info [--matmul_size=N] [--build_config]", __FILE__, 0, 0,
+  static const Command kCommand{"info",
+                                "Print versions, devices and the CPU matmul rate.",
+                                "bpo info [--matmul_size=N] [--build_config]",
+                                __FILE__,
+                                0,
+                                0,
                                 &RunInfo};
   return kCommand;
 }

@@ -16,7 +16,8 @@
 #include "common/process_metrics.h"
 #include "learner/learner.h"
 
-ABSL_FLAG(std::string, output, "", "Output directory; overrides output_dir (run files go to "
+ABSL_FLAG(std::string, output, "",
+          "Output directory; overrides output_dir (run files go to "
           "<output>/<run_id>).");
 ABSL_FLAG(bool, resume, true, "Resume from the newest complete checkpoint of the run.");
 ABSL_FLAG(int64_t, max_steps, 0, "Stop after this many steps in this invocation (0: run to T).");
@@ -88,7 +89,8 @@ int RunLearner(const std::vector<std::string>&) {
   options.stop = [] { return StopRequested(); };
   const bool online = options.pairs_path.empty();
   std::optional<Worker> worker;
-  if (auto s = LoadConfig(online, options.rank, &worker, &options.config); !s.ok()) return Fail("learner", s);
+  if (auto s = LoadConfig(online, options.rank, &worker, &options.config); !s.ok())
+    return Fail("learner", s);
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("learner"));
@@ -105,9 +107,14 @@ int RunLearner(const std::vector<std::string>&) {
 
 const Command& LearnerCommand() {
   static const Command kCommand{
-      "learner", "Train the LoRA ensemble on the coordinator's batches (or offline: --pairs).",
+      "learner",
+      "Train the LoRA ensemble on the coordinator's batches (or offline: --pairs).",
       "bpo learner --config FILE [--coordinator HOST:PORT] [--rank R] | --pairs FILE.jsonl",
-      __FILE__, 0, 0, &RunLearner, {},
+      __FILE__,
+      0,
+      0,
+      &RunLearner,
+      {},
       {"config", "pairs", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens"}};
   return kCommand;
 }

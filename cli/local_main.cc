@@ -33,8 +33,15 @@ int RunLocal(const std::vector<std::string>&) {
 
 const Command& LocalCommand() {
   static const Command kCommand{
-      "local", "Run everything on this machine: coordinator, actors, annotators, learner ranks.",
-      "bpo local --config FILE", __FILE__, 0, 0, &RunLocal, {}, {"config"}};
+      "local",
+      "Run everything on this machine: coordinator, actors, annotators, learner ranks.",
+      "bpo local --config FILE",
+      __FILE__,
+      0,
+      0,
+      &RunLocal,
+      {},
+      {"config"}};
   return kCommand;
 }
 

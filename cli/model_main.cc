@@ -1,5 +1,6 @@
 // Checkpoint tools: bpo model info, bpo generate and bpo logprobs (also as
-// bpo model generate|logprobs; the policy code is model/policy_text.h). Their common flags are in shared_flags.cc.
+// bpo model generate|logprobs; the policy code is model/policy_text.h). Their common flags are in
+// shared_flags.cc.
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -74,9 +75,12 @@ int RunGenerate(const std::vector<std::string>&) {
           std::cout << prompts[t.prompt_index] << t.text << "\n" << (separate ? "---\n" : "");
           return;
         }
-        std::cout << json{{"prompt_index", t.prompt_index}, {"sample", t.sample},
-                          {"text", t.text},                 {"token_ids", t.token_ids},
-                          {"token_logprobs", t.token_logprobs}, {"logprob", t.logprob},
+        std::cout << json{{"prompt_index", t.prompt_index},
+                          {"sample", t.sample},
+                          {"text", t.text},
+                          {"token_ids", t.token_ids},
+                          {"token_logprobs", t.token_logprobs},
+                          {"logprob", t.logprob},
                           {"finished", t.finished}}
                          .dump()
                   << "\n";
@@ -86,14 +90,17 @@ int RunGenerate(const std::vector<std::string>&) {
 
 int RunLogprobs(const std::vector<std::string>&) {
   const std::string response = absl::GetFlag(FLAGS_response);
-  if (response.empty()) return Fail("logprobs", absl::InvalidArgumentError("--response is required"));
+  if (response.empty())
+    return Fail("logprobs", absl::InvalidArgumentError("--response is required"));
   auto policy = LoadPolicyFromFlags();
   if (!policy.ok()) return Fail("logprobs", policy.status());
   auto lp = model::ScoreResponse(*policy, absl::GetFlag(FLAGS_prompt), response);
   if (!lp.ok()) return Fail("logprobs", lp.status());
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << json{{"sum", lp->sum},         {"mean", lp->mean},
-                      {"tokens", lp->tokens},   {"token_ids", lp->token_ids},
+    std::cout << json{{"sum", lp->sum},
+                      {"mean", lp->mean},
+                      {"tokens", lp->tokens},
+                      {"token_ids", lp->token_ids},
                       {"token_logprobs", lp->token_logprobs}}
                      .dump()
               << "\n";
@@ -112,17 +119,26 @@ int RunLogprobs(const std::vector<std::string>&) {
 }  // namespace
 
 const Command& ModelInfoCommand() {
-  static const Command kCommand{
-      "model info", "Validate a Hugging Face model directory and print what it holds.",
-      "bpo model info DIR [--json]", SharedFlagsFile(), 1, 1, &RunModelInfo, {"json"}};
+  static const Command kCommand{"model info",
+                                "Validate a Hugging Face model directory and print what it holds.",
+                                "bpo model info DIR [--json]",
+                                SharedFlagsFile(),
+                                1,
+                                1,
+                                &RunModelInfo,
+                                {"json"}};
   return kCommand;
 }
 
 const Command& GenerateCommand() {
   static const Command kCommand{
-      "generate", "Generate continuations of prompts with a policy (and LoRA adapters).",
+      "generate",
+      "Generate continuations of prompts with a policy (and LoRA adapters).",
       "bpo generate --model DIR [--adapter DIR,...] --prompt TEXT | --prompts FILE.jsonl [flags]",
-      __FILE__, 0, 0, &RunGenerate,
+      __FILE__,
+      0,
+      0,
+      &RunGenerate,
       {"prompts", "greedy", "temperature", "top_k", "top_p", "samples", "seed"},
       {"model", "adapter", "merge_mode", "prompt", "max_new_tokens", "batch_size", "dtype",
        "device", "json"},
@@ -132,9 +148,13 @@ const Command& GenerateCommand() {
 
 const Command& LogprobsCommand() {
   static const Command kCommand{
-      "logprobs", "Sequence and per-token log-probs of a response under a policy.",
+      "logprobs",
+      "Sequence and per-token log-probs of a response under a policy.",
       "bpo logprobs --model DIR [--adapter DIR,...] --prompt P --response R [--json]",
-      SharedFlagsFile(), 0, 0, &RunLogprobs,
+      SharedFlagsFile(),
+      0,
+      0,
+      &RunLogprobs,
       {"model", "adapter", "merge_mode", "prompt", "response", "dtype", "device", "json"},
       {},
       {"model logprobs"}};

@@ -12,7 +12,8 @@ ABSL_FLAG(std::string, reproduce_dir, "runs/reproduce", "Where the runs go.");
 ABSL_FLAG(std::string, report_dir, "", "Where the report goes (default: <reproduce_dir>/report).");
 ABSL_FLAG(bool, quick, false, "The quick preset: under an hour on 2 CPU cores.");
 ABSL_FLAG(bool, report_only, false, "Only write the report from the finished runs.");
-ABSL_FLAG(std::string, only, "", "Only the experiments whose group is listed (table1,fig4,fig5,fig6,fig7,merge).");
+ABSL_FLAG(std::string, only, "",
+          "Only the experiments whose group is listed (table1,fig4,fig5,fig6,fig7,merge).");
 
 namespace bpo::cli {
 namespace {
@@ -44,9 +45,13 @@ int RunReproduce(const std::vector<std::string>&) {
 const Command& ReproduceCommand() {
   static const Command kCommand{
       "reproduce",
-      "The paper's comparisons (Table 1, Figs. 4-7) at small scale through bpo local; writes a report.",
+      "The paper's comparisons (Table 1, Figs. 4-7) at small scale through bpo local; writes a "
+      "report.",
       "bpo reproduce [--quick] [--reproduce_dir DIR] [--report_dir DIR] [--only table1,fig4,...]",
-      __FILE__, 0, 0, &RunReproduce};
+      __FILE__,
+      0,
+      0,
+      &RunReproduce};
   return kCommand;
 }
 

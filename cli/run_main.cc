@@ -43,10 +43,10 @@ int Run(const std::vector<std::string>&) {
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("run"));
-  auto* schedule = registry
-                       .AddGauge("bpo_run_schedule", "Algorithm 1 schedule of the run.",
-                                 {"run_id", "quantity"})
-                       .value();
+  auto* schedule =
+      registry
+          .AddGauge("bpo_run_schedule", "Algorithm 1 schedule of the run.", {"run_id", "quantity"})
+          .value();
   for (const auto& [name, value] :
        {std::pair<const char*, double>{"total_steps", plan->total_steps},
         {"phases", plan->phases},
@@ -92,9 +92,15 @@ int Run(const std::vector<std::string>&) {
 
 const Command& RunCommand() {
   static const Command kCommand{
-      "run", "Run the main job on a config: validate, plan, then run it with `bpo local`.",
-      "bpo run [--config=FILE] [--metrics_address=HOST:PORT] [--serve_seconds=S]", __FILE__, 0,
-      0, &Run, {}, {"config", "metrics_address"}};
+      "run",
+      "Run the main job on a config: validate, plan, then run it with `bpo local`.",
+      "bpo run [--config=FILE] [--metrics_address=HOST:PORT] [--serve_seconds=S]",
+      __FILE__,
+      0,
+      0,
+      &Run,
+      {},
+      {"config", "metrics_address"}};
   return kCommand;
 }
 

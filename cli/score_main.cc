@@ -48,9 +48,13 @@ int RunScore(const std::vector<std::string>&) {
 
 const Command& ScoreCommand() {
   static const Command kCommand{
-      "score", "Reward-model scores of (prompt, response) pairs.",
+      "score",
+      "Reward-model scores of (prompt, response) pairs.",
       "bpo score --reward_model DIR --prompt P --response R | --pairs FILE.jsonl [--json]",
-      SharedFlagsFile(), 0, 0, &RunScore,
+      SharedFlagsFile(),
+      0,
+      0,
+      &RunScore,
       {"prompt", "response", "max_length", "batch_size", "dtype", "device", "json", "pairs",
        "reward_model"},
       {},

@@ -24,12 +24,15 @@ ABSL_FLAG(int64_t, sft_batch, 16, "Demonstrations per step.");
 ABSL_FLAG(double, sft_lr, 1e-3, "Peak learning rate (linear warmup, then linear decay to 0).");
 ABSL_FLAG(int64_t, sft_warmup, 20, "Warmup steps.");
 ABSL_FLAG(int64_t, max_response_tokens, 64, "Longer responses are cut.");
-ABSL_FLAG(int, vocab_size, 1024, "From scratch: largest tokenizer vocabulary (a small corpus gives fewer pieces; 256 byte pieces included).");
+ABSL_FLAG(int, vocab_size, 1024,
+          "From scratch: largest tokenizer vocabulary (a small corpus gives fewer pieces; 256 byte "
+          "pieces included).");
 ABSL_FLAG(int64_t, hidden_size, 128, "From scratch: model width.");
 ABSL_FLAG(int64_t, layers, 2, "From scratch: decoder layers.");
-ABSL_FLAG(int64_t, sft_lora_rank, 0,
-          "With --init: > 0 trains a LoRA of this rank on every linear layer (base frozen) and merges "
-          "it into the written model; 0: full fine-tuning.");
+ABSL_FLAG(
+    int64_t, sft_lora_rank, 0,
+    "With --init: > 0 trains a LoRA of this rank on every linear layer (base frozen) and merges "
+    "it into the written model; 0: full fine-tuning.");
 ABSL_FLAG(uint64_t, sft_seed, 0, "Seeds the initial weights, the tokenizer and the data order.");
 
 namespace bpo::cli {
@@ -37,16 +40,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadDemos(const std::string& path) {
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadDemos(
+    const std::string& path) {
   std::vector<std::pair<std::string, std::string>> out;
-  absl::Status s = data::ForEachJsonlObject(path, [&](int, const nlohmann::json& j) -> absl::Status {
-    if (!j.contains("prompt") || !j["prompt"].is_string() || !j.contains("response") ||
-        !j["response"].is_string()) {
-      return absl::InvalidArgumentError("needs an object with string \"prompt\" and \"response\"");
-    }
-    out.emplace_back(j["prompt"].get<std::string>(), j["response"].get<std::string>());
-    return absl::OkStatus();
-  });
+  absl::Status s =
+      data::ForEachJsonlObject(path, [&](int, const nlohmann::json& j) -> absl::Status {
+        if (!j.contains("prompt") || !j["prompt"].is_string() || !j.contains("response") ||
+            !j["response"].is_string()) {
+          return absl::InvalidArgumentError(
+              "needs an object with string \"prompt\" and \"response\"");
+        }
+        out.emplace_back(j["prompt"].get<std::string>(), j["response"].get<std::string>());
+        return absl::OkStatus();
+      });
   if (!s.ok()) return s;
   if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has no demonstrations"));
   return out;
@@ -63,7 +69,8 @@ int RunSft(const std::vector<std::string>&) {
     std::vector<std::string> texts;
     for (const auto& [p, r] : *demos) texts.push_back(p + r);
     std::cout << "training a " << absl::GetFlag(FLAGS_vocab_size) << "-piece tokenizer on "
-              << texts.size() << " demonstrations\n" << std::flush;
+              << texts.size() << " demonstrations\n"
+              << std::flush;
     if (auto s = learner::TrainTokenizer(texts, out, absl::GetFlag(FLAGS_vocab_size),
                                          absl::GetFlag(FLAGS_sft_seed));
         !s.ok()) {
@@ -95,22 +102,23 @@ int RunSft(const std::vector<std::string>&) {
   so.max_response_tokens = absl::GetFlag(FLAGS_max_response_tokens);
   so.seed = absl::GetFlag(FLAGS_sft_seed);
   so.lora_rank = absl::GetFlag(FLAGS_sft_lora_rank);
-  std::cout << absl::StrFormat("fine-tuning %s (%d parameters%s) on %d demonstrations for %d steps\n",
-                               src, policy->model->NumParameters(),
-                               so.lora_rank > 0 ? absl::StrCat(", LoRA rank ", so.lora_rank, " merged at the end")
-                                                : std::string(", all trained"),
-                               demos->size(), so.steps)
+  std::cout << absl::StrFormat(
+                   "fine-tuning %s (%d parameters%s) on %d demonstrations for %d steps\n", src,
+                   policy->model->NumParameters(),
+                   so.lora_rank > 0
+                       ? absl::StrCat(", LoRA rank ", so.lora_rank, " merged at the end")
+                       : std::string(", all trained"),
+                   demos->size(), so.steps)
             << std::flush;
   const int64_t every = std::max<int64_t>(1, so.steps / 20);
-  auto log = learner::TrainSft(policy->model.get(), *policy->tokenizer, *demos, so,
-                               [&](const learner::SftStep& s) {
-                                 if (s.step % every == 0 || s.step == 1) {
-                                   std::cout << absl::StrFormat("step %d/%d  loss %.4f  lr %.2e  %.2f s\n",
-                                                                s.step, so.steps, s.loss,
-                                                                s.learning_rate, s.seconds)
-                                             << std::flush;
-                                 }
-                               });
+  auto log = learner::TrainSft(
+      policy->model.get(), *policy->tokenizer, *demos, so, [&](const learner::SftStep& s) {
+        if (s.step % every == 0 || s.step == 1) {
+          std::cout << absl::StrFormat("step %d/%d  loss %.4f  lr %.2e  %.2f s\n", s.step, so.steps,
+                                       s.loss, s.learning_rate, s.seconds)
+                    << std::flush;
+        }
+      });
   if (!log.ok()) return Fail("sft", log.status());
   if (auto s = learner::SaveCausalLm(*policy->model, src, out); !s.ok()) return Fail("sft", s);
   std::cout << "wrote " << out << " (loss " << log->front().loss << " -> " << log->back().loss
@@ -122,9 +130,14 @@ int RunSft(const std::vector<std::string>&) {
 
 const Command& SftCommand() {
   static const Command kCommand{
-      "sft", "Supervised fine-tuning on demonstrations (or from scratch); writes an HF model.",
-      "bpo sft --sft_data FILE.jsonl --model_out DIR [--init HF_DIR [--sft_lora_rank R]] [--sft_steps N]", __FILE__,
-      0, 0, &RunSft};
+      "sft",
+      "Supervised fine-tuning on demonstrations (or from scratch); writes an HF model.",
+      "bpo sft --sft_data FILE.jsonl --model_out DIR [--init HF_DIR [--sft_lora_rank R]] "
+      "[--sft_steps N]",
+      __FILE__,
+      0,
+      0,
+      &RunSft};
   return kCommand;
 }
 

@@ -49,7 +49,8 @@ absl::StatusOr<model::LoadOptions> LoadOptionsFromFlags() {
 
 absl::StatusOr<model::MergeMode> MergeModeFromFlags() {
   auto mode = model::ParseMergeMode(absl::GetFlag(FLAGS_merge_mode));
-  if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat("--merge_mode: ", mode.status().message()));
+  if (!mode.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--merge_mode: ", mode.status().message()));
   return mode;
 }
 

@@ -34,10 +34,12 @@ int RunTaskGenerate(const std::vector<std::string>&) {
       return kExitUsage;
     }
   }
-  const tasks::TaskData data = (*task)->Generate(
-      absl::GetFlag(FLAGS_data_seed),
-      {absl::GetFlag(FLAGS_sft_size), absl::GetFlag(FLAGS_alignment_size), absl::GetFlag(FLAGS_test_size)});
-  if (auto s = tasks::WriteTaskData(data, absl::GetFlag(FLAGS_out)); !s.ok()) return Fail("task generate", s);
+  const tasks::TaskData data =
+      (*task)->Generate(absl::GetFlag(FLAGS_data_seed),
+                        {absl::GetFlag(FLAGS_sft_size), absl::GetFlag(FLAGS_alignment_size),
+                         absl::GetFlag(FLAGS_test_size)});
+  if (auto s = tasks::WriteTaskData(data, absl::GetFlag(FLAGS_out)); !s.ok())
+    return Fail("task generate", s);
   std::cout << "task " << (*task)->name() << ": " << data.sft.size() << " SFT demonstrations, "
             << data.alignment.size() << " alignment prompts, " << data.test.size()
             << " test prompts with references in " << absl::GetFlag(FLAGS_out)
@@ -49,10 +51,16 @@ int RunTaskGenerate(const std::vector<std::string>&) {
 
 const Command& TaskGenerateCommand() {
   static const Command kCommand{
-      "task generate", "Write a built-in synthetic task's SFT, alignment and test files.",
+      "task generate",
+      "Write a built-in synthetic task's SFT, alignment and test files.",
       "bpo task generate --task tldr|dialogue --out DIR [--data_seed N] [--sft_size N] "
       "[--alignment_size N] [--test_size N]",
-      __FILE__, 0, 0, &RunTaskGenerate, {}, {"task"}};
+      __FILE__,
+      0,
+      0,
+      &RunTaskGenerate,
+      {},
+      {"task"}};
   return kCommand;
 }
 

@@ -57,18 +57,22 @@ int RunTrainRm(const std::vector<std::string>&) {
   o.hidden_size = absl::GetFlag(FLAGS_rm_hidden_size);
   o.layers = absl::GetFlag(FLAGS_rm_layers);
   o.seed = absl::GetFlag(FLAGS_rm_seed);
-  if (o.out.empty()) return Fail("train-rm", absl::InvalidArgumentError("--rm_out names no directory"));
+  if (o.out.empty())
+    return Fail("train-rm", absl::InvalidArgumentError("--rm_out names no directory"));
   if (!(o.heldout >= 0 && o.heldout < 1)) {
     return Fail("train-rm", absl::InvalidArgumentError(
                                 absl::StrCat("--rm_heldout must be in [0, 1), got ", o.heldout)));
   }
   if (o.preferences.empty() && o.sampling.task.empty()) {
-    return Fail("train-rm", absl::InvalidArgumentError(
-                                "without --preferences, --task names the oracle that labels sampled pairs"));
+    return Fail("train-rm",
+                absl::InvalidArgumentError(
+                    "without --preferences, --task names the oracle that labels sampled pairs"));
   }
   if (o.preferences.empty() && (o.sampling.policy.empty() || o.sampling.prompts.empty())) {
-    return Fail("train-rm", absl::InvalidArgumentError(
-                                "without --preferences, --policy and --rm_prompts say what to sample pairs from"));
+    return Fail(
+        "train-rm",
+        absl::InvalidArgumentError(
+            "without --preferences, --policy and --rm_prompts say what to sample pairs from"));
   }
   if (absl::Status s = experiments::TrainRm(o); !s.ok()) return Fail("train-rm", s);
   return kExitOk;
@@ -77,16 +81,17 @@ int RunTrainRm(const std::vector<std::string>&) {
 }  // namespace
 
 const Command& TrainRmCommand() {
-  static const Command kCommand{
-      "train-rm",
-      "Bradley-Terry training of a DeBERTa-v3 reward model on preference pairs; writes an HF model.",
-      "bpo train-rm --rm_out DIR (--preferences FILE.jsonl | --policy DIR --rm_prompts FILE --task T)",
-      __FILE__,
-      0,
-      0,
-      &RunTrainRm,
-      {},
-      {"policy", "task", "max_prompt_tokens"}};
+  static const Command kCommand{"train-rm",
+                                "Bradley-Terry training of a DeBERTa-v3 reward model on preference "
+                                "pairs; writes an HF model.",
+                                "bpo train-rm --rm_out DIR (--preferences FILE.jsonl | --policy "
+                                "DIR --rm_prompts FILE --task T)",
+                                __FILE__,
+                                0,
+                                0,
+                                &RunTrainRm,
+                                {},
+                                {"policy", "task", "max_prompt_tokens"}};
   return kCommand;
 }
 

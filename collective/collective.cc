@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/logging.h"
 #include "collective/collective_internal.h"
+#include "common/logging.h"
 
 namespace bpo::collective {
 namespace {
@@ -293,7 +293,8 @@ absl::Status ValidateTensors(const std::vector<at::Tensor>& tensors, OpKind op,
                              const std::function<std::string(const at::Tensor&)>& placement) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (std::string problem = TensorProblem(tensors[i], op, placement); !problem.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": ", name, ": tensor ", i, " ", problem));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", name, ": tensor ", i, " ", problem));
     }
   }
   return absl::OkStatus();

@@ -13,13 +13,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "collective/collective_internal.h"
 #include "common/status_macros.h"
 #include "gloo/allreduce.h"
 #include "gloo/barrier.h"
 #include "gloo/broadcast.h"
 #include "gloo/rendezvous/context.h"
 #include "gloo/transport/tcp/device.h"
-#include "collective/collective_internal.h"
 
 namespace bpo::collective::internal {
 namespace {
@@ -174,13 +174,12 @@ class GlooCollective final : public Collective {
   // Checks that need no peer: defined, strided CPU tensors of a supported dtype.
   absl::Status Validate(const std::vector<at::Tensor>& tensors, OpKind op,
                         absl::string_view name) const {
-    return ValidateTensors(tensors, op, Where(rank(), world_size()), name,
-                           [](const at::Tensor& t) -> std::string {
-                             if (t.device().is_cpu() && t.layout() == at::kStrided) return "";
-                             return absl::StrCat(
-                                 "is on ", t.device().str(),
-                                 ": the gloo backend takes dense CPU tensors (CUDA ones need NCCL)");
-                           });
+    return ValidateTensors(
+        tensors, op, Where(rank(), world_size()), name, [](const at::Tensor& t) -> std::string {
+          if (t.device().is_cpu() && t.layout() == at::kStrided) return "";
+          return absl::StrCat("is on ", t.device().str(),
+                              ": the gloo backend takes dense CPU tensors (CUDA ones need NCCL)");
+        });
   }
 
   // With check_shapes, exchanges the call signature first, so that a call
@@ -199,7 +198,8 @@ class GlooCollective final : public Collective {
       gloo::allreduce(options);
     }));
     if (!local.ok()) return local;
-    if (words[0] != ~words[1]) return MismatchedCallError(Where(rank(), world_size()), name, tensors, root);
+    if (words[0] != ~words[1])
+      return MismatchedCallError(Where(rank(), world_size()), name, tensors, root);
     return absl::OkStatus();
   }
 

@@ -29,9 +29,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "collective/collective_internal.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "collective/collective_internal.h"
 
 #if NCCL_VERSION_CODE < NCCL_VERSION(2, 14, 0)
 #error "bpo's NCCL backend needs NCCL >= 2.14 (non-blocking communicators)"
@@ -41,22 +41,22 @@
 // error naming `where` (rank and host), file:line, the call and NCCL's or
 // CUDA's own message. ncclInProgress is not an error (non-blocking
 // communicator).
-#define BPO_NCCL_CHECK(where, expr)                                                            \
-  do {                                                                                         \
-    const ncclResult_t bpo_nccl_result_ = (expr);                                              \
-    if (bpo_nccl_result_ != ncclSuccess && bpo_nccl_result_ != ncclInProgress) {               \
-      return ::bpo::collective::internal::NcclError(bpo_nccl_result_, #expr, __FILE__, \
-                                                            __LINE__, (where));                \
-    }                                                                                          \
+#define BPO_NCCL_CHECK(where, expr)                                                              \
+  do {                                                                                           \
+    const ncclResult_t bpo_nccl_result_ = (expr);                                                \
+    if (bpo_nccl_result_ != ncclSuccess && bpo_nccl_result_ != ncclInProgress) {                 \
+      return ::bpo::collective::internal::NcclError(bpo_nccl_result_, #expr, __FILE__, __LINE__, \
+                                                    (where));                                    \
+    }                                                                                            \
   } while (0)
 
-#define BPO_CUDA_CHECK(where, expr)                                                            \
-  do {                                                                                         \
-    const cudaError_t bpo_cuda_result_ = (expr);                                               \
-    if (bpo_cuda_result_ != cudaSuccess) {                                                     \
-      return ::bpo::collective::internal::CudaError(bpo_cuda_result_, #expr, __FILE__, \
-                                                            __LINE__, (where));                \
-    }                                                                                          \
+#define BPO_CUDA_CHECK(where, expr)                                                              \
+  do {                                                                                           \
+    const cudaError_t bpo_cuda_result_ = (expr);                                                 \
+    if (bpo_cuda_result_ != cudaSuccess) {                                                       \
+      return ::bpo::collective::internal::CudaError(bpo_cuda_result_, #expr, __FILE__, __LINE__, \
+                                                    (where));                                    \
+    }                                                                                            \
   } while (0)
 
 namespace bpo::collective::internal {
@@ -283,9 +283,9 @@ class NcclCollective final : public Collective {
                         absl::string_view name) const {
     return ValidateTensors(tensors, op, where_, name, [this](const at::Tensor& t) -> std::string {
       if (!t.is_cuda() || t.device().index() != device_ || t.layout() != at::kStrided) {
-        return absl::StrCat("is on ", t.device().str(),
-                            ": the nccl backend takes dense tensors on this rank's device cuda:",
-                            device_);
+        return absl::StrCat(
+            "is on ", t.device().str(),
+            ": the nccl backend takes dense tensors on this rank's device cuda:", device_);
       }
       return t.is_contiguous() ? "" : "is not contiguous";
     });

@@ -17,11 +17,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "collective/collective.h"
 #include "collective/collective_internal.h"
 #include "collective/collective_test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 
 namespace bpo::collective {
 namespace {

@@ -29,10 +29,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "collective/collective_internal.h"
 #include "gloo/common/error.h"
 #include "gloo/rendezvous/file_store.h"
 #include "gloo/rendezvous/store.h"
-#include "collective/collective_internal.h"
 
 namespace bpo::collective::internal {
 namespace {

@@ -22,15 +22,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "collective/collective_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "collective/collective_test_util.h"
 
 namespace bpo::collective {
 namespace {
 
-using testing::FreeTcpPort;
 using ::testing::AnyOf;
+using testing::FreeTcpPort;
 using ::testing::HasSubstr;
 
 constexpr char kScenarioEnv[] = "BPO_COLLECTIVE_SCENARIO";
@@ -254,13 +254,13 @@ std::vector<int> RunWorkers(const std::string& scenario, int world_size, int spa
       absl::StrCat(scenario, "-", getpid(), "-", absl::ToUnixMicros(absl::Now()));
   std::vector<pid_t> pids;
   for (int rank = 0; rank < spawned; ++rank) {
-    pids.push_back(testing::SpawnSelf(
-        "CollectiveWorker.Run", {{kScenarioEnv, scenario},
-                                 {"RANK", absl::StrCat(rank)},
-                                 {"WORLD_SIZE", absl::StrCat(world_size)},
-                                 {"RENDEZVOUS", rendezvous},
-                                 {"RUN_ID", run_id},
-                                 {"BPO_COLLECTIVE_TIMEOUT_MS", absl::StrCat(kTimeoutMs)}}));
+    pids.push_back(testing::SpawnSelf("CollectiveWorker.Run",
+                                      {{kScenarioEnv, scenario},
+                                       {"RANK", absl::StrCat(rank)},
+                                       {"WORLD_SIZE", absl::StrCat(world_size)},
+                                       {"RENDEZVOUS", rendezvous},
+                                       {"RUN_ID", run_id},
+                                       {"BPO_COLLECTIVE_TIMEOUT_MS", absl::StrCat(kTimeoutMs)}}));
   }
   return testing::WaitAll(pids, absl::Seconds(90));
 }

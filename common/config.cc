@@ -49,7 +49,8 @@ void ErrorList::Add(absl::string_view path, absl::string_view reason) {
 }
 
 void ErrorList::AddAt(SourcePosition pos, absl::string_view path, absl::string_view reason) {
-  errors_.push_back(absl::StrCat(source_, ":", pos.line, ":", pos.column, ": ", path, ": ", reason));
+  errors_.push_back(
+      absl::StrCat(source_, ":", pos.line, ":", pos.column, ": ", path, ": ", reason));
 }
 
 absl::Status ErrorList::ToStatus() const {
@@ -113,16 +114,15 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   const bool schedule_ok = s.total_steps() >= 1 && s.phases() >= 1 && s.batch_size() >= 1;
   if (schedule_ok && s.total_steps() % s.phases() != 0) {
     errors->Add("schedule.phases",
-                absl::StrCat("F = ", s.phases(), " does not divide schedule.total_steps = ",
-                             s.total_steps()));
+                absl::StrCat("F = ", s.phases(),
+                             " does not divide schedule.total_steps = ", s.total_steps()));
   } else if (schedule_ok) {
     const int64_t k = s.total_steps() / s.phases();
     const int64_t kb = k * s.batch_size();
     if (s.each_pair_once() && s.pairs_per_phase() != kb) {
       errors->Add("schedule.pairs_per_phase",
                   absl::StrCat("M = ", s.pairs_per_phase(), " must equal K*B = ", k, "*",
-                               s.batch_size(), " = ", kb,
-                               " when schedule.each_pair_once is true"));
+                               s.batch_size(), " = ", kb, " when schedule.each_pair_once is true"));
     } else if (!s.each_pair_once() && s.pairs_per_phase() < kb) {
       errors->Add("schedule.pairs_per_phase",
                   absl::StrCat("M = ", s.pairs_per_phase(), " is less than K*B = ", kb,
@@ -170,10 +170,10 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
       }
     } else if (std::find(known.begin(), known.end(), m) == known.end()) {
       const std::string closest = ClosestName(m, known);
-      errors->Add(path, absl::StrCat("unknown module '", m, "'",
-                                     closest.empty() ? "" : absl::StrCat(" (did you mean '", closest, "'?)"),
-                                     "; expected all-linear or some of ",
-                                     absl::StrJoin(known, ", ")));
+      errors->Add(path, absl::StrCat(
+                            "unknown module '", m, "'",
+                            closest.empty() ? "" : absl::StrCat(" (did you mean '", closest, "'?)"),
+                            "; expected all-linear or some of ", absl::StrJoin(known, ", ")));
     }
     if (!modules.insert(m).second) errors->Add(path, absl::StrCat("'", m, "' is listed twice"));
   }
@@ -188,7 +188,8 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
     errors->Add("optimizer.weight_decay", absl::StrCat("must be >= 0, got ", opt.weight_decay()));
   }
   if (opt.grad_clip() < 0) {
-    errors->Add("optimizer.grad_clip", absl::StrCat("must be >= 0 (0 disables), got ", opt.grad_clip()));
+    errors->Add("optimizer.grad_clip",
+                absl::StrCat("must be >= 0 (0 disables), got ", opt.grad_clip()));
   }
   if (opt.warmup_steps() < 0 || opt.warmup_steps() > s.total_steps()) {
     errors->Add("optimizer.warmup_steps",

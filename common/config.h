@@ -46,8 +46,7 @@ absl::StatusOr<RunConfigFile> LoadRunConfig(const std::string& path,
 
 // Same, from YAML text. `source` names it in errors; `base_dir` resolves
 // relative paths.
-absl::StatusOr<RunConfigFile> ParseRunConfig(absl::string_view yaml,
-                                             absl::string_view source,
+absl::StatusOr<RunConfigFile> ParseRunConfig(absl::string_view yaml, absl::string_view source,
                                              absl::string_view base_dir,
                                              const ConfigOptions& options = {});
 
@@ -55,8 +54,8 @@ absl::StatusOr<RunConfigFile> ParseRunConfig(absl::string_view yaml,
 RunConfigFile DefaultRunConfig();
 
 // Derived values of a resolved config.
-int32_t StepsPerPhase(const bpo::v1::RunConfig& config);   // K = T / F
-int64_t PairsPerPhase(const bpo::v1::RunConfig& config);   // M
+int32_t StepsPerPhase(const bpo::v1::RunConfig& config);  // K = T / F
+int64_t PairsPerPhase(const bpo::v1::RunConfig& config);  // M
 
 // The effective config as YAML: every field, defaults included, in schema
 // order. ParseRunConfig(FormatRunConfigYaml(c)) gives back c.

@@ -44,8 +44,7 @@ void ParseYaml(absl::string_view yaml, bpo::v1::RunConfig* config,
 void Resolve(absl::string_view source, absl::string_view base_dir, bpo::v1::RunConfig* config);
 
 // Checks ranges and consistency between keys, and that named files exist.
-void Validate(const bpo::v1::RunConfig& config, const ConfigOptions& options,
-              ErrorList* errors);
+void Validate(const bpo::v1::RunConfig& config, const ConfigOptions& options, ErrorList* errors);
 
 // Closest candidate within edit distance 2, or "" (for "did you mean").
 std::string ClosestName(absl::string_view name, const std::vector<std::string>& candidates);

@@ -103,8 +103,7 @@ TEST(ConfigTest, WrongTypes) {
             "run.yaml:1:28: schedule.each_pair_once: expected true or false, got 'yes'");
   EXPECT_EQ(ErrorOf("loss: {type: dop}\n"),
             "run.yaml:1:14: loss.type: expected one of dpo, ipo, slic, got 'dop'");
-  EXPECT_EQ(ErrorOf("loss: [dpo]\n"),
-            "run.yaml:1:7: loss: expected a mapping of keys, got a list");
+  EXPECT_EQ(ErrorOf("loss: [dpo]\n"), "run.yaml:1:7: loss: expected a mapping of keys, got a list");
   EXPECT_EQ(ErrorOf("lora: {target_modules: q_proj}\n"),
             "run.yaml:1:24: lora.target_modules: expected a list, got 'q_proj'");
   EXPECT_EQ(ErrorOf("seeds: {global: -1}\n"),
@@ -202,16 +201,16 @@ TEST(ConfigTest, LoadRunConfigReadsFilesAndNamesMissingOnes) {
 
   auto missing = LoadRunConfig((dir / "absent.yaml").string());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(missing.status().message(),
-            "config file '" + (dir / "absent.yaml").string() +
-                "': cannot open: No such file or directory");
+  EXPECT_EQ(missing.status().message(), "config file '" + (dir / "absent.yaml").string() +
+                                            "': cannot open: No such file or directory");
 }
 
 TEST(ConfigTest, EffectiveYamlRoundTrips) {
-  auto file = Parse("schedule: {total_steps: 6, phases: 3, batch_size: 2}\n"
-                    "loss: {type: slic, beta: 0.25}\nlora: {alpha: 16, target_modules: [q_proj]}\n"
-                    "model: {policy: \"we\\\"ird path\"}\n",
-                    {.check_files = false});
+  auto file = Parse(
+      "schedule: {total_steps: 6, phases: 3, batch_size: 2}\n"
+      "loss: {type: slic, beta: 0.25}\nlora: {alpha: 16, target_modules: [q_proj]}\n"
+      "model: {policy: \"we\\\"ird path\"}\n",
+      {.check_files = false});
   ASSERT_TRUE(file.ok()) << file.status();
   const std::string yaml = FormatRunConfigYaml(file->config);
   EXPECT_THAT(yaml, HasSubstr("  type: slic\n  beta: 0.25\n"));

@@ -93,8 +93,7 @@ class Parser {
       const YAML::Node value = it->second;
       const SourcePosition key_pos = ToPosition(key.Mark());
       if (!key.IsScalar()) {
-        errors_->AddAt(key_pos, path.empty() ? "<top level>" : path,
-                       "keys must be plain names");
+        errors_->AddAt(key_pos, path.empty() ? "<top level>" : path, "keys must be plain names");
         continue;
       }
       const std::string& name = key.Scalar();
@@ -122,8 +121,7 @@ class Parser {
     if (!closest.empty()) {
       return absl::StrCat("unknown key '", name, "' (did you mean '", closest, "'?)");
     }
-    return absl::StrCat("unknown key '", name, "' (known keys: ", absl::StrJoin(known, ", "),
-                        ")");
+    return absl::StrCat("unknown key '", name, "' (known keys: ", absl::StrJoin(known, ", "), ")");
   }
 
   void ParseField(const YAML::Node& value, const std::string& path, const FieldDescriptor* field,
@@ -205,13 +203,11 @@ class Parser {
       }
       case FieldDescriptor::CPPTYPE_BOOL: {
         if (quoted || (text != "true" && text != "false")) return fail();
-        rep ? refl->AddBool(msg, field, text == "true")
-            : refl->SetBool(msg, field, text == "true");
+        rep ? refl->AddBool(msg, field, text == "true") : refl->SetBool(msg, field, text == "true");
         return;
       }
       case FieldDescriptor::CPPTYPE_ENUM: {
-        const auto* value =
-            field->enum_type()->FindValueByName(absl::AsciiStrToUpper(text));
+        const auto* value = field->enum_type()->FindValueByName(absl::AsciiStrToUpper(text));
         if (value == nullptr) return fail();
         rep ? refl->AddEnum(msg, field, value) : refl->SetEnum(msg, field, value);
         return;

@@ -2,9 +2,8 @@
 
 #include <civetweb.h>
 #include <dlfcn.h>
-#include <pthread.h>
-
 #include <netdb.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,19 +33,32 @@ namespace {
 
 const char* StatusText(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 303: return "See Other";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 303:
+      return "See Other";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
   }
   return "Status";
 }
@@ -77,10 +89,9 @@ std::string WhyCannotBind(const Endpoint& ep) {
 }
 
 void Send(mg_connection* conn, const HttpResponse& r) {
-  std::string head = absl::StrCat("HTTP/1.1 ", r.status, " ", StatusText(r.status),
-                                  "\r\nContent-Type: ", r.content_type,
-                                  "\r\nContent-Length: ", r.body.size(),
-                                  "\r\nCache-Control: no-store\r\n");
+  std::string head = absl::StrCat(
+      "HTTP/1.1 ", r.status, " ", StatusText(r.status), "\r\nContent-Type: ", r.content_type,
+      "\r\nContent-Length: ", r.body.size(), "\r\nCache-Control: no-store\r\n");
   for (const auto& [k, v] : r.headers) absl::StrAppend(&head, k, ": ", v, "\r\n");
   head += "\r\n";
   mg_write(conn, head.data(), head.size());
@@ -99,8 +110,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   server->max_body_bytes_ = options.max_body_bytes;
   const std::string ports = endpoint->ToString();
   const std::string threads = absl::StrCat(options.num_threads);
-  const char* config[] = {"listening_ports", ports.c_str(), "num_threads", threads.c_str(),
-                          "enable_directory_listing", "no", nullptr};
+  const char* config[] = {"listening_ports",          ports.c_str(), "num_threads", threads.c_str(),
+                          "enable_directory_listing", "no",          nullptr};
   mg_callbacks callbacks = {};
   // civetweb prints startup problems itself unless a logger is installed; the
   // error text comes back through mg_error_data instead.
@@ -118,8 +129,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   if (server->ctx_ == nullptr) {
     const std::string why = WhyCannotBind(*endpoint);
     const std::string detail = error_text[0] ? error_text : "start failed";
-    return absl::UnavailableError(absl::StrCat("cannot serve HTTP on ", ports, ": ",
-                                               why.empty() ? detail : absl::StrCat(why, " (", detail, ")")));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve HTTP on ", ports, ": ",
+                     why.empty() ? detail : absl::StrCat(why, " (", detail, ")")));
   }
   mg_server_port bound[4] = {};
   const int n = mg_get_server_ports(server->ctx_, 4, bound);
@@ -166,8 +178,8 @@ int HttpServer::Dispatch(mg_connection* conn, void* cbdata) {
   try {
     resp = route.handler(req);
   } catch (const std::exception& e) {
-    resp = HttpResponse{500, "text/plain; charset=utf-8", absl::StrCat("error: ", e.what(), "\n"),
-                        {}};
+    resp =
+        HttpResponse{500, "text/plain; charset=utf-8", absl::StrCat("error: ", e.what(), "\n"), {}};
   }
   Send(conn, resp);
   return resp.status;

@@ -37,7 +37,9 @@ TEST(HttpServerTest, HandlersSeeMethodQueryAndBody) {
   auto server = HttpServer::Start({"127.0.0.1:0"});
   ASSERT_TRUE(server.ok()) << server.status();
   (*server)->Handle("/echo", [](const HttpRequest& r) {
-    return HttpResponse{201, "text/plain", r.method + "|" + r.path + "|" + r.query + "|" + r.body,
+    return HttpResponse{201,
+                        "text/plain",
+                        r.method + "|" + r.path + "|" + r.query + "|" + r.body,
                         {{"X-Bpo", "yes"}}};
   });
   auto got = testing::HttpRequest("127.0.0.1", (*server)->port(), "POST", "/echo/a?b=c", "body");
@@ -53,8 +55,8 @@ TEST(HttpServerTest, RefusesOversizedBodies) {
   auto server = HttpServer::Start(options);
   ASSERT_TRUE(server.ok());
   (*server)->Handle("/", [](const HttpRequest&) { return HttpResponse{}; });
-  auto got = testing::HttpRequest("127.0.0.1", (*server)->port(), "POST", "/",
-                                  std::string(100, 'x'));
+  auto got =
+      testing::HttpRequest("127.0.0.1", (*server)->port(), "POST", "/", std::string(100, 'x'));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->status, 413);
 }
@@ -66,7 +68,8 @@ TEST(HttpServerTest, PortInUseIsAClearError) {
   auto second = HttpServer::Start({address});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(second.status().message()), StartsWith("cannot serve HTTP on " + address + ": "));
+  EXPECT_THAT(std::string(second.status().message()),
+              StartsWith("cannot serve HTTP on " + address + ": "));
 }
 
 TEST(HttpServerTest, MalformedAddress) {

@@ -35,8 +35,8 @@ absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view name) {
   if (lower == "info") return LogLevel::kInfo;
   if (lower == "warning") return LogLevel::kWarning;
   if (lower == "error") return LogLevel::kError;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown log level '", name, "': expected debug, info, warning or error"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown log level '", name, "': expected debug, info, warning or error"));
 }
 
 namespace logging_internal {
@@ -44,8 +44,8 @@ namespace logging_internal {
 LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(level) {
   static constexpr char kLetters[] = {'D', 'I', 'W', 'E'};
   stream_ << kLetters[static_cast<int>(level)]
-          << absl::FormatTime("%Y%m%d %H:%M:%E6S", absl::Now(), absl::LocalTimeZone())
-          << ' ' << getpid() << ' ' << Basename(file) << ':' << line << "] ";
+          << absl::FormatTime("%Y%m%d %H:%M:%E6S", absl::Now(), absl::LocalTimeZone()) << ' '
+          << getpid() << ' ' << Basename(file) << ':' << line << "] ";
 }
 
 LogMessage::~LogMessage() {

@@ -48,12 +48,11 @@ struct Voidify {
 #define BPO_LOG_LEVEL_WARNING ::bpo::LogLevel::kWarning
 #define BPO_LOG_LEVEL_ERROR ::bpo::LogLevel::kError
 
-#define BPO_LOG(level)                                                   \
-  (BPO_LOG_LEVEL_##level < ::bpo::MinLogLevel())                         \
-      ? (void)0                                                          \
-      : ::bpo::logging_internal::Voidify() &                             \
-            ::bpo::logging_internal::LogMessage(BPO_LOG_LEVEL_##level,   \
-                                                __FILE__, __LINE__)      \
+#define BPO_LOG(level)                                                                     \
+  (BPO_LOG_LEVEL_##level < ::bpo::MinLogLevel())                                           \
+      ? (void)0                                                                            \
+      : ::bpo::logging_internal::Voidify() &                                               \
+            ::bpo::logging_internal::LogMessage(BPO_LOG_LEVEL_##level, __FILE__, __LINE__) \
                 .stream()
 
 #endif  // BPO_COMMON_LOGGING_H_

@@ -80,8 +80,7 @@ void CollectChild(const std::string& name, const Labels& labels, const Counter& 
   WriteSample(name, labels, c.Value(), out);
 }
 
-void CollectChild(const std::string& name, const Labels& labels, const Gauge& g,
-                  std::string* out) {
+void CollectChild(const std::string& name, const Labels& labels, const Gauge& g, std::string* out) {
   WriteSample(name, labels, g.Value(), out);
 }
 
@@ -183,9 +182,9 @@ absl::Status Registry::Reserve(absl::string_view name, const std::vector<std::st
   }
   for (const std::string& label : label_names) {
     if (!IsValidLabelName(label)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metric ", name, ": label name '", label, "' must match [a-zA-Z_][a-zA-Z0-9_]* "
-          "and not start with __"));
+      return absl::InvalidArgumentError(absl::StrCat("metric ", name, ": label name '", label,
+                                                     "' must match [a-zA-Z_][a-zA-Z0-9_]* "
+                                                     "and not start with __"));
     }
     if (histogram && label == "le") {
       return absl::InvalidArgumentError(
@@ -234,15 +233,15 @@ absl::StatusOr<Family<Histogram>*> Registry::AddHistogram(absl::string_view name
                                                           std::vector<std::string> label_names) {
   for (size_t i = 0; i < buckets.size(); ++i) {
     if (!std::isfinite(buckets[i]) || (i > 0 && buckets[i] <= buckets[i - 1])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metric ", name, ": buckets must be finite and strictly increasing"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("metric ", name, ": buckets must be finite and strictly increasing"));
     }
   }
   absl::MutexLock lock(&mu_);
   if (auto s = Reserve(name, label_names, true); !s.ok()) return s;
   auto family = std::make_unique<Family<Histogram>>(std::string(name), std::string(help),
-                                                    MetricType::kHistogram,
-                                                    std::move(label_names), std::move(buckets));
+                                                    MetricType::kHistogram, std::move(label_names),
+                                                    std::move(buckets));
   auto* raw = family.get();
   collectors_.push_back(std::move(family));
   return raw;

@@ -83,8 +83,8 @@ enum class MetricType { kCounter, kGauge, kHistogram };
 template <typename T>
 class Family : public Collector {
  public:
-  Family(std::string name, std::string help, MetricType type,
-         std::vector<std::string> label_names, std::vector<double> buckets = {});
+  Family(std::string name, std::string help, MetricType type, std::vector<std::string> label_names,
+         std::vector<double> buckets = {});
 
   // The child for these labels, created on first use. The label names must be
   // exactly the family's (a programmer error otherwise: the process aborts).
@@ -111,8 +111,7 @@ class Registry {
                                               std::vector<std::string> label_names = {});
   absl::StatusOr<Family<Gauge>*> AddGauge(absl::string_view name, absl::string_view help,
                                           std::vector<std::string> label_names = {});
-  absl::StatusOr<Family<Histogram>*> AddHistogram(absl::string_view name,
-                                                  absl::string_view help,
+  absl::StatusOr<Family<Histogram>*> AddHistogram(absl::string_view name, absl::string_view help,
                                                   std::vector<double> buckets,
                                                   std::vector<std::string> label_names = {});
   // Registers a custom collector (e.g. process metrics) that owns its names.
@@ -133,8 +132,7 @@ class Registry {
 std::vector<double> ExponentialBuckets(double start, double factor, int count);
 
 // Exposition helpers for custom collectors.
-void WriteHeader(absl::string_view name, absl::string_view help, MetricType type,
-                 std::string* out);
+void WriteHeader(absl::string_view name, absl::string_view help, MetricType type, std::string* out);
 void WriteSample(absl::string_view name, const Labels& labels, double value, std::string* out);
 std::string FormatValue(double value);
 

@@ -134,8 +134,8 @@ TEST(ProcessMetricsTest, ReadsThisProcess) {
   EXPECT_THAT(text, HasSubstr("# TYPE process_cpu_seconds_total counter\n"));
   EXPECT_THAT(text, HasSubstr("process_resident_memory_bytes "));
   EXPECT_THAT(text, HasSubstr("bpo_process_uptime_seconds "));
-  EXPECT_THAT(text, HasSubstr("bpo_build_info{component=\"test\",version=\"" BPO_VERSION_STRING
-                              "\"} 1\n"));
+  EXPECT_THAT(
+      text, HasSubstr("bpo_build_info{component=\"test\",version=\"" BPO_VERSION_STRING "\"} 1\n"));
 }
 
 }  // namespace

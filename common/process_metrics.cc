@@ -44,8 +44,8 @@ class ProcessCollector : public Collector {
           MetricType::kCounter, sample->cpu_seconds);
     Write(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
           MetricType::kGauge, sample->resident_bytes);
-    Write(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
-          MetricType::kGauge, sample->virtual_bytes);
+    Write(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::kGauge,
+          sample->virtual_bytes);
     Write(out, "process_open_fds", "Number of open file descriptors.", MetricType::kGauge,
           sample->open_fds);
     Write(out, "process_start_time_seconds", "Start time of the process since the Unix epoch.",
@@ -84,8 +84,8 @@ absl::StatusOr<ProcessSample> ReadProcessSample() {
   s.start_time_seconds = BootTimeSeconds() + std::stod(f[19]) / ticks;
   s.virtual_bytes = std::stod(f[20]);
   s.resident_bytes = std::stod(f[21]) * page;
-  s.uptime_seconds = absl::ToDoubleSeconds(absl::Now() - absl::FromUnixSeconds(0)) -
-                     s.start_time_seconds;
+  s.uptime_seconds =
+      absl::ToDoubleSeconds(absl::Now() - absl::FromUnixSeconds(0)) - s.start_time_seconds;
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {

@@ -26,8 +26,8 @@ class ScriptedCoordinator final : public bpo::v1::Coordinator::CallbackService {
                                      const bpo::v1::RegisterRequest* req,
                                      bpo::v1::RegisterResponse*) override {
     auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(absl::FailedPreconditionError(
-        "worker " + req->worker().name() + " loaded a different model")));
+    reactor->Finish(ToGrpcStatus(absl::FailedPreconditionError("worker " + req->worker().name() +
+                                                               " loaded a different model")));
     return reactor;
   }
 };
@@ -78,9 +78,8 @@ TEST(RpcTest, PortInUseIsAClearError) {
   ScriptedCoordinator other;
   auto second = StartGrpcServer(address, {&other});
   ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status(),
-            absl::UnavailableError("cannot serve gRPC on " + address +
-                                   ": the address is in use or not local"));
+  EXPECT_EQ(second.status(), absl::UnavailableError("cannot serve gRPC on " + address +
+                                                    ": the address is in use or not local"));
   first->server->Shutdown();
 }
 

@@ -9,10 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define BPO_RETURN_IF_ERROR(expr)                         \
-  do {                                                    \
-    ::absl::Status bpo_status_ = (expr);                  \
-    if (!bpo_status_.ok()) return bpo_status_;            \
+#define BPO_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status bpo_status_ = (expr);       \
+    if (!bpo_status_.ok()) return bpo_status_; \
   } while (0)
 
 #define BPO_STATUS_CONCAT_INNER_(a, b) a##b
@@ -21,8 +21,8 @@
 #define BPO_ASSIGN_OR_RETURN(lhs, expr) \
   BPO_ASSIGN_OR_RETURN_IMPL_(BPO_STATUS_CONCAT_(bpo_statusor_, __LINE__), lhs, expr)
 
-#define BPO_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                               \
+#define BPO_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)    \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

@@ -25,7 +25,8 @@ std::string ReadAll(const std::string& path) {
 }
 
 std::string LogPath(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / absl::StrCat("bpo_subprocess_", getpid(), "_", name))
+  return (std::filesystem::temp_directory_path() /
+          absl::StrCat("bpo_subprocess_", getpid(), "_", name))
       .string();
 }
 

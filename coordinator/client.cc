@@ -16,10 +16,11 @@ CoordinatorClient::~CoordinatorClient() {
   if (heartbeat_.joinable()) heartbeat_.join();
 }
 
-absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(ClientOptions options) {
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
+    ClientOptions options) {
   std::unique_ptr<CoordinatorClient> c(new CoordinatorClient(std::move(options)));
-  BPO_ASSIGN_OR_RETURN(c->channel_, bpo::Connect(c->options_.address, "coordinator",
-                                                 c->options_.retry_for));
+  BPO_ASSIGN_OR_RETURN(c->channel_,
+                       bpo::Connect(c->options_.address, "coordinator", c->options_.retry_for));
   c->coordinator_ = bpo::v1::Coordinator::NewStub(c->channel_);
   c->prompts_ = bpo::v1::PromptQueue::NewStub(c->channel_);
   c->annotation_ = bpo::v1::AnnotationQueue::NewStub(c->channel_);
@@ -27,8 +28,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(Cl
   return c;
 }
 
-absl::Status CoordinatorClient::Call(const char* method,
-                                     const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+absl::Status CoordinatorClient::Call(
+    const char* method, const std::function<grpc::Status(grpc::ClientContext*)>& call) {
   const absl::Time give_up = absl::Now() + options_.retry_for;
   absl::Duration backoff = absl::Milliseconds(100);
   while (true) {
@@ -47,7 +48,8 @@ absl::Status CoordinatorClient::Call(const char* method,
   }
 }
 
-absl::StatusOr<bpo::v1::RegisterResponse> CoordinatorClient::Register(const bpo::v1::WorkerInfo& info) {
+absl::StatusOr<bpo::v1::RegisterResponse> CoordinatorClient::Register(
+    const bpo::v1::WorkerInfo& info) {
   bpo::v1::RegisterRequest request;
   *request.mutable_worker() = info;
   bpo::v1::RegisterResponse response;

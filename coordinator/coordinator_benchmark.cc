@@ -138,8 +138,8 @@ void BM_Pipeline(benchmark::State& state) {
   const bpo::v1::RunConfig config = BenchConfig();
   std::vector<bpo::v1::Prompt> prompts(2000);
   for (size_t i = 0; i < prompts.size(); ++i) {
-    prompts[i].set_text(absl::StrCat("SUBREDDIT: r/bench TITLE: prompt ", i, " POST: ",
-                                     std::string(400, 'x'), " TL;DR:"));
+    prompts[i].set_text(absl::StrCat("SUBREDDIT: r/bench TITLE: prompt ", i,
+                                     " POST: ", std::string(400, 'x'), " TL;DR:"));
   }
   int64_t pairs = 0;
   for (auto _ : state) {
@@ -147,7 +147,8 @@ void BM_Pipeline(benchmark::State& state) {
     const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_coord_bench_", getpid());
     fs::remove_all(dir);
     fs::create_directories(dir);
-    auto store = Must(RunStore::Open(config, prompts, {.path = (dir / "s.db").string(), .fsync = fsync}));
+    auto store =
+        Must(RunStore::Open(config, prompts, {.path = (dir / "s.db").string(), .fsync = fsync}));
     metrics::Registry registry;
     auto rpc_metrics = Must(RpcMetrics::Create(&registry));
     CoordinatorServices services(store.get(), rpc_metrics.get());
@@ -176,13 +177,21 @@ void BM_Pipeline(benchmark::State& state) {
         abort();
       };
       ops.reg = make;
-      ops.lease_prompts = [&, find](const std::string& id, int n) { return Must(find(id)->LeasePrompts(n)); };
-      ops.submit_pairs = [&, find](bpo::v1::SubmitPairsRequest r) { Must(find(r.worker_id())->SubmitPairs(r)); };
+      ops.lease_prompts = [&, find](const std::string& id, int n) {
+        return Must(find(id)->LeasePrompts(n));
+      };
+      ops.submit_pairs = [&, find](bpo::v1::SubmitPairsRequest r) {
+        Must(find(r.worker_id())->SubmitPairs(r));
+      };
       ops.lease_pairs = [&, find](const std::string& id, int n) {
         return Must(find(id)->LeasePairs(n, absl::Seconds(60)));
       };
-      ops.submit_labels = [&, find](bpo::v1::SubmitLabelsRequest r) { Must(find(r.worker_id())->SubmitLabels(r)); };
-      ops.fetch = [&, find](const std::string& id, int64_t t) { return Must(find(id)->FetchBatch(t, 0, 1)); };
+      ops.submit_labels = [&, find](bpo::v1::SubmitLabelsRequest r) {
+        Must(find(r.worker_id())->SubmitLabels(r));
+      };
+      ops.fetch = [&, find](const std::string& id, int64_t t) {
+        return Must(find(id)->FetchBatch(t, 0, 1));
+      };
       ops.commit = [&, find](const std::string& id, int64_t t) {
         bpo::v1::CommitStepRequest r;
         r.set_step(t);
@@ -251,7 +260,8 @@ void BM_Pipeline(benchmark::State& state) {
     fs::remove_all(dir);
     state.ResumeTiming();
   }
-  state.counters["pairs_per_s"] = benchmark::Counter(static_cast<double>(pairs), benchmark::Counter::kIsRate);
+  state.counters["pairs_per_s"] =
+      benchmark::Counter(static_cast<double>(pairs), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Pipeline)
     ->ArgNames({"fsync", "grpc", "lease"})

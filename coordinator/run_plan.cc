@@ -19,9 +19,9 @@ absl::StatusOr<RunPlan> MakeRunPlan(const bpo::v1::RunConfig& config) {
   const auto& s = config.schedule();
   if (s.total_steps() < 1 || s.phases() < 1 || s.batch_size() < 1 ||
       s.total_steps() % s.phases() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "schedule: need T >= 1, B >= 1 and F dividing T; got T = ", s.total_steps(),
-        ", F = ", s.phases(), ", B = ", s.batch_size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule: need T >= 1, B >= 1 and F dividing T; got T = ", s.total_steps(),
+                     ", F = ", s.phases(), ", B = ", s.batch_size()));
   }
   RunPlan plan;
   plan.total_steps = s.total_steps();
@@ -31,9 +31,9 @@ absl::StatusOr<RunPlan> MakeRunPlan(const bpo::v1::RunConfig& config) {
   plan.pairs_per_phase =
       s.pairs_per_phase() > 0 ? s.pairs_per_phase() : plan.steps_per_phase * plan.batch_size;
   if (plan.pairs_per_phase < plan.steps_per_phase * plan.batch_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "schedule: M = ", plan.pairs_per_phase, " is less than K*B = ",
-        plan.steps_per_phase * plan.batch_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule: M = ", plan.pairs_per_phase,
+                     " is less than K*B = ", plan.steps_per_phase * plan.batch_size));
   }
   plan.total_pairs = plan.pairs_per_phase * plan.phases;
   plan.pairs_used = plan.total_steps * plan.batch_size;
@@ -50,15 +50,14 @@ std::string FormatRunPlan(const RunPlan& plan, int max_phases_shown) {
   const int shown_head = max_phases_shown / 2 + max_phases_shown % 2;
   for (int32_t p = 0; p < plan.phases; ++p) {
     if (plan.phases > max_phases_shown && p == shown_head) {
-      absl::StrAppend(&out, absl::StrFormat("  ... %d more phases ...\n",
-                                            plan.phases - max_phases_shown));
+      absl::StrAppend(
+          &out, absl::StrFormat("  ... %d more phases ...\n", plan.phases - max_phases_shown));
       p = plan.phases - (max_phases_shown - shown_head) - 1;
       continue;
     }
     const Phase ph = plan.GetPhase(p);
-    absl::StrAppend(&out, absl::StrFormat("%5d  [%5d, %5d)  v%-16d  %d\n", ph.index,
-                                          ph.first_step, ph.end_step, ph.snapshot_version,
-                                          ph.pairs));
+    absl::StrAppend(&out, absl::StrFormat("%5d  [%5d, %5d)  v%-16d  %d\n", ph.index, ph.first_step,
+                                          ph.end_step, ph.snapshot_version, ph.pairs));
   }
   return out;
 }

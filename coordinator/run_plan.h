@@ -22,13 +22,13 @@ struct Phase {
 };
 
 struct RunPlan {
-  int64_t total_steps = 0;     // T
-  int32_t phases = 0;          // F
-  int64_t steps_per_phase = 0; // K
-  int32_t batch_size = 0;      // B
-  int64_t pairs_per_phase = 0; // M
-  int64_t total_pairs = 0;     // F*M annotated pairs in the run
-  int64_t pairs_used = 0;      // T*B of them reach the learner
+  int64_t total_steps = 0;      // T
+  int32_t phases = 0;           // F
+  int64_t steps_per_phase = 0;  // K
+  int32_t batch_size = 0;       // B
+  int64_t pairs_per_phase = 0;  // M
+  int64_t total_pairs = 0;      // F*M annotated pairs in the run
+  int64_t pairs_used = 0;       // T*B of them reach the learner
 
   // The phase of learner step t (0 <= t < T).
   int32_t PhaseOfStep(int64_t step) const { return static_cast<int32_t>(step / steps_per_phase); }

@@ -55,8 +55,7 @@ TEST(RunPlanTest, SurplusPairsAreCountedButNotUsed) {
 }
 
 TEST(RunPlanTest, RejectsInconsistentSchedules) {
-  EXPECT_EQ(MakeRunPlan(Schedule(100, 3, 16)).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeRunPlan(Schedule(100, 3, 16)).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(MakeRunPlan(Schedule(10, 2, 4, 19)).status().message(),
             "schedule: M = 19 is less than K*B = 20");
 }

@@ -75,13 +75,20 @@ RunConfig Identity(RunConfig c) {
 
 const char* PairStateName(PairState state) {
   switch (state) {
-    case PairState::kQueued: return "queued";
-    case PairState::kPromptLeased: return "prompt_leased";
-    case PairState::kSampled: return "sampled";
-    case PairState::kAnnotated: return "annotated";
-    case PairState::kBatched: return "batched";
-    case PairState::kConsumed: return "consumed";
-    case PairState::kDropped: return "dropped";
+    case PairState::kQueued:
+      return "queued";
+    case PairState::kPromptLeased:
+      return "prompt_leased";
+    case PairState::kSampled:
+      return "sampled";
+    case PairState::kAnnotated:
+      return "annotated";
+    case PairState::kBatched:
+      return "batched";
+    case PairState::kConsumed:
+      return "consumed";
+    case PairState::kDropped:
+      return "dropped";
   }
   return "unknown";
 }
@@ -106,7 +113,8 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const RunConfig& config
 absl::Status RunStore::Init(const PromptLoader& load_prompts) {
   BPO_RETURN_IF_ERROR(db_->Exec(kSchema));
   return InTransaction(db_.get(), [&]() -> absl::Status {
-    BPO_ASSIGN_OR_RETURN(Statement * get, db_->Prepare("SELECT value FROM meta WHERE key = 'config'"));
+    BPO_ASSIGN_OR_RETURN(Statement * get,
+                         db_->Prepare("SELECT value FROM meta WHERE key = 'config'"));
     BPO_ASSIGN_OR_RETURN(bool exists, get->Step());
     if (exists) {
       RunConfig stored;
@@ -114,9 +122,9 @@ absl::Status RunStore::Init(const PromptLoader& load_prompts) {
         return absl::DataLossError(absl::StrCat(db_->path(), ": the stored run config is corrupt"));
       }
       if (stored.run_id() != config_.run_id()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            db_->path(), ": holds run '", stored.run_id(), "', not '", config_.run_id(),
-            "'; use another coordinator.store or output_dir"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(db_->path(), ": holds run '", stored.run_id(), "', not '",
+                         config_.run_id(), "'; use another coordinator.store or output_dir"));
       }
       google::protobuf::util::MessageDifferencer diff;
       std::string report;
@@ -137,10 +145,12 @@ absl::Status RunStore::Init(const PromptLoader& load_prompts) {
     if (prompts.empty()) {
       return absl::InvalidArgumentError("the run has no alignment prompts (data.prompts)");
     }
-    BPO_ASSIGN_OR_RETURN(Statement * put, db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?)"));
+    BPO_ASSIGN_OR_RETURN(Statement * put,
+                         db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?)"));
     BPO_RETURN_IF_ERROR(put->Reset().Bind(1, "config").BindBlob(2, Serialize(config_)).Run());
     BPO_RETURN_IF_ERROR(put->Reset().Bind(1, "schema").Bind(2, kSchemaVersion).Run());
-    BPO_ASSIGN_OR_RETURN(Statement * add, db_->Prepare("INSERT INTO prompts(idx, prompt) VALUES(?, ?)"));
+    BPO_ASSIGN_OR_RETURN(Statement * add,
+                         db_->Prepare("INSERT INTO prompts(idx, prompt) VALUES(?, ?)"));
     for (size_t i = 0; i < prompts.size(); ++i) {
       BPO_RETURN_IF_ERROR(
           add->Reset().Bind(1, static_cast<int64_t>(i)).BindBlob(2, Serialize(prompts[i])).Run());
@@ -205,12 +215,13 @@ absl::StatusOr<int64_t> RunStore::NewestSnapshot() {
 
 absl::Status RunStore::OpenPhasesUpTo(int64_t newest_snapshot) {
   const bool async = config_.schedule().mode() == bpo::v1::ScheduleConfig::ASYNC;
-  const int64_t last = std::min<int64_t>(
-      config_.schedule().phases() - 1,
-      newest_snapshot + (async ? config_.schedule().max_staleness() : 0));
+  const int64_t last =
+      std::min<int64_t>(config_.schedule().phases() - 1,
+                        newest_snapshot + (async ? config_.schedule().max_staleness() : 0));
   BPO_ASSIGN_OR_RETURN(int64_t opened, GetCounter("phases_opened"));
   for (int64_t p = opened; p <= last; ++p) {
-    for (int64_t i = 0; i < pairs_per_phase_; ++i) BPO_RETURN_IF_ERROR(AddPair(static_cast<int>(p)));
+    for (int64_t i = 0; i < pairs_per_phase_; ++i)
+      BPO_RETURN_IF_ERROR(AddPair(static_cast<int>(p)));
     BPO_RETURN_IF_ERROR(SetCounter("phases_opened", p + 1));
   }
   return absl::OkStatus();
@@ -218,20 +229,21 @@ absl::Status RunStore::OpenPhasesUpTo(int64_t newest_snapshot) {
 
 absl::StatusOr<RunStore::Worker> RunStore::FindWorker(const std::string& worker_id,
                                                       bpo::v1::WorkerKind kind) {
-  BPO_ASSIGN_OR_RETURN(Statement * st, db_->Prepare("SELECT info FROM workers WHERE worker_id = ?"));
+  BPO_ASSIGN_OR_RETURN(Statement * st,
+                       db_->Prepare("SELECT info FROM workers WHERE worker_id = ?"));
   st->Bind(1, worker_id);
   BPO_ASSIGN_OR_RETURN(bool row, st->Step());
   if (!row) {
-    return absl::NotFoundError(
-        absl::StrCat("unknown worker_id '", worker_id, "' in run '", config_.run_id(),
-                     "': register first (Coordinator.Register)"));
+    return absl::NotFoundError(absl::StrCat("unknown worker_id '", worker_id, "' in run '",
+                                            config_.run_id(),
+                                            "': register first (Coordinator.Register)"));
   }
   Worker w{worker_id, {}};
   w.info.ParseFromString(st->Text(0));
   if (kind != bpo::v1::WORKER_KIND_UNSPECIFIED && w.info.kind() != kind) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "worker '", worker_id, "' registered as ", bpo::v1::WorkerKind_Name(w.info.kind()),
-        ", not ", bpo::v1::WorkerKind_Name(kind)));
+    return absl::PermissionDeniedError(absl::StrCat("worker '", worker_id, "' registered as ",
+                                                    bpo::v1::WorkerKind_Name(w.info.kind()),
+                                                    ", not ", bpo::v1::WorkerKind_Name(kind)));
   }
   return w;
 }
@@ -250,8 +262,11 @@ absl::StatusOr<std::string> RunStore::NewLeaseId(const std::string& worker_id, i
   BPO_ASSIGN_OR_RETURN(Statement * st,
                        db_->Prepare("INSERT INTO leases(lease_id, worker_id, kind, deadline_us) "
                                     "VALUES(?, ?, ?, ?)"));
-  BPO_RETURN_IF_ERROR(
-      st->Bind(1, id).Bind(2, worker_id).Bind(3, static_cast<int64_t>(kind)).Bind(4, deadline_us).Run());
+  BPO_RETURN_IF_ERROR(st->Bind(1, id)
+                          .Bind(2, worker_id)
+                          .Bind(3, static_cast<int64_t>(kind))
+                          .Bind(4, deadline_us)
+                          .Run());
   return id;
 }
 
@@ -289,7 +304,8 @@ absl::StatusOr<int64_t> RunStore::ExpireLeases() {
   return n;
 }
 
-absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(const bpo::v1::RegisterRequest& request) {
+absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(
+    const bpo::v1::RegisterRequest& request) {
   const bpo::v1::WorkerInfo& info = request.worker();
   if (info.kind() == bpo::v1::WORKER_KIND_UNSPECIFIED || info.name().empty()) {
     return absl::InvalidArgumentError("RegisterRequest.worker needs a kind and a name");
@@ -310,8 +326,8 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(const bpo::v1::Regi
   BPO_RETURN_IF_ERROR(InTransaction(db_.get(), [&]() -> absl::Status {
     if (!info.model_sha256().empty()) {
       // Every worker of a kind must have loaded the same model.
-      const std::string key = absl::StrCat("model:", bpo::v1::WorkerKind_Name(info.kind()), ":",
-                                           info.annotator_kind());
+      const std::string key =
+          absl::StrCat("model:", bpo::v1::WorkerKind_Name(info.kind()), ":", info.annotator_kind());
       BPO_ASSIGN_OR_RETURN(Statement * get, db_->Prepare("SELECT value FROM meta WHERE key = ?"));
       get->Bind(1, key);
       BPO_ASSIGN_OR_RETURN(bool row, get->Step());
@@ -326,7 +342,8 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(const bpo::v1::Regi
         BPO_RETURN_IF_ERROR(put->Bind(1, key).BindBlob(2, info.model_sha256()).Run());
       }
     }
-    BPO_ASSIGN_OR_RETURN(Statement * find, db_->Prepare("SELECT worker_id FROM workers WHERE name = ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * find,
+                         db_->Prepare("SELECT worker_id FROM workers WHERE name = ?"));
     find->Bind(1, info.name());
     BPO_ASSIGN_OR_RETURN(bool known, find->Step());
     std::string id;
@@ -335,26 +352,36 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(const bpo::v1::Regi
       // A worker registers once per process: a registration under a known
       // name is a restarted worker, which holds nothing any more. Its
       // leases' work goes back to the queue now rather than at expiry.
-      BPO_ASSIGN_OR_RETURN(Statement * requeue, db_->Prepare(
-          "UPDATE pairs SET state = 0, lease_id = NULL, worker_id = NULL, version = NULL "
-          "WHERE state = 1 AND worker_id = ?"));
+      BPO_ASSIGN_OR_RETURN(
+          Statement * requeue,
+          db_->Prepare(
+              "UPDATE pairs SET state = 0, lease_id = NULL, worker_id = NULL, version = NULL "
+              "WHERE state = 1 AND worker_id = ?"));
       BPO_RETURN_IF_ERROR(requeue->Bind(1, id).Run());
-      BPO_ASSIGN_OR_RETURN(Statement * unlabel, db_->Prepare("DELETE FROM label_leases WHERE worker_id = ?"));
+      BPO_ASSIGN_OR_RETURN(Statement * unlabel,
+                           db_->Prepare("DELETE FROM label_leases WHERE worker_id = ?"));
       BPO_RETURN_IF_ERROR(unlabel->Bind(1, id).Run());
-      BPO_ASSIGN_OR_RETURN(Statement * unlease, db_->Prepare("DELETE FROM leases WHERE worker_id = ?"));
+      BPO_ASSIGN_OR_RETURN(Statement * unlease,
+                           db_->Prepare("DELETE FROM leases WHERE worker_id = ?"));
       BPO_RETURN_IF_ERROR(unlease->Bind(1, id).Run());
-      BPO_ASSIGN_OR_RETURN(Statement * up, db_->Prepare(
-          "UPDATE workers SET info = ?, last_seen_us = ? WHERE worker_id = ?"));
+      BPO_ASSIGN_OR_RETURN(
+          Statement * up,
+          db_->Prepare("UPDATE workers SET info = ?, last_seen_us = ? WHERE worker_id = ?"));
       BPO_RETURN_IF_ERROR(up->BindBlob(1, Serialize(info)).Bind(2, NowMicros()).Bind(3, id).Run());
     } else {
       BPO_ASSIGN_OR_RETURN(int64_t n, GetCounter("next_worker"));
       BPO_RETURN_IF_ERROR(SetCounter("next_worker", n + 1));
       static const char* kPrefix[] = {"w", "actor", "annotator", "learner"};
       id = absl::StrCat(kPrefix[info.kind() <= 3 ? info.kind() : 0], "-", n);
-      BPO_ASSIGN_OR_RETURN(Statement * ins, db_->Prepare(
-          "INSERT INTO workers(worker_id, name, info, last_seen_us) VALUES(?, ?, ?, ?)"));
-      BPO_RETURN_IF_ERROR(
-          ins->Bind(1, id).Bind(2, info.name()).BindBlob(3, Serialize(info)).Bind(4, NowMicros()).Run());
+      BPO_ASSIGN_OR_RETURN(
+          Statement * ins,
+          db_->Prepare(
+              "INSERT INTO workers(worker_id, name, info, last_seen_us) VALUES(?, ?, ?, ?)"));
+      BPO_RETURN_IF_ERROR(ins->Bind(1, id)
+                              .Bind(2, info.name())
+                              .BindBlob(3, Serialize(info))
+                              .Bind(4, NowMicros())
+                              .Run());
     }
     response.set_worker_id(id);
     return absl::OkStatus();
@@ -366,7 +393,8 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(const bpo::v1::Regi
   return response;
 }
 
-absl::StatusOr<bpo::v1::HeartbeatResponse> RunStore::Heartbeat(const bpo::v1::HeartbeatRequest& request) {
+absl::StatusOr<bpo::v1::HeartbeatResponse> RunStore::Heartbeat(
+    const bpo::v1::HeartbeatRequest& request) {
   absl::MutexLock lock(&mu_);
   bpo::v1::HeartbeatResponse response;
   BPO_RETURN_IF_ERROR(InTransaction(db_.get(), [&]() -> absl::Status {
@@ -374,16 +402,18 @@ absl::StatusOr<bpo::v1::HeartbeatResponse> RunStore::Heartbeat(const bpo::v1::He
     BPO_RETURN_IF_ERROR(TouchWorker(request.worker_id()));
     BPO_RETURN_IF_ERROR(ExpireLocked().status());
     const int64_t now = NowMicros();
-    BPO_ASSIGN_OR_RETURN(Statement * get, db_->Prepare(
-        "SELECT kind FROM leases WHERE lease_id = ? AND worker_id = ?"));
-    BPO_ASSIGN_OR_RETURN(Statement * extend, db_->Prepare(
-        "UPDATE leases SET deadline_us = ? WHERE lease_id = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * get,
+        db_->Prepare("SELECT kind FROM leases WHERE lease_id = ? AND worker_id = ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * extend,
+                         db_->Prepare("UPDATE leases SET deadline_us = ? WHERE lease_id = ?"));
     for (const std::string& id : request.lease_ids()) {
       get->Reset().Bind(1, id).Bind(2, request.worker_id());
       BPO_ASSIGN_OR_RETURN(bool row, get->Step());
       if (!row) continue;
-      const int64_t seconds = get->Int(0) == kPromptLease ? config_.coordinator().actor_lease_seconds()
-                                                          : config_.annotation().lease_seconds();
+      const int64_t seconds = get->Int(0) == kPromptLease
+                                  ? config_.coordinator().actor_lease_seconds()
+                                  : config_.annotation().lease_seconds();
       const int64_t deadline = now + seconds * 1000000;
       BPO_RETURN_IF_ERROR(extend->Reset().Bind(1, deadline).Bind(2, id).Run());
       auto* lease = response.add_leases();
@@ -416,7 +446,8 @@ absl::StatusOr<StoreCounters> RunStore::Counters() {
   StoreCounters c;
   BPO_ASSIGN_OR_RETURN(Statement * by_state,
                        db_->Prepare("SELECT state, COUNT(*) FROM pairs GROUP BY state"));
-  for (int s = 0; s <= static_cast<int>(PairState::kDropped); ++s) c.pairs[static_cast<PairState>(s)] = 0;
+  for (int s = 0; s <= static_cast<int>(PairState::kDropped); ++s)
+    c.pairs[static_cast<PairState>(s)] = 0;
   while (true) {
     BPO_ASSIGN_OR_RETURN(bool row, by_state->Step());
     if (!row) break;
@@ -431,8 +462,8 @@ absl::StatusOr<StoreCounters> RunStore::Counters() {
   BPO_ASSIGN_OR_RETURN(c.max_staleness, GetCounter("max_staleness"));
   BPO_ASSIGN_OR_RETURN(c.steps_committed, StepsCommitted());
   for (const char* kind : {"actor", "annotator", "learner"}) c.workers_active[kind] = 0;
-  BPO_ASSIGN_OR_RETURN(Statement * workers, db_->Prepare(
-      "SELECT info FROM workers WHERE last_seen_us >= ?"));
+  BPO_ASSIGN_OR_RETURN(Statement * workers,
+                       db_->Prepare("SELECT info FROM workers WHERE last_seen_us >= ?"));
   workers->Bind(1, NowMicros() - config_.coordinator().worker_timeout_seconds() * 1000000LL);
   while (true) {
     BPO_ASSIGN_OR_RETURN(bool row, workers->Step());
@@ -440,10 +471,17 @@ absl::StatusOr<StoreCounters> RunStore::Counters() {
     bpo::v1::WorkerInfo info;
     info.ParseFromString(workers->Text(0));
     switch (info.kind()) {
-      case bpo::v1::WORKER_KIND_ACTOR: ++c.workers_active["actor"]; break;
-      case bpo::v1::WORKER_KIND_ANNOTATOR: ++c.workers_active["annotator"]; break;
-      case bpo::v1::WORKER_KIND_LEARNER: ++c.workers_active["learner"]; break;
-      default: break;
+      case bpo::v1::WORKER_KIND_ACTOR:
+        ++c.workers_active["actor"];
+        break;
+      case bpo::v1::WORKER_KIND_ANNOTATOR:
+        ++c.workers_active["annotator"];
+        break;
+      case bpo::v1::WORKER_KIND_LEARNER:
+        ++c.workers_active["learner"];
+        break;
+      default:
+        break;
     }
   }
   c.duplicates = duplicates_;
@@ -489,11 +527,13 @@ absl::StatusOr<bpo::v1::RunStatus> RunStore::Status() {
   s.set_max_staleness_seen(c.max_staleness);
   s.set_pairs_total(static_cast<int64_t>(sch.phases()) * pairs_per_phase_);
 
-  BPO_ASSIGN_OR_RETURN(Statement * workers, db_->Prepare(
-      "SELECT w.worker_id, w.info, w.last_seen_us, "
-      "(SELECT COUNT(*) FROM pairs p WHERE p.state = 1 AND p.worker_id = w.worker_id) + "
-      "(SELECT COUNT(*) FROM label_leases l WHERE l.worker_id = w.worker_id) "
-      "FROM workers w ORDER BY w.worker_id"));
+  BPO_ASSIGN_OR_RETURN(
+      Statement * workers,
+      db_->Prepare(
+          "SELECT w.worker_id, w.info, w.last_seen_us, "
+          "(SELECT COUNT(*) FROM pairs p WHERE p.state = 1 AND p.worker_id = w.worker_id) + "
+          "(SELECT COUNT(*) FROM label_leases l WHERE l.worker_id = w.worker_id) "
+          "FROM workers w ORDER BY w.worker_id"));
   while (true) {
     BPO_ASSIGN_OR_RETURN(bool row, workers->Step());
     if (!row) break;
@@ -503,15 +543,17 @@ absl::StatusOr<bpo::v1::RunStatus> RunStore::Status() {
     *w->mutable_last_seen() = ToTimestamp(workers->Int(2));
     w->set_leases_held(static_cast<int32_t>(workers->Int(3)));
   }
-  BPO_ASSIGN_OR_RETURN(Statement * snaps, db_->Prepare("SELECT info FROM snapshots ORDER BY version"));
+  BPO_ASSIGN_OR_RETURN(Statement * snaps,
+                       db_->Prepare("SELECT info FROM snapshots ORDER BY version"));
   while (true) {
     BPO_ASSIGN_OR_RETURN(bool row, snaps->Step());
     if (!row) break;
     s.add_snapshots()->ParseFromString(snaps->Text(0));
   }
   // Agreement of the first two raters of every pair labelled twice.
-  BPO_ASSIGN_OR_RETURN(Statement * agree, db_->Prepare(
-      "SELECT seq, choice FROM labels WHERE choice != 4 ORDER BY seq, rowid"));
+  BPO_ASSIGN_OR_RETURN(
+      Statement * agree,
+      db_->Prepare("SELECT seq, choice FROM labels WHERE choice != 4 ORDER BY seq, rowid"));
   int64_t compared = 0, agreed = 0, last_seq = -1, first = 0, n_for_seq = 0;
   while (true) {
     BPO_ASSIGN_OR_RETURN(bool row, agree->Step());
@@ -527,8 +569,8 @@ absl::StatusOr<bpo::v1::RunStatus> RunStore::Status() {
   }
   s.set_rater_pairs_compared(compared);
   s.set_rater_agreement(compared > 0 ? static_cast<double>(agreed) / compared : 0.0);
-  BPO_ASSIGN_OR_RETURN(Statement * last, db_->Prepare(
-      "SELECT request FROM steps ORDER BY step DESC LIMIT 1"));
+  BPO_ASSIGN_OR_RETURN(Statement * last,
+                       db_->Prepare("SELECT request FROM steps ORDER BY step DESC LIMIT 1"));
   BPO_ASSIGN_OR_RETURN(bool has_last, last->Step());
   if (has_last) {
     bpo::v1::CommitStepRequest commit;

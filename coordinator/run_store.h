@@ -148,8 +148,8 @@ class RunStore {
   absl::Status AddPair(int phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status OpenPhasesUpTo(int64_t newest_snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int64_t> NewestSnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // -1: none
-  absl::StatusOr<std::string> NewLeaseId(const std::string& worker_id, int kind, int64_t deadline_us)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::string> NewLeaseId(const std::string& worker_id, int kind,
+                                         int64_t deadline_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Resolves a pair whose labels are all in: annotated, or dropped and replaced.
   absl::Status Resolve(int64_t seq, const std::string& pair_id, int phase)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

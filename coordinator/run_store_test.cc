@@ -11,8 +11,8 @@ namespace bpo::coordinator {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using bpo::v1::ItemStatus;
+using ::testing::HasSubstr;
 
 class RunStoreTest : public ::testing::Test {
  protected:
@@ -207,7 +207,8 @@ TEST_F(RunStoreTest, StrictRunConsumesEveryPairOnceInPhaseOrder) {
           << "prompts are drawn without replacement";
     }
     // A refetch (learner restart) returns the same batch.
-    EXPECT_EQ(Fetch(s.get(), learner, t).pairs(0).pair().pair_id(), batch.pairs(0).pair().pair_id());
+    EXPECT_EQ(Fetch(s.get(), learner, t).pairs(0).pair().pair_id(),
+              batch.pairs(0).pair().pair_id());
     ASSERT_TRUE(Commit(s.get(), learner, t).ok());
     EXPECT_TRUE(Commit(s.get(), learner, t).ok()) << "commit is idempotent";
   }
@@ -271,7 +272,8 @@ TEST_F(RunStoreTest, ReopenedStoreContinuesTheRunWithNothingLost) {
     auto s = Open();
     learner = Register(s.get(), bpo::v1::WORKER_KIND_LEARNER, "learner-0");
     actor = Register(s.get(), bpo::v1::WORKER_KIND_ACTOR, "actor-a");
-    annotator = Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rule", bpo::v1::ANNOTATOR_KIND_RULE);
+    annotator =
+        Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rule", bpo::v1::ANNOTATOR_KIND_RULE);
     Publish(s.get(), learner, 0);
     SampleAndLabelAll(s.get(), actor, annotator);
     ASSERT_EQ(Fetch(s.get(), learner, 0).pairs_size(), 2);
@@ -341,7 +343,8 @@ TEST_F(RunStoreTest, BadRequestsGetPreciseErrorsAndChangeNothing) {
 
   // Labels: a pair not leased to this annotator, a bad provenance, no choice.
   ASSERT_TRUE(s->SubmitPairs(Sampled(actor, lease)).ok());
-  const auto other = Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rm", bpo::v1::ANNOTATOR_KIND_RM);
+  const auto other =
+      Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rm", bpo::v1::ANNOTATOR_KIND_RM);
   auto labels = LeaseLabels(s.get(), annotator, 2);
   ASSERT_EQ(labels.pairs_size(), 2);
   auto stolen = s->SubmitLabels(Labels(other, labels));
@@ -415,8 +418,10 @@ TEST_F(RunStoreTest, TwoRatersPerPairReportTheirAgreement) {
   auto s = Open();
   const auto learner = Register(s.get(), bpo::v1::WORKER_KIND_LEARNER, "learner-0");
   const auto actor = Register(s.get(), bpo::v1::WORKER_KIND_ACTOR, "actor-a");
-  const auto ann = Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "alice", bpo::v1::ANNOTATOR_KIND_RULE);
-  const auto bob = Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "bob", bpo::v1::ANNOTATOR_KIND_RULE);
+  const auto ann =
+      Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "alice", bpo::v1::ANNOTATOR_KIND_RULE);
+  const auto bob =
+      Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "bob", bpo::v1::ANNOTATOR_KIND_RULE);
   Publish(s.get(), learner, 0);
   auto lease = Lease(s.get(), actor, 4);
   ASSERT_TRUE(s->SubmitPairs(Sampled(actor, lease)).ok());
@@ -424,7 +429,8 @@ TEST_F(RunStoreTest, TwoRatersPerPairReportTheirAgreement) {
   auto lb = LeaseLabels(s.get(), bob, 4);
   ASSERT_EQ(la.pairs_size(), 4);
   ASSERT_EQ(lb.pairs_size(), 4);
-  EXPECT_TRUE(LeaseLabels(s.get(), ann, 4).pairs().empty()) << "never the same pair twice to one rater";
+  EXPECT_TRUE(LeaseLabels(s.get(), ann, 4).pairs().empty())
+      << "never the same pair twice to one rater";
   ASSERT_TRUE(s->SubmitLabels(Labels(ann, la)).ok());
   EXPECT_EQ(s->Counters()->pairs[PairState::kAnnotated], 0) << "one of two labels is not enough";
   auto bl = Labels(bob, lb);

@@ -45,10 +45,14 @@ void SetRetry(google::protobuf::Duration* d, int64_t millis) {
 
 const char* ProvenancePrefix(bpo::v1::AnnotatorKind kind) {
   switch (kind) {
-    case bpo::v1::ANNOTATOR_KIND_RM: return "rm:";
-    case bpo::v1::ANNOTATOR_KIND_RULE: return "rule:";
-    case bpo::v1::ANNOTATOR_KIND_HUMAN: return "human:";
-    default: return "?";
+    case bpo::v1::ANNOTATOR_KIND_RM:
+      return "rm:";
+    case bpo::v1::ANNOTATOR_KIND_RULE:
+      return "rule:";
+    case bpo::v1::ANNOTATOR_KIND_HUMAN:
+      return "human:";
+    default:
+      return "?";
   }
 }
 
@@ -79,8 +83,9 @@ absl::StatusOr<bpo::v1::LeasePromptsResponse> RunStore::LeasePrompts(
     BPO_RETURN_IF_ERROR(ExpireLocked().status());
     BPO_ASSIGN_OR_RETURN(int64_t newest, NewestSnapshot());
     const int limit = std::clamp(request.max_prompts(), 1, kMaxItemsPerLease);
-    BPO_ASSIGN_OR_RETURN(Statement * pick, db_->Prepare(
-        "SELECT seq, pair_id, prompt_idx FROM pairs WHERE state = 0 ORDER BY phase, seq LIMIT ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * pick,
+                         db_->Prepare("SELECT seq, pair_id, prompt_idx FROM pairs WHERE state = 0 "
+                                      "ORDER BY phase, seq LIMIT ?"));
     pick->Bind(1, static_cast<int64_t>(limit));
     std::vector<std::tuple<int64_t, std::string, int64_t>> rows;
     while (newest >= 0) {
@@ -93,13 +98,21 @@ absl::StatusOr<bpo::v1::LeasePromptsResponse> RunStore::LeasePrompts(
       return absl::OkStatus();
     }
     const int64_t deadline = NowMicros() + config_.coordinator().actor_lease_seconds() * 1000000LL;
-    BPO_ASSIGN_OR_RETURN(std::string lease_id, NewLeaseId(request.worker_id(), kPromptLease, deadline));
-    BPO_ASSIGN_OR_RETURN(Statement * take, db_->Prepare(
-        "UPDATE pairs SET state = 1, lease_id = ?, worker_id = ?, version = ? WHERE seq = ?"));
-    BPO_ASSIGN_OR_RETURN(Statement * prompt, db_->Prepare("SELECT prompt FROM prompts WHERE idx = ?"));
+    BPO_ASSIGN_OR_RETURN(std::string lease_id,
+                         NewLeaseId(request.worker_id(), kPromptLease, deadline));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * take,
+        db_->Prepare(
+            "UPDATE pairs SET state = 1, lease_id = ?, worker_id = ?, version = ? WHERE seq = ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * prompt,
+                         db_->Prepare("SELECT prompt FROM prompts WHERE idx = ?"));
     for (const auto& [seq, pair_id, idx] : rows) {
-      BPO_RETURN_IF_ERROR(
-          take->Reset().Bind(1, lease_id).Bind(2, request.worker_id()).Bind(3, newest).Bind(4, seq).Run());
+      BPO_RETURN_IF_ERROR(take->Reset()
+                              .Bind(1, lease_id)
+                              .Bind(2, request.worker_id())
+                              .Bind(3, newest)
+                              .Bind(4, seq)
+                              .Run());
       prompt->Reset().Bind(1, idx);
       BPO_RETURN_IF_ERROR(prompt->Step().status());
       auto* work = response.add_work();
@@ -109,8 +122,9 @@ absl::StatusOr<bpo::v1::LeasePromptsResponse> RunStore::LeasePrompts(
     response.mutable_lease()->set_lease_id(lease_id);
     *response.mutable_lease()->mutable_deadline() = ToTimestamp(deadline);
     response.set_snapshot_version(static_cast<uint64_t>(newest));
-    BPO_ASSIGN_OR_RETURN(Statement * snap, db_->Prepare(
-        "SELECT info, address, path FROM snapshots WHERE version = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * snap,
+        db_->Prepare("SELECT info, address, path FROM snapshots WHERE version = ?"));
     snap->Bind(1, newest);
     BPO_RETURN_IF_ERROR(snap->Step().status());
     response.mutable_snapshot()->ParseFromString(snap->Text(0));
@@ -131,9 +145,11 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
     BPO_RETURN_IF_ERROR(FindWorker(request.worker_id(), bpo::v1::WORKER_KIND_ACTOR).status());
     BPO_RETURN_IF_ERROR(TouchWorker(request.worker_id()));
     BPO_ASSIGN_OR_RETURN(int64_t newest, NewestSnapshot());
-    BPO_ASSIGN_OR_RETURN(Statement * find, db_->Prepare(
-        "SELECT seq, state, lease_id, worker_id, version, phase, prompt_idx FROM pairs "
-        "WHERE pair_id = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * find,
+        db_->Prepare(
+            "SELECT seq, state, lease_id, worker_id, version, phase, prompt_idx FROM pairs "
+            "WHERE pair_id = ?"));
     // The pair's row, or why this worker may not submit it (the ItemStatus).
     struct Row {
       int64_t seq, state, version, phase, prompt_idx;
@@ -143,8 +159,9 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
       find->Reset().Bind(1, pair_id);
       absl::StatusOr<bool> row = find->Step();
       if (!row.ok() || !*row) {
-        return Rejected(pair_id, absl::StatusCode::kNotFound,
-                        absl::StrCat("unknown pair_id '", pair_id, "' in run '", config_.run_id(), "'"));
+        return Rejected(
+            pair_id, absl::StatusCode::kNotFound,
+            absl::StrCat("unknown pair_id '", pair_id, "' in run '", config_.run_id(), "'"));
       }
       *out = {find->Int(0), find->Int(1), find->IsNull(4) ? -1 : find->Int(4), find->Int(5),
               find->Int(6)};
@@ -165,10 +182,11 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
       // its behavior version is still acceptable for its phase.
       const int64_t v = static_cast<int64_t>(*version);
       const int64_t wanted = state == PairState::kPromptLeased ? out->version : newest;
-      const bool ok = state == PairState::kPromptLeased
-                          ? v == wanted
-                          : (async ? (v <= newest && out->phase - v <= config_.schedule().max_staleness())
-                                   : v == out->phase);
+      const bool ok =
+          state == PairState::kPromptLeased
+              ? v == wanted
+              : (async ? (v <= newest && out->phase - v <= config_.schedule().max_staleness())
+                       : v == out->phase);
       if (!ok) {
         return Rejected(pair_id, absl::StatusCode::kFailedPrecondition,
                         absl::StrCat("behavior_version ", v, " is not the snapshot pair '", pair_id,
@@ -177,10 +195,13 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
       return std::nullopt;
     };
 
-    BPO_ASSIGN_OR_RETURN(Statement * accept, db_->Prepare(
-        "UPDATE pairs SET state = 2, sampled = ?, version = ?, lease_id = NULL, worker_id = ? "
-        "WHERE seq = ?"));
-    BPO_ASSIGN_OR_RETURN(Statement * prompt, db_->Prepare("SELECT prompt FROM prompts WHERE idx = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * accept,
+        db_->Prepare(
+            "UPDATE pairs SET state = 2, sampled = ?, version = ?, lease_id = NULL, worker_id = ? "
+            "WHERE seq = ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * prompt,
+                         db_->Prepare("SELECT prompt FROM prompts WHERE idx = ?"));
     std::set<std::string> seen;
     for (const bpo::v1::SampledPair& pair : request.pairs()) {
       Row row{};
@@ -192,9 +213,10 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
         continue;
       }
       if (!pair.run_id().empty() && pair.run_id() != config_.run_id()) {
-        response.mutable_results()->Add(Rejected(
-            pair.pair_id(), absl::StatusCode::kInvalidArgument,
-            absl::StrCat("run_id '", pair.run_id(), "' is not this run ('", config_.run_id(), "')")));
+        response.mutable_results()->Add(
+            Rejected(pair.pair_id(), absl::StatusCode::kInvalidArgument,
+                     absl::StrCat("run_id '", pair.run_id(), "' is not this run ('",
+                                  config_.run_id(), "')")));
         ++rejected_;
         continue;
       }
@@ -237,12 +259,13 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
         response.mutable_results()->Add(std::move(*bad));
         continue;
       }
-      BPO_RETURN_IF_ERROR(DropAndReplace(row.seq, static_cast<int>(row.phase), "identical responses"));
+      BPO_RETURN_IF_ERROR(
+          DropAndReplace(row.seq, static_cast<int>(row.phase), "identical responses"));
       response.mutable_results()->Add(Item(pair_id, ItemStatus::ACCEPTED));
     }
-    BPO_ASSIGN_OR_RETURN(Statement * done, db_->Prepare(
-        "DELETE FROM leases WHERE lease_id = ? AND NOT EXISTS "
-        "(SELECT 1 FROM pairs WHERE lease_id = ? AND state = 1)"));
+    BPO_ASSIGN_OR_RETURN(Statement * done,
+                         db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND NOT EXISTS "
+                                      "(SELECT 1 FROM pairs WHERE lease_id = ? AND state = 1)"));
     return done->Bind(1, request.lease_id()).Bind(2, request.lease_id()).Run();
   }));
   return response;
@@ -253,16 +276,18 @@ absl::StatusOr<bpo::v1::ReturnPromptsResponse> RunStore::ReturnPrompts(
   absl::MutexLock lock(&mu_);
   BPO_RETURN_IF_ERROR(InTransaction(db_.get(), [&]() -> absl::Status {
     BPO_RETURN_IF_ERROR(FindWorker(request.worker_id(), bpo::v1::WORKER_KIND_ACTOR).status());
-    BPO_ASSIGN_OR_RETURN(Statement * back, db_->Prepare(
-        "UPDATE pairs SET state = 0, lease_id = NULL, worker_id = NULL, version = NULL "
-        "WHERE pair_id = ? AND state = 1 AND lease_id = ? AND worker_id = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * back,
+        db_->Prepare(
+            "UPDATE pairs SET state = 0, lease_id = NULL, worker_id = NULL, version = NULL "
+            "WHERE pair_id = ? AND state = 1 AND lease_id = ? AND worker_id = ?"));
     for (const std::string& id : request.pair_ids()) {
-      BPO_RETURN_IF_ERROR(back->Reset().Bind(1, id).Bind(2, request.lease_id())
-                              .Bind(3, request.worker_id()).Run());
+      BPO_RETURN_IF_ERROR(
+          back->Reset().Bind(1, id).Bind(2, request.lease_id()).Bind(3, request.worker_id()).Run());
     }
-    BPO_ASSIGN_OR_RETURN(Statement * done, db_->Prepare(
-        "DELETE FROM leases WHERE lease_id = ? AND NOT EXISTS "
-        "(SELECT 1 FROM pairs WHERE lease_id = ? AND state = 1)"));
+    BPO_ASSIGN_OR_RETURN(Statement * done,
+                         db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND NOT EXISTS "
+                                      "(SELECT 1 FROM pairs WHERE lease_id = ? AND state = 1)"));
     return done->Bind(1, request.lease_id()).Bind(2, request.lease_id()).Run();
   }));
   return bpo::v1::ReturnPromptsResponse();
@@ -277,13 +302,16 @@ absl::StatusOr<bpo::v1::LeasePairsResponse> RunStore::LeasePairs(
     BPO_RETURN_IF_ERROR(TouchWorker(request.worker_id()));
     BPO_RETURN_IF_ERROR(ExpireLocked().status());
     const int limit = std::clamp(request.max_pairs(), 1, kMaxItemsPerLease);
-    BPO_ASSIGN_OR_RETURN(Statement * pick, db_->Prepare(
-        "SELECT p.seq, p.sampled FROM pairs p WHERE p.state = 2 "
-        "AND (SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.choice != 4) + "
-        "    (SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq) < ? "
-        "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.seq = p.seq AND l.worker_id = ?) "
-        "AND NOT EXISTS (SELECT 1 FROM label_leases ll WHERE ll.seq = p.seq AND ll.worker_id = ?) "
-        "ORDER BY p.phase, p.seq LIMIT ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * pick,
+        db_->Prepare(
+            "SELECT p.seq, p.sampled FROM pairs p WHERE p.state = 2 "
+            "AND (SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.choice != 4) + "
+            "    (SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq) < ? "
+            "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.seq = p.seq AND l.worker_id = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM label_leases ll WHERE ll.seq = p.seq AND ll.worker_id = "
+            "?) "
+            "ORDER BY p.phase, p.seq LIMIT ?"));
     pick->Bind(1, static_cast<int64_t>(config_.annotation().raters_per_pair()))
         .Bind(2, request.worker_id())
         .Bind(3, request.worker_id())
@@ -301,11 +329,14 @@ absl::StatusOr<bpo::v1::LeasePairsResponse> RunStore::LeasePairs(
     const int64_t cap = config_.annotation().lease_seconds() * 1000000LL;
     const int64_t asked = DurationMicros(request.lease_duration());
     const int64_t deadline = NowMicros() + (asked > 0 ? std::min(asked, cap) : cap);
-    BPO_ASSIGN_OR_RETURN(std::string lease_id, NewLeaseId(request.worker_id(), kLabelLease, deadline));
-    BPO_ASSIGN_OR_RETURN(Statement * hold, db_->Prepare(
-        "INSERT INTO label_leases(seq, worker_id, lease_id) VALUES(?, ?, ?)"));
+    BPO_ASSIGN_OR_RETURN(std::string lease_id,
+                         NewLeaseId(request.worker_id(), kLabelLease, deadline));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * hold,
+        db_->Prepare("INSERT INTO label_leases(seq, worker_id, lease_id) VALUES(?, ?, ?)"));
     for (const auto& [seq, blob] : rows) {
-      BPO_RETURN_IF_ERROR(hold->Reset().Bind(1, seq).Bind(2, request.worker_id()).Bind(3, lease_id).Run());
+      BPO_RETURN_IF_ERROR(
+          hold->Reset().Bind(1, seq).Bind(2, request.worker_id()).Bind(3, lease_id).Run());
       response.add_pairs()->ParseFromString(blob);
     }
     response.mutable_lease()->set_lease_id(lease_id);
@@ -323,8 +354,9 @@ absl::StatusOr<bpo::v1::ExtendLeaseResponse> RunStore::ExtendLease(
     BPO_RETURN_IF_ERROR(FindWorker(request.worker_id(), bpo::v1::WORKER_KIND_UNSPECIFIED).status());
     BPO_RETURN_IF_ERROR(TouchWorker(request.worker_id()));
     BPO_RETURN_IF_ERROR(ExpireLocked().status());
-    BPO_ASSIGN_OR_RETURN(Statement * get, db_->Prepare(
-        "SELECT kind FROM leases WHERE lease_id = ? AND worker_id = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * get,
+        db_->Prepare("SELECT kind FROM leases WHERE lease_id = ? AND worker_id = ?"));
     get->Bind(1, request.lease_id()).Bind(2, request.worker_id());
     BPO_ASSIGN_OR_RETURN(bool row, get->Step());
     if (!row) {
@@ -337,8 +369,8 @@ absl::StatusOr<bpo::v1::ExtendLeaseResponse> RunStore::ExtendLease(
                         1000000LL;
     const int64_t asked = DurationMicros(request.extend_by());
     const int64_t deadline = NowMicros() + (asked > 0 ? std::min(asked, cap) : cap);
-    BPO_ASSIGN_OR_RETURN(Statement * up, db_->Prepare(
-        "UPDATE leases SET deadline_us = ? WHERE lease_id = ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * up,
+                         db_->Prepare("UPDATE leases SET deadline_us = ? WHERE lease_id = ?"));
     BPO_RETURN_IF_ERROR(up->Bind(1, deadline).Bind(2, request.lease_id()).Run());
     response.mutable_lease()->set_lease_id(request.lease_id());
     *response.mutable_lease()->mutable_deadline() = ToTimestamp(deadline);
@@ -358,17 +390,20 @@ absl::StatusOr<bpo::v1::SubmitLabelsResponse> RunStore::SubmitLabels(
     BPO_RETURN_IF_ERROR(TouchWorker(request.worker_id()));
     const std::string prefix = ProvenancePrefix(worker.info.annotator_kind());
     const int64_t raters = config_.annotation().raters_per_pair();
-    BPO_ASSIGN_OR_RETURN(Statement * find, db_->Prepare(
-        "SELECT seq, state, phase, "
-        "(SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.worker_id = ?), "
-        "(SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq AND ll.worker_id = ?), "
-        "(SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.choice != 4), "
-        "(SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq) "
-        "FROM pairs p WHERE pair_id = ?"));
-    BPO_ASSIGN_OR_RETURN(Statement * add, db_->Prepare(
-        "INSERT INTO labels(seq, worker_id, choice, label) VALUES(?, ?, ?, ?)"));
-    BPO_ASSIGN_OR_RETURN(Statement * release, db_->Prepare(
-        "DELETE FROM label_leases WHERE seq = ? AND worker_id = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * find,
+        db_->Prepare(
+            "SELECT seq, state, phase, "
+            "(SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.worker_id = ?), "
+            "(SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq AND ll.worker_id = ?), "
+            "(SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.choice != 4), "
+            "(SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq) "
+            "FROM pairs p WHERE pair_id = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * add,
+        db_->Prepare("INSERT INTO labels(seq, worker_id, choice, label) VALUES(?, ?, ?, ?)"));
+    BPO_ASSIGN_OR_RETURN(Statement * release,
+                         db_->Prepare("DELETE FROM label_leases WHERE seq = ? AND worker_id = ?"));
     for (const bpo::v1::Label& label : request.labels()) {
       const std::string& id = label.pair_id();
       find->Reset().Bind(1, request.worker_id()).Bind(2, request.worker_id()).Bind(3, id);
@@ -393,16 +428,19 @@ absl::StatusOr<bpo::v1::SubmitLabelsResponse> RunStore::SubmitLabels(
                                              "this worker already labelled the pair"));
         continue;
       }
-      if (label.choice() == bpo::v1::CHOICE_UNSPECIFIED || !bpo::v1::Choice_IsValid(label.choice())) {
+      if (label.choice() == bpo::v1::CHOICE_UNSPECIFIED ||
+          !bpo::v1::Choice_IsValid(label.choice())) {
         reject(absl::StatusCode::kInvalidArgument,
                absl::StrCat("pair '", id, "': choice must be A, B, TIE or SKIP"));
         continue;
       }
-      if (!absl::StartsWith(label.provenance(), prefix) || label.provenance().size() <= prefix.size()) {
-        reject(absl::StatusCode::kInvalidArgument,
-               absl::StrCat("pair '", id, "': provenance '", label.provenance(), "' must be '",
-                            prefix, "<name>' for a ",
-                            bpo::v1::AnnotatorKind_Name(worker.info.annotator_kind()), " annotator"));
+      if (!absl::StartsWith(label.provenance(), prefix) ||
+          label.provenance().size() <= prefix.size()) {
+        reject(
+            absl::StatusCode::kInvalidArgument,
+            absl::StrCat("pair '", id, "': provenance '", label.provenance(), "' must be '", prefix,
+                         "<name>' for a ",
+                         bpo::v1::AnnotatorKind_Name(worker.info.annotator_kind()), " annotator"));
         continue;
       }
       if (state != PairState::kSampled) {
@@ -432,17 +470,23 @@ absl::StatusOr<bpo::v1::SubmitLabelsResponse> RunStore::SubmitLabels(
         BPO_RETURN_IF_ERROR(Resolve(seq, id, static_cast<int>(phase)));
       }
     }
-    BPO_ASSIGN_OR_RETURN(Statement * done, db_->Prepare(
-        "DELETE FROM leases WHERE lease_id = ? AND worker_id = ? AND NOT EXISTS "
-        "(SELECT 1 FROM label_leases WHERE lease_id = ?)"));
-    return done->Bind(1, request.lease_id()).Bind(2, request.worker_id()).Bind(3, request.lease_id()).Run();
+    BPO_ASSIGN_OR_RETURN(
+        Statement * done,
+        db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND worker_id = ? AND NOT EXISTS "
+                     "(SELECT 1 FROM label_leases WHERE lease_id = ?)"));
+    return done->Bind(1, request.lease_id())
+        .Bind(2, request.worker_id())
+        .Bind(3, request.lease_id())
+        .Run();
   }));
   return response;
 }
 
 absl::Status RunStore::Resolve(int64_t seq, const std::string& pair_id, int phase) {
-  BPO_ASSIGN_OR_RETURN(Statement * all, db_->Prepare(
-      "SELECT choice, label FROM labels WHERE seq = ? AND choice != 4 ORDER BY rowid"));
+  BPO_ASSIGN_OR_RETURN(
+      Statement * all,
+      db_->Prepare(
+          "SELECT choice, label FROM labels WHERE seq = ? AND choice != 4 ORDER BY rowid"));
   all->Bind(1, seq);
   std::vector<bpo::v1::Label> labels;
   while (true) {
@@ -457,7 +501,8 @@ absl::Status RunStore::Resolve(int64_t seq, const std::string& pair_id, int phas
   }
   if (labels.size() > 1) {
     std::string provenance;
-    for (const auto& l : labels) absl::StrAppend(&provenance, provenance.empty() ? "" : "+", l.provenance());
+    for (const auto& l : labels)
+      absl::StrAppend(&provenance, provenance.empty() ? "" : "+", l.provenance());
     final_label.set_provenance(provenance);
   }
   if (choice == bpo::v1::CHOICE_TIE) {
@@ -468,24 +513,27 @@ absl::Status RunStore::Resolve(int64_t seq, const std::string& pair_id, int phas
     choice = (h & 1) ? bpo::v1::CHOICE_A : bpo::v1::CHOICE_B;
   }
   final_label.set_choice(choice);
-  BPO_ASSIGN_OR_RETURN(Statement * up, db_->Prepare(
-      "UPDATE pairs SET state = 3, label = ? WHERE seq = ?"));
+  BPO_ASSIGN_OR_RETURN(Statement * up,
+                       db_->Prepare("UPDATE pairs SET state = 3, label = ? WHERE seq = ?"));
   return up->BindBlob(1, Serialize(final_label)).Bind(2, seq).Run();
 }
 
 absl::Status RunStore::DropAndReplace(int64_t seq, int phase, const std::string& why) {
-  BPO_ASSIGN_OR_RETURN(Statement * drop, db_->Prepare(
-      "UPDATE pairs SET state = 6, note = ?, lease_id = NULL WHERE seq = ?"));
+  BPO_ASSIGN_OR_RETURN(
+      Statement * drop,
+      db_->Prepare("UPDATE pairs SET state = 6, note = ?, lease_id = NULL WHERE seq = ?"));
   BPO_RETURN_IF_ERROR(drop->Bind(1, why).Bind(2, seq).Run());
   BPO_ASSIGN_OR_RETURN(Statement * release, db_->Prepare("DELETE FROM label_leases WHERE seq = ?"));
   BPO_RETURN_IF_ERROR(release->Bind(1, seq).Run());
   return AddPair(phase);
 }
 
-absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::BatchSlice(int64_t step, int rank, int world) {
+absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::BatchSlice(int64_t step, int rank,
+                                                                 int world) {
   const int64_t per_rank = config_.schedule().batch_size() / world;
-  BPO_ASSIGN_OR_RETURN(Statement * st, db_->Prepare(
-      "SELECT sampled, label, version FROM pairs WHERE step = ? ORDER BY pos"));
+  BPO_ASSIGN_OR_RETURN(
+      Statement * st,
+      db_->Prepare("SELECT sampled, label, version FROM pairs WHERE step = ? ORDER BY pos"));
   st->Bind(1, step);
   bpo::v1::FetchBatchResponse response;
   response.set_step(step);
@@ -511,8 +559,8 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
   const int world = config_.learner().world_size();
   if (request.world_size() != world || request.rank() < 0 || request.rank() >= world) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "FetchBatch from rank ", request.rank(), " of world size ", request.world_size(),
-        "; run '", config_.run_id(), "' has learner.world_size = ", world));
+        "FetchBatch from rank ", request.rank(), " of world size ", request.world_size(), "; run '",
+        config_.run_id(), "' has learner.world_size = ", world));
   }
   if (request.step() < 0) {
     return absl::InvalidArgumentError(absl::StrCat("step must be >= 0, got ", request.step()));
@@ -531,8 +579,8 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
         response.set_done(true);
         return absl::OkStatus();
       }
-      return absl::FailedPreconditionError(absl::StrCat(
-          "step ", step, " is beyond the run's T = ", sch.total_steps(), " steps"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("step ", step, " is beyond the run's T = ", sch.total_steps(), " steps"));
     }
     if (step < formed) {
       BPO_ASSIGN_OR_RETURN(response, BatchSlice(step, request.rank(), world));
@@ -543,7 +591,8 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
           "the batch of step ", formed, " is not formed yet; step ", step, " cannot be"));
     }
     const int64_t phase = step / steps_per_phase_;
-    BPO_ASSIGN_OR_RETURN(Statement * snap, db_->Prepare("SELECT 1 FROM snapshots WHERE version = ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * snap,
+                         db_->Prepare("SELECT 1 FROM snapshots WHERE version = ?"));
     snap->Bind(1, phase);
     BPO_ASSIGN_OR_RETURN(bool published, snap->Step());
     if (!published) {
@@ -555,8 +604,9 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
       return absl::OkStatus();
     }
     if (sch.mode() == bpo::v1::ScheduleConfig::STRICT) {
-      BPO_ASSIGN_OR_RETURN(Statement * pending, db_->Prepare(
-          "SELECT COUNT(*) FROM pairs WHERE phase = ? AND state IN (0, 1, 2)"));
+      BPO_ASSIGN_OR_RETURN(
+          Statement * pending,
+          db_->Prepare("SELECT COUNT(*) FROM pairs WHERE phase = ? AND state IN (0, 1, 2)"));
       pending->Bind(1, phase);
       BPO_RETURN_IF_ERROR(pending->Step().status());
       if (pending->Int(0) > 0) {
@@ -564,8 +614,10 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
         return absl::OkStatus();
       }
     }
-    BPO_ASSIGN_OR_RETURN(Statement * pick, db_->Prepare(
-        "SELECT seq, version FROM pairs WHERE phase = ? AND state = 3 ORDER BY seq LIMIT ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * pick,
+        db_->Prepare(
+            "SELECT seq, version FROM pairs WHERE phase = ? AND state = 3 ORDER BY seq LIMIT ?"));
     pick->Bind(1, phase).Bind(2, static_cast<int64_t>(sch.batch_size()));
     std::vector<int64_t> seqs;
     int64_t oldest = phase;
@@ -579,10 +631,12 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
       SetRetry(response.mutable_retry_after(), kRetryAfterMs);
       return absl::OkStatus();
     }
-    BPO_ASSIGN_OR_RETURN(Statement * take, db_->Prepare(
-        "UPDATE pairs SET state = 4, step = ?, pos = ? WHERE seq = ?"));
+    BPO_ASSIGN_OR_RETURN(
+        Statement * take,
+        db_->Prepare("UPDATE pairs SET state = 4, step = ?, pos = ? WHERE seq = ?"));
     for (size_t i = 0; i < seqs.size(); ++i) {
-      BPO_RETURN_IF_ERROR(take->Reset().Bind(1, step).Bind(2, static_cast<int64_t>(i)).Bind(3, seqs[i]).Run());
+      BPO_RETURN_IF_ERROR(
+          take->Reset().Bind(1, step).Bind(2, static_cast<int64_t>(i)).Bind(3, seqs[i]).Run());
     }
     BPO_ASSIGN_OR_RETURN(int64_t worst, GetCounter("max_staleness"));
     if (phase - oldest > worst) BPO_RETURN_IF_ERROR(SetCounter("max_staleness", phase - oldest));
@@ -607,8 +661,8 @@ absl::StatusOr<bpo::v1::CommitStepResponse> RunStore::CommitStep(
       return absl::OkStatus();
     }
     if (step > committed) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot commit step ", step, ": step ", committed, " is the next to commit"));
+      return absl::FailedPreconditionError(absl::StrCat("cannot commit step ", step, ": step ",
+                                                        committed, " is the next to commit"));
     }
     BPO_ASSIGN_OR_RETURN(Statement * ids, db_->Prepare("SELECT pair_id FROM pairs WHERE step = ?"));
     ids->Bind(1, step);
@@ -625,17 +679,19 @@ absl::StatusOr<bpo::v1::CommitStepResponse> RunStore::CommitStep(
     if (!request.pair_ids().empty()) {
       const std::set<std::string> given(request.pair_ids().begin(), request.pair_ids().end());
       if (given != batch) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "CommitStep ", step, " names ", given.size(), " pairs that are not the step's batch of ",
-            batch.size()));
+        return absl::InvalidArgumentError(absl::StrCat("CommitStep ", step, " names ", given.size(),
+                                                       " pairs that are not the step's batch of ",
+                                                       batch.size()));
       }
     }
-    BPO_ASSIGN_OR_RETURN(Statement * consume, db_->Prepare(
-        "UPDATE pairs SET state = 5 WHERE step = ? AND state = 4"));
+    BPO_ASSIGN_OR_RETURN(Statement * consume,
+                         db_->Prepare("UPDATE pairs SET state = 5 WHERE step = ? AND state = 4"));
     BPO_RETURN_IF_ERROR(consume->Bind(1, step).Run());
-    BPO_ASSIGN_OR_RETURN(Statement * ins, db_->Prepare(
-        "INSERT INTO steps(step, committed_us, request) VALUES(?, ?, ?)"));
-    BPO_RETURN_IF_ERROR(ins->Bind(1, step).Bind(2, NowMicros()).BindBlob(3, Serialize(request)).Run());
+    BPO_ASSIGN_OR_RETURN(
+        Statement * ins,
+        db_->Prepare("INSERT INTO steps(step, committed_us, request) VALUES(?, ?, ?)"));
+    BPO_RETURN_IF_ERROR(
+        ins->Bind(1, step).Bind(2, NowMicros()).BindBlob(3, Serialize(request)).Run());
     response.set_state(step + 1 >= total ? bpo::v1::RUN_STATE_DONE : bpo::v1::RUN_STATE_RUNNING);
     return absl::OkStatus();
   }));
@@ -646,31 +702,33 @@ absl::StatusOr<bpo::v1::ReportSnapshotResponse> RunStore::ReportSnapshot(
     const bpo::v1::ReportSnapshotRequest& request) {
   const bpo::v1::SnapshotInfo& info = request.snapshot();
   if (info.sha256().size() != 64 || info.size_bytes() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "snapshot ", info.version(), ": needs a 64-hex-digit sha256 and a size, got '",
-        info.sha256(), "' and ", info.size_bytes(), " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("snapshot ", info.version(), ": needs a 64-hex-digit sha256 and a size, got '",
+                     info.sha256(), "' and ", info.size_bytes(), " bytes"));
   }
   if (request.serve_address().empty() && request.path().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "snapshot ", info.version(), ": no serve_address or path to fetch it from"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("snapshot ", info.version(), ": no serve_address or path to fetch it from"));
   }
   absl::MutexLock lock(&mu_);
   BPO_RETURN_IF_ERROR(InTransaction(db_.get(), [&]() -> absl::Status {
     BPO_RETURN_IF_ERROR(FindWorker(request.worker_id(), bpo::v1::WORKER_KIND_LEARNER).status());
     const int64_t v = static_cast<int64_t>(info.version());
-    BPO_ASSIGN_OR_RETURN(Statement * get, db_->Prepare("SELECT info FROM snapshots WHERE version = ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * get,
+                         db_->Prepare("SELECT info FROM snapshots WHERE version = ?"));
     get->Bind(1, v);
     BPO_ASSIGN_OR_RETURN(bool held, get->Step());
     if (held) {
       bpo::v1::SnapshotInfo old;
       old.ParseFromString(get->Text(0));
       if (old.sha256() != info.sha256()) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "snapshot ", v, " was reported with sha256 ", old.sha256(), "; now ", info.sha256(),
-            ": actors may have sampled from the first one"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("snapshot ", v, " was reported with sha256 ", old.sha256(), "; now ",
+                         info.sha256(), ": actors may have sampled from the first one"));
       }
-      BPO_ASSIGN_OR_RETURN(Statement * up, db_->Prepare(
-          "UPDATE snapshots SET address = ?, path = ? WHERE version = ?"));
+      BPO_ASSIGN_OR_RETURN(
+          Statement * up,
+          db_->Prepare("UPDATE snapshots SET address = ?, path = ? WHERE version = ?"));
       return up->Bind(1, request.serve_address()).Bind(2, request.path()).Bind(3, v).Run();
     }
     BPO_ASSIGN_OR_RETURN(int64_t formed, BatchesFormed());
@@ -682,10 +740,14 @@ absl::StatusOr<bpo::v1::ReportSnapshotResponse> RunStore::ReportSnapshot(
                                                  : std::string("none: all phases have one"),
           ")"));
     }
-    BPO_ASSIGN_OR_RETURN(Statement * ins, db_->Prepare(
-        "INSERT INTO snapshots(version, info, address, path) VALUES(?, ?, ?, ?)"));
-    BPO_RETURN_IF_ERROR(ins->Bind(1, v).BindBlob(2, Serialize(info)).Bind(3, request.serve_address())
-                            .Bind(4, request.path()).Run());
+    BPO_ASSIGN_OR_RETURN(
+        Statement * ins,
+        db_->Prepare("INSERT INTO snapshots(version, info, address, path) VALUES(?, ?, ?, ?)"));
+    BPO_RETURN_IF_ERROR(ins->Bind(1, v)
+                            .BindBlob(2, Serialize(info))
+                            .Bind(3, request.serve_address())
+                            .Bind(4, request.path())
+                            .Run());
     return OpenPhasesUpTo(v);
   }));
   return bpo::v1::ReportSnapshotResponse();

@@ -33,7 +33,8 @@ class StoreCollector : public metrics::Collector {
     absl::StatusOr<StoreCounters> c = store_->Counters();
     if (!c.ok()) return;
     using metrics::MetricType;
-    metrics::WriteHeader("bpo_coordinator_pairs", "Pairs of the run by state", MetricType::kGauge, out);
+    metrics::WriteHeader("bpo_coordinator_pairs", "Pairs of the run by state", MetricType::kGauge,
+                         out);
     for (const auto& [state, n] : c->pairs) {
       metrics::WriteSample("bpo_coordinator_pairs", {{"state", PairStateName(state)}},
                            static_cast<double>(n), out);
@@ -52,10 +53,12 @@ class StoreCollector : public metrics::Collector {
       metrics::WriteHeader(name, help, MetricType::kGauge, out);
       metrics::WriteSample(name, {}, v, out);
     };
-    metrics::WriteHeader("bpo_coordinator_workers", "Workers seen within the worker timeout, by kind",
-                         MetricType::kGauge, out);
+    metrics::WriteHeader("bpo_coordinator_workers",
+                         "Workers seen within the worker timeout, by kind", MetricType::kGauge,
+                         out);
     for (const auto& [kind, n] : c->workers_active) {
-      metrics::WriteSample("bpo_coordinator_workers", {{"kind", kind}}, static_cast<double>(n), out);
+      metrics::WriteSample("bpo_coordinator_workers", {{"kind", kind}}, static_cast<double>(n),
+                           out);
     }
     counter("bpo_coordinator_leases_granted_total", "Leases granted (prompts and labels)",
             c->leases_granted);
@@ -98,7 +101,7 @@ void RpcMetrics::Record(const std::string& method, double seconds, const absl::S
   calls_->Add({{"method", method}, {"code", absl::StatusCodeToString(status.code())}}).Increment();
 }
 
-#define BPO_ANSWER(Method, Store)                                                        \
+#define BPO_ANSWER(Method, Store) \
   return Answer(context, response, metrics_, #Method, [&] { return Store->Method(*request); })
 
 grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* context,
@@ -121,9 +124,9 @@ grpc::ServerUnaryReactor* PromptQueueService::LeasePrompts(
     bpo::v1::LeasePromptsResponse* response) {
   BPO_ANSWER(LeasePrompts, store_);
 }
-grpc::ServerUnaryReactor* PromptQueueService::SubmitPairs(grpc::CallbackServerContext* context,
-                                                          const bpo::v1::SubmitPairsRequest* request,
-                                                          bpo::v1::SubmitPairsResponse* response) {
+grpc::ServerUnaryReactor* PromptQueueService::SubmitPairs(
+    grpc::CallbackServerContext* context, const bpo::v1::SubmitPairsRequest* request,
+    bpo::v1::SubmitPairsResponse* response) {
   BPO_ANSWER(SubmitPairs, store_);
 }
 grpc::ServerUnaryReactor* PromptQueueService::ReturnPrompts(

@@ -34,7 +34,8 @@ class ServiceTest : public ::testing::Test {
     config_.mutable_schedule()->set_pairs_per_phase(4);
     std::vector<bpo::v1::Prompt> prompts(10);
     for (int i = 0; i < 10; ++i) prompts[i].set_text(absl::StrCat("prompt ", i));
-    auto store = RunStore::Open(config_, prompts, {.path = (dir / "s.db").string(), .fsync = false});
+    auto store =
+        RunStore::Open(config_, prompts, {.path = (dir / "s.db").string(), .fsync = false});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     auto m = RpcMetrics::Create(&registry_);
@@ -127,7 +128,8 @@ TEST_F(ServiceTest, OversizedMalformedAndUnknownRequestsAreRefusedPrecisely) {
   for (const auto& [state, n] : c->pairs) EXPECT_EQ(n, 0) << PairStateName(state);
   // The failures are counted by method and code.
   const std::string text = registry_.Render();
-  EXPECT_THAT(text, HasSubstr("bpo_coordinator_rpcs_total{code=\"NOT_FOUND\",method=\"LeasePrompts\"} 1"));
+  EXPECT_THAT(
+      text, HasSubstr("bpo_coordinator_rpcs_total{code=\"NOT_FOUND\",method=\"LeasePrompts\"} 1"));
 }
 
 TEST_F(ServiceTest, ClientRetriesWhileTheCoordinatorIsDown) {

@@ -14,9 +14,9 @@ struct Database::Cache {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, Options options) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
     sqlite3_close(raw);
@@ -108,7 +108,8 @@ absl::StatusOr<bool> Statement::Step() {
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  absl::Status s = db_->Error(absl::StrCat("step '", std::string(sqlite3_sql(stmt_)).substr(0, 80), "'"));
+  absl::Status s =
+      db_->Error(absl::StrCat("step '", std::string(sqlite3_sql(stmt_)).substr(0, 80), "'"));
   sqlite3_reset(stmt_);
   return s;
 }

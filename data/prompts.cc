@@ -4,11 +4,10 @@
 
 #include <map>
 
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 
 namespace bpo::data {
 namespace {
@@ -47,8 +46,8 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
   return out;
 }
 
-absl::Status ForEachJsonlObject(const std::string& path,
-                                const std::function<absl::Status(int, const nlohmann::json&)>& row) {
+absl::Status ForEachJsonlObject(
+    const std::string& path, const std::function<absl::Status(int, const nlohmann::json&)>& row) {
   absl::StatusOr<std::string> text = ReadTextFile(path);
   if (!text.ok()) return text.status();
   const std::vector<std::string> lines = Lines(*text);
@@ -159,8 +158,8 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTldrCsv(const std::string& path
     }
   }
   if (quoted) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", row_line, ": a quoted field is not closed before the end of the file"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ":", row_line, ": a quoted field is not closed before the end of the file"));
   }
   if (any || !field.empty()) {
     row.push_back(std::move(field));
@@ -192,7 +191,8 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadTldrCsv(const std::string& path
     if (has_ref) p.set_reference(rows[i][r]);
     out.push_back(std::move(p));
   }
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has a header but no rows"));
+  if (out.empty())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": has a header but no rows"));
   return out;
 }
 
@@ -217,7 +217,8 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitHhDialogue(const std::s
     absl::StrAppend(&prompt, prompt.empty() ? "" : "\n", human ? "user: " : "assistant: ", turn);
     pos = next;
   }
-  if (prompt.empty()) return absl::InvalidArgumentError("the transcript has no turn before the last \"Assistant:\"");
+  if (prompt.empty())
+    return absl::InvalidArgumentError("the transcript has no turn before the last \"Assistant:\"");
   absl::StrAppend(&prompt, "\nassistant:");
   std::string reference(absl::StripAsciiWhitespace(transcript.substr(last + kAssistant.size())));
   return std::make_pair(prompt, " " + reference);
@@ -249,13 +250,16 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> LoadPrompts(const bpo::v1::DataConf
     return absl::InvalidArgumentError("data.prompts names no prompt file");
   }
   switch (data.format()) {
-    case bpo::v1::DataConfig::JSONL: return ReadJsonlPrompts(data.prompts());
-    case bpo::v1::DataConfig::TLDR: return ReadTldrCsv(data.prompts());
-    case bpo::v1::DataConfig::HARMLESS: return ReadHarmlessJsonl(data.prompts());
+    case bpo::v1::DataConfig::JSONL:
+      return ReadJsonlPrompts(data.prompts());
+    case bpo::v1::DataConfig::TLDR:
+      return ReadTldrCsv(data.prompts());
+    case bpo::v1::DataConfig::HARMLESS:
+      return ReadHarmlessJsonl(data.prompts());
     default:
-      return absl::UnimplementedError(absl::StrCat(
-          "data.format ", bpo::v1::DataConfig::Format_Name(data.format()),
-          " has no reader yet: use jsonl, tldr or harmless"));
+      return absl::UnimplementedError(
+          absl::StrCat("data.format ", bpo::v1::DataConfig::Format_Name(data.format()),
+                       " has no reader yet: use jsonl, tldr or harmless"));
   }
 }
 

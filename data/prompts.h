@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
 #include "bpo/v1/common.pb.h"
 #include "bpo/v1/config.pb.h"
+#include "nlohmann/json.hpp"
 
 namespace bpo::data {
 

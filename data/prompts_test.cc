@@ -37,7 +37,8 @@ TEST(PromptsTest, ReadsTheTldrEvalCsv) {
     EXPECT_TRUE(absl::StartsWith(p.reference(), " ")) << p.prompt_id() << ": " << p.reference();
   }
   // Quoted fields keep their newlines.
-  EXPECT_THAT((*prompts)[0].text(), HasSubstr("\n\nTITLE: How do you get someone out of your head?"));
+  EXPECT_THAT((*prompts)[0].text(),
+              HasSubstr("\n\nTITLE: How do you get someone out of your head?"));
 }
 
 TEST(PromptsTest, ReadsHhRlhfHarmlessDialoguesInThePapersFormat) {
@@ -51,11 +52,13 @@ TEST(PromptsTest, ReadsHhRlhfHarmlessDialoguesInThePapersFormat) {
     EXPECT_FALSE(p.reference().empty()) << p.prompt_id();
   }
   const std::string& first = (*prompts)[0].text();
-  EXPECT_TRUE(absl::StartsWith(first, "user: what are some pranks with a pen i can do?\nassistant: "
-                                      "Are you looking for practical joke ideas?\nuser: yep\n"
-                                      "assistant: Ok, I’ll give you a couple examples"));
-  EXPECT_TRUE(absl::EndsWith(first, "\nuser: okay some of these do not have anything to do with "
-                                    "pens\nassistant:"));
+  EXPECT_TRUE(absl::StartsWith(first,
+                               "user: what are some pranks with a pen i can do?\nassistant: "
+                               "Are you looking for practical joke ideas?\nuser: yep\n"
+                               "assistant: Ok, I’ll give you a couple examples"));
+  EXPECT_TRUE(absl::EndsWith(first,
+                             "\nuser: okay some of these do not have anything to do with "
+                             "pens\nassistant:"));
 }
 
 TEST(PromptsTest, SplitsADialogueAtTheLastAssistantTurn) {
@@ -69,7 +72,8 @@ TEST(PromptsTest, SplitsADialogueAtTheLastAssistantTurn) {
 
 TEST(PromptsTest, MalformedFilesNameTheLine) {
   auto jsonl = ReadJsonlPrompts(Write("bad.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": 3}\n"));
-  EXPECT_THAT(jsonl.status().message(), HasSubstr("bad.jsonl:2: needs a non-empty string \"prompt\""));
+  EXPECT_THAT(jsonl.status().message(),
+              HasSubstr("bad.jsonl:2: needs a non-empty string \"prompt\""));
   auto broken = ReadJsonlPrompts(Write("broken.jsonl", "{\"prompt\": \"a\"}\n\n{nope\n"));
   EXPECT_THAT(broken.status().message(), HasSubstr("broken.jsonl:3: not a JSON object"));
   auto empty = ReadJsonlPrompts(Write("empty.jsonl", "\n"));

@@ -9,10 +9,12 @@ namespace bpo::eval {
 namespace {
 
 // samples == 0: greedy, one output per prompt.
-absl::StatusOr<std::vector<std::string>> Outputs(const model::CausalLm& model, const model::Tokenizer& tok,
+absl::StatusOr<std::vector<std::string>> Outputs(const model::CausalLm& model,
+                                                 const model::Tokenizer& tok,
                                                  const model::LinearAdapter* adapter,
                                                  const std::vector<std::string>& prompts,
-                                                 const GenerateOptions& o, int64_t samples, uint64_t seed) {
+                                                 const GenerateOptions& o, int64_t samples,
+                                                 uint64_t seed) {
   absl::StatusOr<int64_t> max_prompt =
       model::PromptBudget(model.config(), o.max_prompt_tokens, o.max_new_tokens);
   if (!max_prompt.ok()) return max_prompt.status();
@@ -68,18 +70,21 @@ absl::StatusOr<std::vector<std::string>> SampledOutputs(const model::CausalLm& m
   return Outputs(model, tok, adapter, prompts, o, samples, seed);
 }
 
-absl::StatusOr<std::vector<double>> Score(const Judge& judge, const std::vector<std::string>& prompts,
+absl::StatusOr<std::vector<double>> Score(const Judge& judge,
+                                          const std::vector<std::string>& prompts,
                                           const std::vector<std::string>& responses) {
   std::vector<double> out;
   if (judge.task != nullptr) {
     for (size_t i = 0; i < prompts.size(); ++i) {
       auto s = judge.task->Oracle(prompts[i], responses[i]);
-      if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i, ": ", s.status().message()));
+      if (!s.ok())
+        return absl::InvalidArgumentError(absl::StrCat("prompt ", i, ": ", s.status().message()));
       out.push_back(*s);
     }
     return out;
   }
-  if (judge.reward == nullptr) return absl::InvalidArgumentError("a judge needs a task or a reward model");
+  if (judge.reward == nullptr)
+    return absl::InvalidArgumentError("a judge needs a task or a reward model");
   std::vector<std::pair<std::string, std::string>> pairs;
   for (size_t i = 0; i < prompts.size(); ++i) pairs.emplace_back(prompts[i], responses[i]);
   return model::ScorePairs(*judge.reward, pairs, judge.rm_max_length);
@@ -106,7 +111,8 @@ absl::StatusOr<std::vector<JudgeResult>> Compare(const std::vector<Judge>& judge
     r.other_scores = std::move(*b);
     r.win_rate = WinRate(r.output_scores, r.other_scores);
     std::vector<double> diff;
-    for (size_t i = 0; i < r.output_scores.size(); ++i) diff.push_back(r.output_scores[i] - r.other_scores[i]);
+    for (size_t i = 0; i < r.output_scores.size(); ++i)
+      diff.push_back(r.output_scores[i] - r.other_scores[i]);
     r.mean_reward_diff = Mean(diff);
     results.push_back(std::move(r));
   }

@@ -40,17 +40,18 @@ absl::StatusOr<std::vector<std::string>> SampledOutputs(const model::CausalLm& m
                                                         const model::Tokenizer& tokenizer,
                                                         const model::LinearAdapter* adapter,
                                                         const std::vector<std::string>& prompts,
-                                                        const GenerateOptions& options, int64_t samples,
-                                                        uint64_t seed);
+                                                        const GenerateOptions& options,
+                                                        int64_t samples, uint64_t seed);
 
 // Scores of responses to prompts by one judge.
 struct Judge {
-  std::string name;  // "oracle:tldr", "rm:<dir>"
+  std::string name;                            // "oracle:tldr", "rm:<dir>"
   const tasks::Task* task = nullptr;           // the oracle, or
   const model::RewardModel* reward = nullptr;  // the reward model
   int64_t rm_max_length = 640;
 };
-absl::StatusOr<std::vector<double>> Score(const Judge& judge, const std::vector<std::string>& prompts,
+absl::StatusOr<std::vector<double>> Score(const Judge& judge,
+                                          const std::vector<std::string>& prompts,
                                           const std::vector<std::string>& responses);
 
 struct JudgeResult {

@@ -19,11 +19,11 @@
 namespace bpo::eval {
 
 struct PolicyEvalOptions {
-  std::string model;                       // HF causal-LM directory
-  std::vector<std::string> adapters;       // PEFT adapter directories, or
-  std::string snapshot;                    // a behavior snapshot file a run published
-  std::vector<std::string> against;        // head to head against these adapters; empty:
-                                           // against the references
+  std::string model;                  // HF causal-LM directory
+  std::vector<std::string> adapters;  // PEFT adapter directories, or
+  std::string snapshot;               // a behavior snapshot file a run published
+  std::vector<std::string> against;   // head to head against these adapters; empty:
+                                      // against the references
   model::MergeMode merge_mode = model::MergeMode::kPeftLinear;
   model::LoadOptions load;
   // Test prompts with references: JSONL ({"prompt", "reference"}) or a TL;DR

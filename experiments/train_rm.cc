@@ -52,7 +52,8 @@ struct Split {
 absl::StatusOr<Split> SplitPairs(std::vector<learner::PreferencePair> pairs, double share,
                                  uint64_t seed) {
   if (!(share >= 0 && share < 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("held-out share must be in [0, 1), got ", share));
+    return absl::InvalidArgumentError(
+        absl::StrCat("held-out share must be in [0, 1), got ", share));
   }
   std::mt19937_64 rng(seed + 1);
   std::shuffle(pairs.begin(), pairs.end(), rng);
@@ -187,7 +188,8 @@ absl::StatusOr<std::vector<learner::PreferencePair>> SampleOraclePairs(
                 << std::flush;
     }
   }
-  if (out.empty()) return absl::FailedPreconditionError("every sampled pair was a tie or identical");
+  if (out.empty())
+    return absl::FailedPreconditionError("every sampled pair was a tie or identical");
   return out;
 }
 

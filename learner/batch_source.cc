@@ -68,8 +68,8 @@ class FeedSource : public BatchSource {
       return item;
     }
     std::vector<bpo::v1::AnnotatedPair> annotated(fetched.pairs().begin(), fetched.pairs().end());
-    BPO_ASSIGN_OR_RETURN(item.batch, BatchFromAnnotated(annotated, options_.pad_id,
-                                                        options_.max_prompt_tokens));
+    BPO_ASSIGN_OR_RETURN(
+        item.batch, BatchFromAnnotated(annotated, options_.pad_id, options_.max_prompt_tokens));
     item.kind = BatchItem::Kind::kBatch;
     return item;
   }
@@ -111,9 +111,9 @@ absl::StatusOr<std::unique_ptr<BatchSource>> OpenPairsFile(const std::string& pa
   BPO_ASSIGN_OR_RETURN(std::vector<TextPair> pairs, ReadPairsJsonl(path));
   const int64_t needed = options.total_steps * options.batch_size;
   if (static_cast<int64_t>(pairs.size()) < needed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": has ", pairs.size(), " pairs; T*B = ", options.total_steps, "*",
-        options.batch_size, " = ", needed, " are needed (each pair is used once)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": has ", pairs.size(), " pairs; T*B = ", options.total_steps, "*",
+                     options.batch_size, " = ", needed, " are needed (each pair is used once)"));
   }
   return std::unique_ptr<BatchSource>(
       std::make_unique<PairsFileSource>(std::move(pairs), tokenizer, options));

@@ -53,7 +53,7 @@ class BatchSource {
 };
 
 struct OfflineSourceOptions {
-  int64_t batch_size = 0;  // B, the global batch
+  int64_t batch_size = 0;   // B, the global batch
   int64_t total_steps = 0;  // T: the file must hold at least T*B pairs
   int rank = 0;
   int world_size = 1;

@@ -9,17 +9,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "snapshot/snapshot.h"
 #include "model/json_reader.h"
 #include "model/safetensors.h"
 #include "nlohmann/json.hpp"
+#include "snapshot/snapshot.h"
 
 namespace bpo::learner {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
 
 std::string StepDir(const std::string& dir, int64_t step) {
   return absl::StrCat(dir, "/step-", step);
@@ -155,7 +154,8 @@ absl::StatusOr<RestoredState> LoadCheckpoint(const std::string& step_dir, int ra
     auto t = (*file)->Tensor(name);
     if (!t.ok()) return t.status();
     if (like.defined() && (t->sizes() != like.sizes() || t->scalar_type() != like.scalar_type())) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name, "' has the wrong shape or dtype"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor '", name, "' has the wrong shape or dtype"));
     }
     return t->clone();
   };
@@ -164,7 +164,8 @@ absl::StatusOr<RestoredState> LoadCheckpoint(const std::string& step_dir, int ra
   for (int i = 0; i < lora.members(); ++i) {
     const auto current = lora.Parameters(i);
     for (size_t k = 0; k < current.size(); ++k) {
-      for (auto [prefix, out] : {std::pair<std::string, std::vector<at::Tensor>*>{absl::StrCat("member", i, "."), &params[i]},
+      for (auto [prefix, out] : {std::pair<std::string, std::vector<at::Tensor>*>{
+                                     absl::StrCat("member", i, "."), &params[i]},
                                  {absl::StrCat("adam", i, ".m"), &m[i]},
                                  {absl::StrCat("adam", i, ".v"), &v[i]}}) {
         auto t = get(absl::StrCat(prefix, k), current[k]);
@@ -194,7 +195,8 @@ absl::StatusOr<RestoredState> LoadCheckpoint(const std::string& step_dir, int ra
       b.push_back(tb->to(lora.A(0, 0).options()));
     }
     // The ensemble's slots: the same targets in the same order.
-    out.behavior.emplace(ver, model::MergedLora::FromTensors(lora.slots(), std::move(a), std::move(b)));
+    out.behavior.emplace(ver,
+                         model::MergedLora::FromTensors(lora.slots(), std::move(a), std::move(b)));
   }
   auto rng = get("rng.cpu", {});
   if (!rng.ok()) return rng.status();

@@ -9,9 +9,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
 #include "collective/collective.h"
 #include "collective/collective_test_util.h"
+#include "gtest/gtest.h"
 #include "learner/trainer.h"
 #include "model/safetensors.h"
 
@@ -86,7 +86,8 @@ void Train(int rank, int world, const std::string& rendezvous, const std::string
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (int i = 0; i < 2; ++i) {
     const auto p = (*lora)->Parameters(i);
-    for (size_t k = 0; k < p.size(); ++k) params.emplace_back(absl::StrCat(i, ".", k), p[k].detach());
+    for (size_t k = 0; k < p.size(); ++k)
+      params.emplace_back(absl::StrCat(i, ".", k), p[k].detach());
   }
   ASSERT_TRUE(model::WriteSafetensors(out, params).ok());
 }
@@ -106,9 +107,10 @@ TEST(DataParallelTest, TwoRanksEqualOneRankOnTheGlobalBatch) {
   std::vector<pid_t> pids;
   for (int r = 0; r < 2; ++r) {
     pids.push_back(collective::testing::SpawnSelf(
-        "DataParallelWorker.Rank", {{"BPO_DP_RANK", absl::StrCat(r)},
-                                    {"BPO_DP_RENDEZVOUS", "file:" + dir},
-                                    {"BPO_DP_OUT", absl::StrCat(dir, "/rank", r, ".safetensors")}}));
+        "DataParallelWorker.Rank",
+        {{"BPO_DP_RANK", absl::StrCat(r)},
+         {"BPO_DP_RENDEZVOUS", "file:" + dir},
+         {"BPO_DP_OUT", absl::StrCat(dir, "/rank", r, ".safetensors")}}));
   }
   for (int status : collective::testing::WaitAll(pids, absl::Minutes(4))) {
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a rank failed";
@@ -120,7 +122,8 @@ TEST(DataParallelTest, TwoRanksEqualOneRankOnTheGlobalBatch) {
     ASSERT_TRUE(two.ok());
     double worst = 0;
     for (const auto& t : (*one)->header().tensors) {
-      worst = std::max(worst, (*(*one)->Tensor(t.name) - *(*two)->Tensor(t.name)).abs().max().item<double>());
+      worst = std::max(
+          worst, (*(*one)->Tensor(t.name) - *(*two)->Tensor(t.name)).abs().max().item<double>());
     }
     std::printf("rank %d of 2 vs 1 rank after %lld steps: max |delta| = %.3g\n", r,
                 static_cast<long long>(kSteps), worst);

@@ -26,9 +26,15 @@ double SecondsSince(Clock::time_point t0) {
 TrainerOptions TrainerOptionsFromConfig(const bpo::v1::RunConfig& c) {
   TrainerOptions o;
   switch (c.loss().type()) {
-    case v1::LossConfig::DPO: o.loss.type = LossType::kDpo; break;
-    case v1::LossConfig::IPO: o.loss.type = LossType::kIpo; break;
-    case v1::LossConfig::SLIC: o.loss.type = LossType::kSlic; break;
+    case v1::LossConfig::DPO:
+      o.loss.type = LossType::kDpo;
+      break;
+    case v1::LossConfig::IPO:
+      o.loss.type = LossType::kIpo;
+      break;
+    case v1::LossConfig::SLIC:
+      o.loss.type = LossType::kSlic;
+      break;
   }
   o.loss.beta = c.loss().beta();
   o.loss.label_smoothing = c.loss().label_smoothing();
@@ -36,19 +42,32 @@ TrainerOptions TrainerOptionsFromConfig(const bpo::v1::RunConfig& c) {
     case v1::LossConfig::AUTO:
       o.reduction = c.loss().type() == v1::LossConfig::IPO ? Reduction::kMean : Reduction::kSum;
       break;
-    case v1::LossConfig::SUM: o.reduction = Reduction::kSum; break;
-    case v1::LossConfig::MEAN: o.reduction = Reduction::kMean; break;
+    case v1::LossConfig::SUM:
+      o.reduction = Reduction::kSum;
+      break;
+    case v1::LossConfig::MEAN:
+      o.reduction = Reduction::kMean;
+      break;
   }
   switch (c.reference().mode()) {
-    case v1::ReferenceConfig::BEHAVIOR: o.reference = ReferenceMode::kBehavior; break;
-    case v1::ReferenceConfig::SFT: o.reference = ReferenceMode::kSft; break;
-    case v1::ReferenceConfig::EMA: o.reference = ReferenceMode::kEma; break;
-    case v1::ReferenceConfig::STATIC: o.reference = ReferenceMode::kStatic; break;
+    case v1::ReferenceConfig::BEHAVIOR:
+      o.reference = ReferenceMode::kBehavior;
+      break;
+    case v1::ReferenceConfig::SFT:
+      o.reference = ReferenceMode::kSft;
+      break;
+    case v1::ReferenceConfig::EMA:
+      o.reference = ReferenceMode::kEma;
+      break;
+    case v1::ReferenceConfig::STATIC:
+      o.reference = ReferenceMode::kStatic;
+      break;
   }
   o.behavior_logps_from_actor = c.reference().logprob_source() == v1::ReferenceConfig::ACTOR;
   o.ema_rate = c.reference().ema_rate();
-  o.merge_mode = c.lora().merge_mode() == v1::LoraConfig::MEAN_DELTA ? model::MergeMode::kMeanDelta
-                                                                     : model::MergeMode::kPeftLinear;
+  o.merge_mode = c.lora().merge_mode() == v1::LoraConfig::MEAN_DELTA
+                     ? model::MergeMode::kMeanDelta
+                     : model::MergeMode::kPeftLinear;
   o.adam = {c.optimizer().adam_beta1(), c.optimizer().adam_beta2(), c.optimizer().adam_eps(),
             c.optimizer().weight_decay()};
   o.learning_rate = c.optimizer().learning_rate();
@@ -90,10 +109,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
   BPO_RETURN_IF_ERROR(l->CreateTrainer());
   BPO_RETURN_IF_ERROR(l->Resume());
   BPO_ASSIGN_OR_RETURN(l->metrics_, LearnerMetrics::Create(registry, l->lora_->members()));
-  BPO_ASSIGN_OR_RETURN(l->step_log_,
-                       StepLog::Open(rank == 0 ? l->run_dir_ + "/steps.jsonl"
-                                               : absl::StrCat(l->run_dir_, "/steps.rank", rank,
-                                                              ".jsonl")));
+  BPO_ASSIGN_OR_RETURN(
+      l->step_log_,
+      StepLog::Open(rank == 0 ? l->run_dir_ + "/steps.jsonl"
+                              : absl::StrCat(l->run_dir_, "/steps.rank", rank, ".jsonl")));
   BPO_RETURN_IF_ERROR(l->StartSnapshots());
   return l;
 }
@@ -153,18 +172,19 @@ absl::Status Learner::JoinRanks() {
   co.world_size = world_;
   // Ranks meet once per launch: a resumed launch starts from another step.
   auto latest = LatestCheckpoint(checkpoint_dir_);
-  co.run_id = absl::StrCat(c.run_id(), "-from-",
-                           latest.ok() && options_.resume ? fs::path(*latest).filename().string()
-                                                          : "start");
+  co.run_id = absl::StrCat(
+      c.run_id(), "-from-",
+      latest.ok() && options_.resume ? fs::path(*latest).filename().string() : "start");
   co.rendezvous = options_.rendezvous;
   if (co.rendezvous.empty()) {
     fs::create_directories(run_dir_ + "/rendezvous");
     co.rendezvous = "file:" + run_dir_ + "/rendezvous";
   }
-  BPO_ASSIGN_OR_RETURN(collective::Backend backend,
-                       collective::ParseBackend(c.learner().backend() == v1::LearnerConfig::NCCL   ? "nccl"
-                                    : c.learner().backend() == v1::LearnerConfig::GLOO ? "gloo"
-                                                                                       : "auto"));
+  BPO_ASSIGN_OR_RETURN(
+      collective::Backend backend,
+      collective::ParseBackend(c.learner().backend() == v1::LearnerConfig::NCCL   ? "nccl"
+                               : c.learner().backend() == v1::LearnerConfig::GLOO ? "gloo"
+                                                                                  : "auto"));
   BPO_ASSIGN_OR_RETURN(collective_, collective::CreateCollective(co, backend));
   trainer_options_.collective = collective_.get();
   return absl::OkStatus();
@@ -178,12 +198,13 @@ absl::Status Learner::CreateTrainer() {
   trainer_ = std::make_unique<EnsembleTrainer>(policy_->model.get(), lora_.get(), trainer_options_);
   // Offline: every pair was sampled by the initial (SFT) policy, snapshot 0.
   // Online: snapshot p is taken at step p*K, before that step.
-  if (!source_->online()) trainer_->SetBehaviorSnapshot(0, lora_->Merge(trainer_options_.merge_mode));
+  if (!source_->online())
+    trainer_->SetBehaviorSnapshot(0, lora_->Merge(trainer_options_.merge_mode));
   if (trainer_options_.reference == ReferenceMode::kStatic &&
       !c.reference().static_adapter().empty()) {
-    BPO_ASSIGN_OR_RETURN(std::unique_ptr<model::LoraEnsemble> fixed,
-                         model::LoraEnsemble::LoadPeft(*policy_->model,
-                                                       {c.reference().static_adapter()}));
+    BPO_ASSIGN_OR_RETURN(
+        std::unique_ptr<model::LoraEnsemble> fixed,
+        model::LoraEnsemble::LoadPeft(*policy_->model, {c.reference().static_adapter()}));
     trainer_->SetStaticReference(fixed->Merge(trainer_options_.merge_mode));
   }
   return absl::OkStatus();
@@ -234,8 +255,9 @@ absl::Status Learner::StartSnapshots() {
   BPO_ASSIGN_OR_RETURN(std::vector<bpo::v1::SnapshotInfo> republished,
                        snapshot::RepublishSnapshots(snapshots_.get(), *policy_->model));
   for (const auto& info : republished) {
-    if (auto s = source_->ReportSnapshot(info, serve_address_,
-                                         snapshot::SnapshotStore::PayloadPath(so.shared_dir, info.version()));
+    if (auto s = source_->ReportSnapshot(
+            info, serve_address_,
+            snapshot::SnapshotStore::PayloadPath(so.shared_dir, info.version()));
         !s.ok()) {
       BPO_LOG(WARNING) << "re-reporting snapshot v" << info.version() << ": " << s;
     }
@@ -245,9 +267,10 @@ absl::Status Learner::StartSnapshots() {
 
 absl::StatusOr<bpo::v1::SnapshotInfo> Learner::Publish(uint64_t version) {
   const auto t0 = Clock::now();
-  BPO_ASSIGN_OR_RETURN(std::string bytes,
-                       snapshot::EncodeSnapshot(*lora_, trainer_options_.merge_mode,
-                                      /*include_members=*/false, version, trainer_->steps_done()));
+  BPO_ASSIGN_OR_RETURN(
+      std::string bytes,
+      snapshot::EncodeSnapshot(*lora_, trainer_options_.merge_mode,
+                               /*include_members=*/false, version, trainer_->steps_done()));
   BPO_ASSIGN_OR_RETURN(bpo::v1::SnapshotInfo info,
                        snapshots_->Publish(version, trainer_->steps_done(), std::move(bytes)));
   const double seconds = SecondsSince(t0);
@@ -264,7 +287,8 @@ absl::StatusOr<bpo::v1::SnapshotInfo> Learner::Publish(uint64_t version) {
 absl::Status Learner::PublishAndReport(uint64_t version) {
   BPO_ASSIGN_OR_RETURN(bpo::v1::SnapshotInfo info, Publish(version));
   return source_->ReportSnapshot(
-      info, serve_address_, snapshot::SnapshotStore::PayloadPath(snapshots_->options().shared_dir, version));
+      info, serve_address_,
+      snapshot::SnapshotStore::PayloadPath(snapshots_->options().shared_dir, version));
 }
 
 absl::Status Learner::Run() {

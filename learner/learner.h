@@ -22,18 +22,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "bpo/v1/config.pb.h"
+#include "collective/collective.h"
 #include "common/metrics.h"
 #include "common/rpc.h"
 #include "coordinator/client.h"
 #include "learner/batch_source.h"
 #include "learner/checkpoint.h"
-#include "collective/collective.h"
 #include "learner/learner_metrics.h"
-#include "snapshot/snapshot.h"
-#include "snapshot/snapshot_service.h"
 #include "learner/trainer.h"
 #include "model/lora.h"
 #include "model/policy.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/snapshot_service.h"
 
 namespace bpo::learner {
 
@@ -45,8 +45,8 @@ struct LearnerOptions {
   // Offline: a JSONL preference file (OpenPairsFile). Empty: online, through
   // the coordinator client given to Create.
   std::string pairs_path;
-  bool resume = true;         // from the newest complete checkpoint
-  int64_t max_steps = 0;      // steps in this invocation; 0: run to T
+  bool resume = true;          // from the newest complete checkpoint
+  int64_t max_steps = 0;       // steps in this invocation; 0: run to T
   int64_t snapshot_every = 0;  // offline: publish every N steps (0: never)
   // Where ranks meet: file:DIR or tcp:HOST:PORT; empty: file:<run dir>/rendezvous.
   std::string rendezvous;

@@ -13,26 +13,27 @@ absl::StatusOr<LearnerMetrics> LearnerMetrics::Create(metrics::Registry* r, int 
     *out = &(*f)->Add({});
     return absl::OkStatus();
   };
-  for (auto s : {gauge("bpo_learner_step", "Learner steps taken.", &m.step_),
-                 gauge("bpo_learner_learning_rate", "Learning rate of the last step.", &m.lr_),
-                 gauge("bpo_learner_loss", "DAP loss of the last step, mean over members.", &m.loss_),
-                 gauge("bpo_learner_margin", "Mean beta*h of the last step.", &m.margin_),
-                 gauge("bpo_learner_reward_accuracy",
-                       "Fraction of pairs with h > 0 (implicit reward accuracy).", &m.accuracy_),
-                 gauge("bpo_learner_kl_reference",
-                       "Estimated KL from the reference (behavior) policy.", &m.kl_reference_),
-                 gauge("bpo_learner_kl_sft", "Estimated KL from the SFT policy.", &m.kl_sft_),
-                 gauge("bpo_learner_pairs_per_second", "Pairs per second of the last step.",
-                       &m.pairs_per_second_)}) {
+  for (auto s :
+       {gauge("bpo_learner_step", "Learner steps taken.", &m.step_),
+        gauge("bpo_learner_learning_rate", "Learning rate of the last step.", &m.lr_),
+        gauge("bpo_learner_loss", "DAP loss of the last step, mean over members.", &m.loss_),
+        gauge("bpo_learner_margin", "Mean beta*h of the last step.", &m.margin_),
+        gauge("bpo_learner_reward_accuracy",
+              "Fraction of pairs with h > 0 (implicit reward accuracy).", &m.accuracy_),
+        gauge("bpo_learner_kl_reference", "Estimated KL from the reference (behavior) policy.",
+              &m.kl_reference_),
+        gauge("bpo_learner_kl_sft", "Estimated KL from the SFT policy.", &m.kl_sft_),
+        gauge("bpo_learner_pairs_per_second", "Pairs per second of the last step.",
+              &m.pairs_per_second_)}) {
     if (!s.ok()) return s;
   }
-  auto logps = r->AddGauge("bpo_learner_logps", "Mean policy log-prob of the responses.",
-                           {"response"});
+  auto logps =
+      r->AddGauge("bpo_learner_logps", "Mean policy log-prob of the responses.", {"response"});
   if (!logps.ok()) return logps.status();
   m.chosen_ = &(*logps)->Add({{"response", "chosen"}});
   m.rejected_ = &(*logps)->Add({{"response", "rejected"}});
-  auto member_loss = r->AddGauge("bpo_learner_member_loss", "Loss of each ensemble member.",
-                                 {"member"});
+  auto member_loss =
+      r->AddGauge("bpo_learner_member_loss", "Loss of each ensemble member.", {"member"});
   if (!member_loss.ok()) return member_loss.status();
   auto grad = r->AddGauge("bpo_learner_member_grad_norm",
                           "Gradient norm of each member before clipping.", {"member"});
@@ -99,18 +100,25 @@ absl::StatusOr<StepLog> StepLog::Open(const std::string& path) {
   StepLog log;
   log.path_ = path;
   log.out_ = std::make_shared<std::ofstream>(path, std::ios::app);
-  if (!*log.out_) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open for append"));
+  if (!*log.out_)
+    return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open for append"));
   return log;
 }
 
 absl::Status StepLog::Append(const StepMetrics& m) {
-  nlohmann::json j = {{"step", m.step + 1},          {"lr", m.learning_rate},
-                      {"loss", m.loss},              {"member_loss", m.member_loss},
+  nlohmann::json j = {{"step", m.step + 1},
+                      {"lr", m.learning_rate},
+                      {"loss", m.loss},
+                      {"member_loss", m.member_loss},
                       {"member_grad_norm", m.member_grad_norm},
-                      {"margin", m.margin},          {"reward_accuracy", m.accuracy},
-                      {"chosen_logps", m.chosen_logps}, {"rejected_logps", m.rejected_logps},
-                      {"kl_reference", m.kl_reference}, {"kl_sft", m.kl_sft},
-                      {"seconds", m.seconds},        {"pairs", m.pairs},
+                      {"margin", m.margin},
+                      {"reward_accuracy", m.accuracy},
+                      {"chosen_logps", m.chosen_logps},
+                      {"rejected_logps", m.rejected_logps},
+                      {"kl_reference", m.kl_reference},
+                      {"kl_sft", m.kl_sft},
+                      {"seconds", m.seconds},
+                      {"pairs", m.pairs},
                       {"pairs_per_second", m.pairs_per_second}};
   *out_ << j.dump() << "\n";
   out_->flush();

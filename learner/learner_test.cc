@@ -23,9 +23,10 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 std::string TestDir() {
-  const fs::path dir = fs::path(::testing::TempDir()) /
-                       absl::StrCat("learner_test_", getpid(), "_",
-                                    ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  const fs::path dir =
+      fs::path(::testing::TempDir()) /
+      absl::StrCat("learner_test_", getpid(), "_",
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -59,7 +60,8 @@ bpo::v1::RunConfig TinyRunConfig(const std::string& dir) {
 TEST(LearnerTest, OnlineRunTrainsEveryBatchAndPublishesEveryPhase) {
   const std::string dir = TestDir();
   const bpo::v1::RunConfig config = TinyRunConfig(dir);
-  auto coordinator = coordinator::testing::InProcessCoordinator::Start(dir + "/coordinator", config);
+  auto coordinator =
+      coordinator::testing::InProcessCoordinator::Start(dir + "/coordinator", config);
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
   coordinator::ClientOptions co;
   co.address = (*coordinator)->address();
@@ -111,7 +113,8 @@ TEST(LearnerTest, OnlineRunTrainsEveryBatchAndPublishesEveryPhase) {
   EXPECT_EQ(status->state(), bpo::v1::RUN_STATE_DONE);
   ASSERT_EQ(status->snapshots_size(), 2);
   for (const auto& s : status->snapshots()) {
-    EXPECT_TRUE(fs::exists(snapshot::SnapshotStore::PayloadPath(dir + "/learner-test/snapshots", s.version())))
+    EXPECT_TRUE(fs::exists(
+        snapshot::SnapshotStore::PayloadPath(dir + "/learner-test/snapshots", s.version())))
         << s.version();
   }
   EXPECT_EQ(status->last_step_metrics().count("loss"), 1u);

@@ -38,10 +38,11 @@ struct World {
 const World& GetWorld() {
   static const World* setup = [] {
     auto* s = new World();
-    s->model = std::move(*model::CausalLm::Load(absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/llama")));
+    s->model =
+        std::move(*model::CausalLm::Load(absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/llama")));
     at::manual_seed(0);
-    s->prompts = at::cat({at::ones({64, 1}, at::kLong),
-                          at::randint(3, 400, {64, 3}, at::kLong)}, 1);
+    s->prompts =
+        at::cat({at::ones({64, 1}, at::kLong), at::randint(3, 400, {64, 3}, at::kLong)}, 1);
     // The marker: a token the base policy samples now and then (about one
     // response in ten contains it), so preference pairs carry signal.
     auto gen = model::Generate(*s->model, s->prompts, at::ones_like(s->prompts), Sampling(8, 1));
@@ -136,9 +137,10 @@ TEST(LearningTest, OfflineDpoLearnsTheMarker) {
   }
   const model::MergedLora merged = (*lora)->Merge(model::MergeMode::kMeanDelta);
   const double after = MarkerRate(&merged, 77);
-  std::printf("offline DPO: marker in %.1f%% of sampled responses before, %.1f%% after "
-              "(loss %.3f -> %.3f, marker token %lld)\n",
-              100 * before, 100 * after, first_loss, last_loss, static_cast<long long>(s.marker));
+  std::printf(
+      "offline DPO: marker in %.1f%% of sampled responses before, %.1f%% after "
+      "(loss %.3f -> %.3f, marker token %lld)\n",
+      100 * before, 100 * after, first_loss, last_loss, static_cast<long long>(s.marker));
   EXPECT_GT(after, before + 0.3);
   EXPECT_LT(last_loss, first_loss);
 }
@@ -197,7 +199,8 @@ TEST(TrainerTest, BadBatchesAreRefusedAndChangeNothing) {
   PairBatch oov = b;
   oov.input_ids = b.input_ids.clone();
   oov.input_ids[0][5] = 400;
-  EXPECT_EQ(trainer.Step(oov).status().message(), "batch: token ids must be in [0, 400), got [1, 400]");
+  EXPECT_EQ(trainer.Step(oov).status().message(),
+            "batch: token ids must be in [0, 400), got [1, 400]");
   PairBatch empty = b;
   empty.response_mask = at::zeros_like(b.response_mask);
   EXPECT_EQ(trainer.Step(empty).status().message(), "batch: pair 0 has an empty chosen response");

@@ -52,7 +52,8 @@ double ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm) {
 
 double LinearScheduleLr(double base_lr, int64_t step, int64_t total_steps, int64_t warmup_steps) {
   if (step < warmup_steps) {
-    return base_lr * static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_steps));
+    return base_lr * static_cast<double>(step) /
+           static_cast<double>(std::max<int64_t>(1, warmup_steps));
   }
   const double left = static_cast<double>(total_steps - step) /
                       static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));

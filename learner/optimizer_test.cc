@@ -21,7 +21,8 @@ TEST(AdamWTest, FirstStepsFollowTheClosedForm) {
       x[i] *= 1 - lr * 0.01;
       m[i] = 0.9 * m[i] + 0.1 * g;
       v[i] = 0.999 * v[i] + 0.001 * g * g;
-      const double mh = m[i] / (1 - std::pow(0.9, t)), denom = std::sqrt(v[i]) / std::sqrt(1 - std::pow(0.999, t)) + 1e-6;
+      const double mh = m[i] / (1 - std::pow(0.9, t)),
+                   denom = std::sqrt(v[i]) / std::sqrt(1 - std::pow(0.999, t)) + 1e-6;
       x[i] -= lr * mh / denom;
       EXPECT_NEAR(p[i].item<double>(), x[i], 1e-12) << "step " << t << " param " << i;
     }

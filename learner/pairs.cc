@@ -26,15 +26,17 @@ absl::StatusOr<std::vector<TextPair>> ReadPairsJsonl(const std::string& path) {
                               {"chosen", &p.chosen},
                               {"rejected", &p.rejected}}) {
       if (!j.contains(key) || !j[key].is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, "missing string field \"", key, "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "missing string field \"", key, "\""));
       }
       *field = j[key].get<std::string>();
     }
     if (p.chosen.empty() || p.rejected.empty()) {
       return absl::InvalidArgumentError(where + "empty chosen or rejected response");
     }
-    for (auto [key, field] : {std::pair<const char*, std::optional<double>*>{"chosen_logprob", &p.chosen_logprob},
-                              {"rejected_logprob", &p.rejected_logprob}}) {
+    for (auto [key, field] :
+         {std::pair<const char*, std::optional<double>*>{"chosen_logprob", &p.chosen_logprob},
+          {"rejected_logprob", &p.rejected_logprob}}) {
       if (!j.contains(key)) continue;
       if (!j[key].is_number()) {
         return absl::InvalidArgumentError(absl::StrCat(where, "\"", key, "\" must be a number"));
@@ -71,9 +73,9 @@ absl::StatusOr<PairBatch> BatchFromAnnotated(const std::vector<bpo::v1::Annotate
     const bpo::v1::SampledPair& p = pairs[i].pair();
     const bpo::v1::Choice choice = pairs[i].label().choice();
     if (choice != bpo::v1::CHOICE_A && choice != bpo::v1::CHOICE_B) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "pair '", p.pair_id(), "': label ", bpo::v1::Choice_Name(choice),
-          " names no winner; the coordinator hands out only A or B"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("pair '", p.pair_id(), "': label ", bpo::v1::Choice_Name(choice),
+                       " names no winner; the coordinator hands out only A or B"));
     }
     if (p.prompt_token_ids().empty() || p.a().token_ids().empty() || p.b().token_ids().empty()) {
       return absl::InvalidArgumentError(
@@ -108,10 +110,10 @@ PairBatch TokenizePairs(const model::Tokenizer& tok, const std::vector<TextPair>
   std::vector<TokenRow> rows(2 * B);
   bool have_logps = B > 0;
   for (int64_t i = 0; i < B; ++i) {
-    rows[i] = EncodeRow(tok, pairs[i].prompt, pairs[i].chosen, max_prompt_tokens,
-                        max_response_tokens);
-    rows[B + i] = EncodeRow(tok, pairs[i].prompt, pairs[i].rejected, max_prompt_tokens,
-                            max_response_tokens);
+    rows[i] =
+        EncodeRow(tok, pairs[i].prompt, pairs[i].chosen, max_prompt_tokens, max_response_tokens);
+    rows[B + i] =
+        EncodeRow(tok, pairs[i].prompt, pairs[i].rejected, max_prompt_tokens, max_response_tokens);
     have_logps = have_logps && pairs[i].chosen_logprob && pairs[i].rejected_logprob;
   }
   PairBatch b = BatchFromRows(rows, tok.pad_id());

@@ -41,9 +41,9 @@ struct StepRecorder {
   double sensitive_grad = 1e-6;  // 0 < |g| < this makes an element sensitive
   std::string always_sensitive;  // a tensor counted sensitive in full ("" none)
 
-  std::vector<Weights> after;                               // weights after step s + 1
-  std::vector<std::map<std::string, double>> grad_norms;    // clipped, per tensor
-  std::vector<Weights> sensitive;                           // cumulative over steps
+  std::vector<Weights> after;                             // weights after step s + 1
+  std::vector<std::map<std::string, double>> grad_norms;  // clipped, per tensor
+  std::vector<Weights> sensitive;                         // cumulative over steps
 
   void Record(const std::vector<std::pair<std::string, at::Tensor>>& named) {
     std::map<std::string, double> norms;

@@ -4,12 +4,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "data/prompts.h"
 #include "learner/optimizer.h"
 #include "learner/sft.h"
 #include "model/safetensors.h"
+#include "model/torch_errors.h"
 #include "nlohmann/json.hpp"
 
 namespace bpo::learner {
@@ -17,26 +17,31 @@ namespace fs = std::filesystem;
 
 absl::StatusOr<std::vector<PreferencePair>> ReadPreferencePairs(const std::string& path) {
   std::vector<PreferencePair> out;
-  absl::Status s = data::ForEachJsonlObject(path, [&](int, const nlohmann::json& j) -> absl::Status {
-    for (const char* key : {"prompt", "chosen", "rejected"}) {
-      if (!j.contains(key) || !j[key].is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "needs string \"prompt\", \"chosen\" and \"rejected\"; \"", key, "\" is missing or not a string"));
-      }
-    }
-    out.push_back({j["prompt"].get<std::string>(), j["chosen"].get<std::string>(),
-                   j["rejected"].get<std::string>()});
-    return absl::OkStatus();
-  });
+  absl::Status s =
+      data::ForEachJsonlObject(path, [&](int, const nlohmann::json& j) -> absl::Status {
+        for (const char* key : {"prompt", "chosen", "rejected"}) {
+          if (!j.contains(key) || !j[key].is_string()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("needs string \"prompt\", \"chosen\" and \"rejected\"; \"", key,
+                             "\" is missing or not a string"));
+          }
+        }
+        out.push_back({j["prompt"].get<std::string>(), j["chosen"].get<std::string>(),
+                       j["rejected"].get<std::string>()});
+        return absl::OkStatus();
+      });
   if (!s.ok()) return s;
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": has no preference pairs"));
+  if (out.empty())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": has no preference pairs"));
   return out;
 }
 
-absl::Status WritePreferencePairs(const std::vector<PreferencePair>& pairs, const std::string& path) {
+absl::Status WritePreferencePairs(const std::vector<PreferencePair>& pairs,
+                                  const std::string& path) {
   std::ofstream out(path);
   for (const auto& p : pairs) {
-    out << nlohmann::json{{"prompt", p.prompt}, {"chosen", p.chosen}, {"rejected", p.rejected}}.dump()
+    out << nlohmann::json{{"prompt", p.prompt}, {"chosen", p.chosen}, {"rejected", p.rejected}}
+               .dump()
         << "\n";
   }
   out.close();
@@ -54,43 +59,49 @@ absl::Status WriteSmallDeberta(const std::string& dir, const SmallDebertaOptions
   }
   // DeBERTa-v3's options (microsoft/deberta-v3-*: relative attention, log
   // buckets, c2p|p2c, shared keys, normed relative embeddings), sized down.
-  const nlohmann::json config = {
-      {"architectures", {"DebertaV2ForSequenceClassification"}},
-      {"model_type", "deberta-v2"},
-      {"vocab_size", o.vocab_size},
-      {"hidden_size", o.hidden_size},
-      {"num_hidden_layers", o.layers},
-      {"num_attention_heads", o.heads},
-      {"intermediate_size", o.intermediate_size},
-      {"hidden_act", "gelu"},
-      {"hidden_dropout_prob", 0.0},
-      {"attention_probs_dropout_prob", 0.0},
-      {"max_position_embeddings", o.max_positions},
-      {"type_vocab_size", 0},
-      {"initializer_range", 0.02},
-      {"layer_norm_eps", 1e-7},
-      {"relative_attention", true},
-      {"max_relative_positions", -1},
-      {"position_buckets", o.position_buckets},
-      {"norm_rel_ebd", "layer_norm"},
-      {"share_att_key", true},
-      {"pos_att_type", {"p2c", "c2p"}},
-      {"position_biased_input", false},
-      {"pooler_hidden_size", o.hidden_size},
-      {"pooler_hidden_act", "gelu"},
-      {"pooler_dropout", 0},
-      {"pad_token_id", 0},
-      {"id2label", {{"0", "LABEL_0"}}},
-      {"label2id", {{"LABEL_0", 0}}},
-      {"torch_dtype", "float32"}};
+  const nlohmann::json config = {{"architectures", {"DebertaV2ForSequenceClassification"}},
+                                 {"model_type", "deberta-v2"},
+                                 {"vocab_size", o.vocab_size},
+                                 {"hidden_size", o.hidden_size},
+                                 {"num_hidden_layers", o.layers},
+                                 {"num_attention_heads", o.heads},
+                                 {"intermediate_size", o.intermediate_size},
+                                 {"hidden_act", "gelu"},
+                                 {"hidden_dropout_prob", 0.0},
+                                 {"attention_probs_dropout_prob", 0.0},
+                                 {"max_position_embeddings", o.max_positions},
+                                 {"type_vocab_size", 0},
+                                 {"initializer_range", 0.02},
+                                 {"layer_norm_eps", 1e-7},
+                                 {"relative_attention", true},
+                                 {"max_relative_positions", -1},
+                                 {"position_buckets", o.position_buckets},
+                                 {"norm_rel_ebd", "layer_norm"},
+                                 {"share_att_key", true},
+                                 {"pos_att_type", {"p2c", "c2p"}},
+                                 {"position_biased_input", false},
+                                 {"pooler_hidden_size", o.hidden_size},
+                                 {"pooler_hidden_act", "gelu"},
+                                 {"pooler_dropout", 0},
+                                 {"pad_token_id", 0},
+                                 {"id2label", {{"0", "LABEL_0"}}},
+                                 {"label2id", {{"LABEL_0", 0}}},
+                                 {"torch_dtype", "float32"}};
   std::ofstream(absl::StrCat(dir, "/config.json")) << config.dump(2) << "\n";
   // What HF's tokenizer loader wants beside spm.model.
   std::ofstream(absl::StrCat(dir, "/tokenizer_config.json"))
-      << nlohmann::json{{"tokenizer_class", "DebertaV2Tokenizer"}, {"do_lower_case", false},
-                        {"split_by_punct", false}, {"vocab_type", "spm"},
-                        {"bos_token", "[CLS]"}, {"eos_token", "[SEP]"}, {"cls_token", "[CLS]"},
-                        {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"}, {"unk_token", "[UNK]"},
-                        {"mask_token", "[MASK]"}, {"model_max_length", o.max_positions}}
+      << nlohmann::json{{"tokenizer_class", "DebertaV2Tokenizer"},
+                        {"do_lower_case", false},
+                        {"split_by_punct", false},
+                        {"vocab_type", "spm"},
+                        {"bos_token", "[CLS]"},
+                        {"eos_token", "[SEP]"},
+                        {"cls_token", "[CLS]"},
+                        {"sep_token", "[SEP]"},
+                        {"pad_token", "[PAD]"},
+                        {"unk_token", "[UNK]"},
+                        {"mask_token", "[MASK]"},
+                        {"model_max_length", o.max_positions}}
              .dump(2)
       << "\n";
   at::manual_seed(o.seed);
@@ -132,10 +143,9 @@ namespace {
 
 // Rewards of chosen and rejected responses: [n] each, in one forward of 2n
 // rows (chosen first). With autograd when `train`.
-absl::StatusOr<std::pair<at::Tensor, at::Tensor>> PairRewards(const model::RewardModel& rm,
-                                                              const std::vector<PreferencePair>& pairs,
-                                                              const std::vector<size_t>& rows,
-                                                              int64_t max_length, bool train) {
+absl::StatusOr<std::pair<at::Tensor, at::Tensor>> PairRewards(
+    const model::RewardModel& rm, const std::vector<PreferencePair>& pairs,
+    const std::vector<size_t>& rows, int64_t max_length, bool train) {
   std::vector<std::pair<std::string, std::string>> texts;
   texts.reserve(2 * rows.size());
   for (size_t r : rows) texts.emplace_back(pairs[r].prompt, pairs[r].chosen);
@@ -208,9 +218,8 @@ static absl::StatusOr<std::vector<RewardStep>> TrainRewardModelUnguarded(
 absl::StatusOr<std::vector<RewardStep>> TrainRewardModel(
     const model::RewardModel& rm, const std::vector<PreferencePair>& pairs,
     const RewardTrainOptions& o, const std::function<void(const RewardStep&)>& on_step) {
-  return model::CatchTorchErrors("reward-model training", [&] {
-    return TrainRewardModelUnguarded(rm, pairs, o, on_step);
-  });
+  return model::CatchTorchErrors("reward-model training",
+                                 [&] { return TrainRewardModelUnguarded(rm, pairs, o, on_step); });
 }
 
 absl::StatusOr<PairwiseEval> EvaluatePairs(const model::RewardModel& rm,
@@ -220,7 +229,8 @@ absl::StatusOr<PairwiseEval> EvaluatePairs(const model::RewardModel& rm,
   double loss = 0, right = 0;
   for (size_t start = 0; start < pairs.size(); start += static_cast<size_t>(batch_size)) {
     std::vector<size_t> rows;
-    for (size_t i = start; i < std::min(pairs.size(), start + static_cast<size_t>(batch_size)); ++i) {
+    for (size_t i = start; i < std::min(pairs.size(), start + static_cast<size_t>(batch_size));
+         ++i) {
       rows.push_back(i);
     }
     auto rewards = PairRewards(rm, pairs, rows, max_length, /*train=*/false);

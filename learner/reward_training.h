@@ -30,7 +30,8 @@ struct PreferencePair {
 // INVALID_ARGUMENT naming the file and line for a malformed line, and for a
 // file without pairs.
 absl::StatusOr<std::vector<PreferencePair>> ReadPreferencePairs(const std::string& path);
-absl::Status WritePreferencePairs(const std::vector<PreferencePair>& pairs, const std::string& path);
+absl::Status WritePreferencePairs(const std::vector<PreferencePair>& pairs,
+                                  const std::string& path);
 
 struct SmallDebertaOptions {
   int64_t vocab_size = 1024;
@@ -62,11 +63,11 @@ struct RewardTrainOptions {
 };
 
 struct RewardStep {
-  int64_t step = 0;       // 1-based
-  double loss = 0;        // mean -log sigmoid(margin) over the batch
-  double accuracy = 0;    // fraction of the batch with r(chosen) > r(rejected)
-  double margin = 0;      // mean r(chosen) - r(rejected)
-  double grad_norm = 0;   // before clipping
+  int64_t step = 0;      // 1-based
+  double loss = 0;       // mean -log sigmoid(margin) over the batch
+  double accuracy = 0;   // fraction of the batch with r(chosen) > r(rejected)
+  double margin = 0;     // mean r(chosen) - r(rejected)
+  double grad_norm = 0;  // before clipping
   double learning_rate = 0;
   double seconds = 0;
 };
@@ -75,7 +76,8 @@ struct RewardStep {
 // model without a DeBERTa tokenizer.
 absl::StatusOr<std::vector<RewardStep>> TrainRewardModel(
     const model::RewardModel& rm, const std::vector<PreferencePair>& pairs,
-    const RewardTrainOptions& options, const std::function<void(const RewardStep&)>& on_step = nullptr);
+    const RewardTrainOptions& options,
+    const std::function<void(const RewardStep&)>& on_step = nullptr);
 
 // The Bradley–Terry loss and accuracy of `pairs` under `rm` (no training),
 // `batch_size` pairs at a time. Ties (equal rewards) count as wrong.

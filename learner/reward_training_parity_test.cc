@@ -21,10 +21,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "learner/parity_testing.h"
 #include "learner/reward_training.h"
 #include "model/reward.h"
 #include "model/safetensors.h"
-#include "learner/parity_testing.h"
 #include "nlohmann/json.hpp"
 
 namespace bpo::learner {
@@ -173,7 +173,7 @@ TEST(RewardTrainingParityTest, FourStepsMatchPytorchAndTransformers) {
   ExpectRewards("of step 1 (initial weights)", score(), init.at(kFreeParam).item<double>(),
                 steps[0], kRewardTol);
   std::vector<at::Tensor> rewards_after;  // scores of the batch after each step
-  std::vector<double> free_grad;  // the classifier bias's clipped gradient per step
+  std::vector<double> free_grad;          // the classifier bias's clipped gradient per step
   // Per step: 0 < |g| < kSensitiveGrad on any step so far, and the bias.
   testing::StepRecorder rec;
   rec.sensitive_grad = kSensitiveGrad;
@@ -249,9 +249,9 @@ TEST(RewardTrainingParityTest, FourStepsMatchPytorchAndTransformers) {
   for (int s = 1; s <= 4; ++s) {
     lr_sum += steps[s - 1]["lr"].get<double>();
     if (s == 2 || s == 4) {
-      testing::ExpectWeightsMatch(Fixture(absl::StrCat("learner/rm_step/after", s, ".safetensors")), s,
-                                  after[s - 1], init, sensitive[s - 1],
-                                  {kWeightAbsTol.at(s), 2 * kSensitiveSlack * lr_sum, kWeightRelTol});
+      testing::ExpectWeightsMatch(
+          Fixture(absl::StrCat("learner/rm_step/after", s, ".safetensors")), s, after[s - 1], init,
+          sensitive[s - 1], {kWeightAbsTol.at(s), 2 * kSensitiveSlack * lr_sum, kWeightRelTol});
     }
   }
 }

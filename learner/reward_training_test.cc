@@ -30,7 +30,8 @@ std::vector<PreferencePair> Pairs(int n, int offset) {
     const std::string who = subjects[i % 6], other = subjects[(i + 1 + (i / 6) % 5) % 6];
     const std::string prompt =
         absl::StrCat("POST: My ", who, " took my car ", i % 5, " days ago. What now?\nTL;DR:");
-    out.push_back({prompt, absl::StrCat(" my ", who, " took my car"), absl::StrCat(" my ", other, " took my car")});
+    out.push_back({prompt, absl::StrCat(" my ", who, " took my car"),
+                   absl::StrCat(" my ", other, " took my car")});
   }
   return out;
 }
@@ -101,8 +102,9 @@ TEST(RewardTrainingTest, BadInputIsAClearError) {
   const std::string dir = TempDir("bpo_rm_bad");
   fs::create_directories(dir);
   {
-    std::ofstream(dir + "/pairs.jsonl") << "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n"
-                                        << "{\"prompt\": \"p\", \"chosen\": \"a\"}\n";
+    std::ofstream(dir + "/pairs.jsonl")
+        << "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n"
+        << "{\"prompt\": \"p\", \"chosen\": \"a\"}\n";
   }
   auto pairs = ReadPreferencePairs(dir + "/pairs.jsonl");
   ASSERT_FALSE(pairs.ok());

@@ -5,15 +5,15 @@
 #include <fstream>
 #include <optional>
 
-#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "common/subprocess.h"
 #include "learner/optimizer.h"
 #include "learner/token_rows.h"
 #include "model/generate.h"
-#include "model/lora.h"
 #include "model/logprobs.h"
+#include "model/lora.h"
 #include "model/safetensors.h"
+#include "model/torch_errors.h"
 #include "nlohmann/json.hpp"
 
 namespace bpo::learner {
@@ -43,16 +43,24 @@ absl::Status TrainTokenizer(const std::vector<std::string>& texts, const std::st
     return absl::FailedPreconditionError(
         "spm_train is not installed (Debian package sentencepiece): run scripts/setup-deps");
   }
-  std::vector<std::string> args = {
-      spm_train, absl::StrCat("--input=", corpus), absl::StrCat("--model_prefix=", prefix),
-      absl::StrCat("--vocab_size=", vocab_size), "--model_type=bpe", "--character_coverage=1.0",
-      "--byte_fallback=true", "--split_digits=true", absl::StrCat("--random_seed=", seed % 2147483647),
-      "--num_threads=2", "--minloglevel=2", "--max_sentence_length=16384",
-      "--remove_extra_whitespaces=false", "--hard_vocab_limit=false"};
+  std::vector<std::string> args = {spm_train,
+                                   absl::StrCat("--input=", corpus),
+                                   absl::StrCat("--model_prefix=", prefix),
+                                   absl::StrCat("--vocab_size=", vocab_size),
+                                   "--model_type=bpe",
+                                   "--character_coverage=1.0",
+                                   "--byte_fallback=true",
+                                   "--split_digits=true",
+                                   absl::StrCat("--random_seed=", seed % 2147483647),
+                                   "--num_threads=2",
+                                   "--minloglevel=2",
+                                   "--max_sentence_length=16384",
+                                   "--remove_extra_whitespaces=false",
+                                   "--hard_vocab_limit=false"};
   if (deberta) {
-    for (const char* a : {"--pad_id=0", "--bos_id=1", "--eos_id=2", "--unk_id=3", "--pad_piece=[PAD]",
-                          "--bos_piece=[CLS]", "--eos_piece=[SEP]", "--unk_piece=[UNK]",
-                          "--user_defined_symbols=[MASK]"}) {
+    for (const char* a : {"--pad_id=0", "--bos_id=1", "--eos_id=2", "--unk_id=3",
+                          "--pad_piece=[PAD]", "--bos_piece=[CLS]", "--eos_piece=[SEP]",
+                          "--unk_piece=[UNK]", "--user_defined_symbols=[MASK]"}) {
       args.push_back(a);
     }
   } else {
@@ -84,18 +92,27 @@ absl::Status WriteSmallLlama(const std::string& dir, const SmallLlamaOptions& o)
     return absl::InvalidArgumentError("hidden_size must divide by heads, heads by kv_heads");
   }
   const int64_t D = o.hidden_size / o.heads;
-  nlohmann::json config = {
-      {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-      {"vocab_size", o.vocab_size},            {"hidden_size", o.hidden_size},
-      {"intermediate_size", o.intermediate_size}, {"num_hidden_layers", o.layers},
-      {"num_attention_heads", o.heads},        {"num_key_value_heads", o.kv_heads},
-      {"head_dim", D},                         {"hidden_act", "silu"},
-      {"max_position_embeddings", o.max_positions}, {"rms_norm_eps", 1e-5},
-      {"rope_theta", 10000.0},                 {"tie_word_embeddings", false},
-      {"attention_bias", false},               {"mlp_bias", false},
-      {"bos_token_id", kBosId},                {"eos_token_id", kEosId},
-      {"pad_token_id", kPadId},                {"torch_dtype", "float32"},
-      {"initializer_range", 0.02}};
+  nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}},
+                           {"model_type", "llama"},
+                           {"vocab_size", o.vocab_size},
+                           {"hidden_size", o.hidden_size},
+                           {"intermediate_size", o.intermediate_size},
+                           {"num_hidden_layers", o.layers},
+                           {"num_attention_heads", o.heads},
+                           {"num_key_value_heads", o.kv_heads},
+                           {"head_dim", D},
+                           {"hidden_act", "silu"},
+                           {"max_position_embeddings", o.max_positions},
+                           {"rms_norm_eps", 1e-5},
+                           {"rope_theta", 10000.0},
+                           {"tie_word_embeddings", false},
+                           {"attention_bias", false},
+                           {"mlp_bias", false},
+                           {"bos_token_id", kBosId},
+                           {"eos_token_id", kEosId},
+                           {"pad_token_id", kPadId},
+                           {"torch_dtype", "float32"},
+                           {"initializer_range", 0.02}};
   std::ofstream(absl::StrCat(dir, "/config.json")) << config.dump(2) << "\n";
   at::manual_seed(o.seed);
   const int64_t E = o.hidden_size;
@@ -170,9 +187,9 @@ static absl::StatusOr<std::vector<SftStep>> TrainSftUnguarded(
     const std::vector<size_t> rows = order.Next(o.batch_size);
     const PaddedRows b = MakeBatch(tok, demos, rows, o);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
-    const model::SequenceLogprobs lp = model::ComputeSequenceLogprobs(
-        *model, b.input_ids.to(device), b.attention_mask.to(device), b.response_mask.to(device),
-        adapter ? &*adapter : nullptr);
+    const model::SequenceLogprobs lp =
+        model::ComputeSequenceLogprobs(*model, b.input_ids.to(device), b.attention_mask.to(device),
+                                       b.response_mask.to(device), adapter ? &*adapter : nullptr);
     const at::Tensor loss = -lp.sum.sum() / lp.count.sum().to(at::kFloat);
     loss.backward();
     const double grad_norm = ClipGradNorm(params, o.grad_clip > 0 ? o.grad_clip : 0);
@@ -191,7 +208,8 @@ static absl::StatusOr<std::vector<SftStep>> TrainSftUnguarded(
     p.requires_grad_(false);
   }
   if (lora != nullptr) {
-    model::LoraEnsemble::MergeInto(lora->Merge(model::MergeMode::kMeanDelta), lora->targets(), model);
+    model::LoraEnsemble::MergeInto(lora->Merge(model::MergeMode::kMeanDelta), lora->targets(),
+                                   model);
   }
   return log;
 }
@@ -200,7 +218,8 @@ absl::StatusOr<std::vector<SftStep>> TrainSft(
     model::CausalLm* model, const model::Tokenizer& tok,
     const std::vector<std::pair<std::string, std::string>>& demos, const SftOptions& o,
     const std::function<void(const SftStep&)>& on_step) {
-  return model::CatchTorchErrors("SFT", [&] { return TrainSftUnguarded(model, tok, demos, o, on_step); });
+  return model::CatchTorchErrors("SFT",
+                                 [&] { return TrainSftUnguarded(model, tok, demos, o, on_step); });
 }
 
 double SftLoss(const model::CausalLm& model, const model::Tokenizer& tok,
@@ -210,13 +229,13 @@ double SftLoss(const model::CausalLm& model, const model::Tokenizer& tok,
   const at::Device device = model.options().device();
   for (size_t start = 0; start < demos.size(); start += static_cast<size_t>(o.batch_size)) {
     std::vector<size_t> rows;
-    for (size_t i = start; i < std::min(demos.size(), start + static_cast<size_t>(o.batch_size)); ++i) {
+    for (size_t i = start; i < std::min(demos.size(), start + static_cast<size_t>(o.batch_size));
+         ++i) {
       rows.push_back(i);
     }
     const PaddedRows b = MakeBatch(tok, demos, rows, o);
-    const auto lp = model::ComputeSequenceLogprobs(model, b.input_ids.to(device),
-                                                   b.attention_mask.to(device),
-                                                   b.response_mask.to(device));
+    const auto lp = model::ComputeSequenceLogprobs(
+        model, b.input_ids.to(device), b.attention_mask.to(device), b.response_mask.to(device));
     nll -= lp.sum.sum().item<double>();
     count += lp.count.sum().item<double>();
   }
@@ -248,7 +267,8 @@ absl::Status SaveHfDirectory(const std::vector<std::pair<std::string, at::Tensor
       continue;
     }
     fs::copy_file(entry.path(), fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, "/", name, ": ", ec.message()));
+    if (ec)
+      return absl::PermissionDeniedError(absl::StrCat(out_dir, "/", name, ": ", ec.message()));
   }
   return absl::OkStatus();
 }

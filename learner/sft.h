@@ -71,8 +71,8 @@ struct SftOptions {
 };
 
 struct SftStep {
-  int64_t step = 0;  // 1-based
-  double loss = 0;   // mean NLL per response token
+  int64_t step = 0;      // 1-based
+  double loss = 0;       // mean NLL per response token
   double grad_norm = 0;  // global gradient norm before clipping
   double learning_rate = 0;
   double seconds = 0;
@@ -82,8 +82,8 @@ struct SftStep {
 // INVALID_ARGUMENT for no demonstrations.
 absl::StatusOr<std::vector<SftStep>> TrainSft(
     model::CausalLm* model, const model::Tokenizer& tokenizer,
-    const std::vector<std::pair<std::string, std::string>>& demonstrations, const SftOptions& options,
-    const std::function<void(const SftStep&)>& on_step = nullptr);
+    const std::vector<std::pair<std::string, std::string>>& demonstrations,
+    const SftOptions& options, const std::function<void(const SftStep&)>& on_step = nullptr);
 
 // Mean NLL per response token of `demonstrations` (no training).
 double SftLoss(const model::CausalLm& model, const model::Tokenizer& tokenizer,

@@ -18,11 +18,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "learner/parity_testing.h"
 #include "learner/sft.h"
 #include "model/generate.h"
 #include "model/policy.h"
 #include "model/safetensors.h"
-#include "learner/parity_testing.h"
 #include "nlohmann/json.hpp"
 
 namespace bpo::learner {
@@ -118,7 +118,8 @@ TEST(SftParityTest, FourStepsMatchPytorchAndTransformers) {
   const Weights init = testing::Snapshot(model.NamedParameters());
   testing::StepRecorder rec;
   rec.sensitive_grad = kSensitiveGrad;
-  auto log = TrainSft(&model, tok, demos, o, [&](const SftStep&) { rec.Record(model.NamedParameters()); });
+  auto log =
+      TrainSft(&model, tok, demos, o, [&](const SftStep&) { rec.Record(model.NamedParameters()); });
   const auto& after = rec.after;
   auto& grad_norms = rec.grad_norms;
   const auto& sensitive = rec.sensitive;
@@ -159,8 +160,8 @@ TEST(SftParityTest, FourStepsMatchPytorchAndTransformers) {
     EXPECT_TRUE(at::equal(after[0].at(name), t)) << name << " changed on step 1 (lr 0)";
   }
   for (int s : {2, 4}) {
-    testing::ExpectWeightsMatch(Fixture(absl::StrCat("learner/sft_step/after", s, ".safetensors")), s,
-                                after[s - 1], init, sensitive[s - 1],
+    testing::ExpectWeightsMatch(Fixture(absl::StrCat("learner/sft_step/after", s, ".safetensors")),
+                                s, after[s - 1], init, sensitive[s - 1],
                                 {kWeightAbsTol, kSensitiveAbsTol, kWeightRelTol});
   }
 }

@@ -13,7 +13,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Fixture(const std::string& name) { return absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/", name); }
+std::string Fixture(const std::string& name) {
+  return absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/", name);
+}
 
 std::vector<std::pair<std::string, std::string>> Demos() {
   std::vector<std::pair<std::string, std::string>> d;
@@ -88,7 +90,8 @@ TEST(SftTest, LoraFineTuningLowersTheLossAndMergesIntoTheLinearWeightsOnly) {
 }
 
 TEST(SftTest, FromScratchTokenizerAndSmallLlamaLoad) {
-  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_scratch_", getpid())).string();
+  const std::string dir =
+      (fs::temp_directory_path() / absl::StrCat("bpo_scratch_", getpid())).string();
   fs::remove_all(dir);
   std::vector<std::string> texts;
   for (const auto& [p, r] : Demos()) texts.push_back(p + r);

@@ -76,10 +76,11 @@ TEST(TrainStepParityTest, TwoStepsMatchPytorchAndPeft) {
         total += diff.numel();
       }
     }
-    std::printf("step %d: loss %.6f, grad norm %.5f, max |param - PEFT| = %.3g (%lld of %lld "
-                "weights with |g| < 1e-4: %.3g)\n",
-                s, m->loss, m->member_grad_norm[0], worst, static_cast<long long>(sensitive_count),
-                static_cast<long long>(total), worst_sensitive);
+    std::printf(
+        "step %d: loss %.6f, grad norm %.5f, max |param - PEFT| = %.3g (%lld of %lld "
+        "weights with |g| < 1e-4: %.3g)\n",
+        s, m->loss, m->member_grad_norm[0], worst, static_cast<long long>(sensitive_count),
+        static_cast<long long>(total), worst_sensitive);
     EXPECT_LE(worst, 1e-5) << "step " << s;
     EXPECT_LE(worst_sensitive, 1e-3) << "step " << s;
     EXPECT_LT(sensitive_count, total / 20);

@@ -3,9 +3,9 @@
 #include <chrono>
 #include <set>
 
-#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "model/logprobs.h"
+#include "model/torch_errors.h"
 
 namespace bpo::learner {
 
@@ -45,15 +45,16 @@ absl::Status EnsembleTrainer::Validate(const PairBatch& b) const {
   const int64_t vocab = model_->config().vocab_size;
   const at::Tensor ids = b.input_ids.to(at::kCPU);
   if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "batch: token ids must be in [0, ", vocab, "), got [", ids.min().item<int64_t>(), ", ",
-        ids.max().item<int64_t>(), "]"));
+    return absl::InvalidArgumentError(absl::StrCat("batch: token ids must be in [0, ", vocab,
+                                                   "), got [", ids.min().item<int64_t>(), ", ",
+                                                   ids.max().item<int64_t>(), "]"));
   }
-  const at::Tensor counts = b.response_mask.to(at::kCPU).narrow(1, 1, b.input_ids.size(1) - 1).sum(1);
+  const at::Tensor counts =
+      b.response_mask.to(at::kCPU).narrow(1, 1, b.input_ids.size(1) - 1).sum(1);
   for (int64_t r = 0; r < 2 * B; ++r) {
     if (counts[r].item<int64_t>() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "batch: pair ", r % B, " has an empty ", r < B ? "chosen" : "rejected", " response"));
+      return absl::InvalidArgumentError(absl::StrCat("batch: pair ", r % B, " has an empty ",
+                                                     r < B ? "chosen" : "rejected", " response"));
     }
   }
   if (options_.reference == ReferenceMode::kBehavior) {
@@ -71,9 +72,9 @@ absl::Status EnsembleTrainer::Validate(const PairBatch& b) const {
     } else {
       for (int64_t i = 0; i < B; ++i) {
         if (!behavior_.count(b.behavior_versions[i])) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "batch: pair ", i, " was sampled by snapshot ", b.behavior_versions[i],
-              ", which the learner does not hold"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("batch: pair ", i, " was sampled by snapshot ", b.behavior_versions[i],
+                           ", which the learner does not hold"));
         }
       }
     }
@@ -140,8 +141,8 @@ absl::StatusOr<StepMetrics> EnsembleTrainer::StepUnguarded(const PairBatch& b) {
   const int64_t B = b.pairs();
   StepMetrics m;
   m.step = step_;
-  m.learning_rate = LinearScheduleLr(options_.learning_rate, step_, options_.total_steps,
-                                     options_.warmup_steps);
+  m.learning_rate =
+      LinearScheduleLr(options_.learning_rate, step_, options_.total_steps, options_.warmup_steps);
   // Label positions: every response token but never position 0.
   at::Tensor counts = b.response_mask.narrow(1, 1, b.input_ids.size(1) - 1).sum(1);
   auto ref = ReferenceLogps(b, counts);
@@ -196,7 +197,8 @@ absl::StatusOr<StepMetrics> EnsembleTrainer::StepUnguarded(const PairBatch& b) {
     at::NoGradGuard no_grad;
     for (int i = 0; i < E; ++i) {
       const auto params = lora_->Parameters(i);
-      for (size_t k = 0; k < params.size(); ++k) ema_[i][k].lerp_(params[k].detach(), options_.ema_rate);
+      for (size_t k = 0; k < params.size(); ++k)
+        ema_[i][k].lerp_(params[k].detach(), options_.ema_rate);
     }
   }
   ++step_;

@@ -34,11 +34,11 @@ namespace bpo::learner {
 // B preference pairs, tokenized: rows 0..B-1 are prompt + chosen, rows
 // B..2B-1 prompt + rejected in the same pair order, right padded.
 struct PairBatch {
-  at::Tensor input_ids;       // [2B, L] int64
-  at::Tensor attention_mask;  // [2B, L]
-  at::Tensor response_mask;   // [2B, L]: 1 on response tokens (labels), EOS included
+  at::Tensor input_ids;                     // [2B, L] int64
+  at::Tensor attention_mask;                // [2B, L]
+  at::Tensor response_mask;                 // [2B, L]: 1 on response tokens (labels), EOS included
   std::vector<uint64_t> behavior_versions;  // [B]: snapshot that sampled each pair
-  at::Tensor behavior_logps;  // [2B] sums from the actor, or undefined
+  at::Tensor behavior_logps;                // [2B] sums from the actor, or undefined
   int64_t pairs() const { return input_ids.size(0) / 2; }
 };
 
@@ -68,14 +68,14 @@ struct StepMetrics {
   double learning_rate = 0;
   std::vector<double> member_loss;       // [E]
   std::vector<double> member_grad_norm;  // [E], before clipping
-  double loss = 0;             // mean over members
-  double margin = 0;           // mean β·h over members and pairs
-  double accuracy = 0;         // fraction of pairs with h > 0 (implicit reward accuracy)
-  double chosen_logps = 0;     // mean policy log-prob of the chosen responses
+  double loss = 0;                       // mean over members
+  double margin = 0;                     // mean β·h over members and pairs
+  double accuracy = 0;                   // fraction of pairs with h > 0 (implicit reward accuracy)
+  double chosen_logps = 0;               // mean policy log-prob of the chosen responses
   double rejected_logps = 0;
-  double kl_reference = 0;     // mean over responses of log πref(y) − log πθ(y)
-  double kl_sft = 0;           // the same against the SFT policy
-  int64_t pairs = 0;  // pairs this rank trained on
+  double kl_reference = 0;  // mean over responses of log πref(y) − log πθ(y)
+  double kl_sft = 0;        // the same against the SFT policy
+  int64_t pairs = 0;        // pairs this rank trained on
   double seconds = 0;
   double pairs_per_second = 0;
 };

@@ -52,16 +52,22 @@ void BM_LearnerStep(benchmark::State& state) {
   const auto& c = m.config();
   const double tokens = 2.0 * kPairs * (kPrompt + kNew), labels = 2.0 * kPairs * kNew;
   const double body = static_cast<double>(m.NumParameters() - 2 * c.vocab_size * c.hidden_size);
-  const double forward = 2 * (body * tokens + static_cast<double>(c.vocab_size * c.hidden_size) * labels);
+  const double forward =
+      2 * (body * tokens + static_cast<double>(c.vocab_size * c.hidden_size) * labels);
   const double flops = forward * (2.0 * lo.members + 2.0);
   static const double gflops = *model::MeasureMatmulGflops(1024, 5);
   state.counters["floor_s"] = flops / (gflops * 1e9);
-  state.counters["s/pair"] = benchmark::Counter(static_cast<double>(kPairs),
-                                                benchmark::Counter::kIsIterationInvariantRate |
-                                                    benchmark::Counter::kInvert);
+  state.counters["s/pair"] = benchmark::Counter(
+      static_cast<double>(kPairs),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   state.counters["GFLOP/s_matmul"] = gflops;
 }
-BENCHMARK(BM_LearnerStep)->Arg(1)->Arg(5)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_LearnerStep)
+    ->Arg(1)
+    ->Arg(5)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
 
 }  // namespace
 }  // namespace bpo::learner

@@ -17,7 +17,7 @@
 namespace bpo::model {
 
 inline constexpr int64_t kVocab = 32000, kHidden = 256, kInter = 688, kLayers = 4, kHeads = 8,
-                  kKvHeads = 4, kPrompt = 64, kNew = 128;
+                         kKvHeads = 4, kPrompt = 64, kNew = 128;
 
 // The benchmarks run with the allocator settings of the bpo binary.
 inline const bool kAllocatorTuned = TuneAllocatorForTensors();
@@ -34,8 +34,8 @@ inline void EnsureModel() {
   std::filesystem::create_directories(dir);
   // The real Llama-2 tokenizer (32,000 pieces, the model's vocabulary), when
   // the shared data is beside the repository, so `bpo learner` can run on it.
-  const std::string tokenizer = std::string(BPO_SOURCE_DIR_FOR_BENCH) +
-                                "/../shared/data/tokenizers/llama2-tokenizer.model";
+  const std::string tokenizer =
+      std::string(BPO_SOURCE_DIR_FOR_BENCH) + "/../shared/data/tokenizers/llama2-tokenizer.model";
   std::error_code ec;
   std::filesystem::copy_file(tokenizer, dir + "/tokenizer.model", ec);
   std::ofstream(dir + "/config.json") << R"({"architectures": ["LlamaForCausalLM"],

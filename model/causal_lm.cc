@@ -2,10 +2,10 @@
 
 #include <cmath>
 
-#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/checkpoint.h"
+#include "model/torch_errors.h"
 
 namespace bpo::model {
 namespace {
@@ -14,7 +14,6 @@ at::Tensor RotateHalf(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
-
 
 // LibTorch 1.13's CPU bf16 kernels for batched matmul and the activations
 // round more than once (several ulps off torch 2.x, which accumulates in
@@ -34,9 +33,7 @@ at::Tensor Act(const at::Tensor& x, Activation act) {
   return ApplyActivation(x.to(at::kFloat), act).to(x.scalar_type());
 }
 
-at::Tensor SoftCap(const at::Tensor& x, double cap) {
-  return at::tanh(x / cap) * cap;
-}
+at::Tensor SoftCap(const at::Tensor& x, double cap) { return at::tanh(x / cap) * cap; }
 
 }  // namespace
 
@@ -73,7 +70,7 @@ at::Tensor PositionsFromMask(const at::Tensor& attention_mask) {
 }
 
 absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::LoadUnguarded(const std::string& dir,
-                                                         const LoadOptions& options) {
+                                                                  const LoadOptions& options) {
   if (options.dtype != at::kFloat && options.dtype != at::kBFloat16) {
     return absl::InvalidArgumentError(absl::StrCat(
         dir, ": unsupported dtype ", at::toString(options.dtype), " (float32 or bfloat16)"));
@@ -101,9 +98,13 @@ absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::LoadUnguarded(const std::str
   } else if (auto s = take("lm_head.weight", {c.vocab_size, E}, &m->lm_head_); !s.ok()) {
     return s;
   }
-  const int64_t out_dims[kNumLinearKinds] = {c.num_heads * D, c.num_kv_heads * D,
-                                             c.num_kv_heads * D, E,
-                                             c.intermediate_size, c.intermediate_size, E};
+  const int64_t out_dims[kNumLinearKinds] = {c.num_heads * D,
+                                             c.num_kv_heads * D,
+                                             c.num_kv_heads * D,
+                                             E,
+                                             c.intermediate_size,
+                                             c.intermediate_size,
+                                             E};
   const int64_t in_dims[kNumLinearKinds] = {E, E, E, c.num_heads * D, E, E, c.intermediate_size};
   m->layers_.resize(c.num_layers);
   for (int64_t i = 0; i < c.num_layers; ++i) {
@@ -117,8 +118,7 @@ absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::LoadUnguarded(const std::str
       if (auto s = take(p + "pre_feedforward_layernorm.weight", {E}, &l.pre_ffn_norm); !s.ok()) {
         return s;
       }
-      if (auto s = take(p + "post_feedforward_layernorm.weight", {E}, &l.post_ffn_norm);
-          !s.ok()) {
+      if (auto s = take(p + "post_feedforward_layernorm.weight", {E}, &l.post_ffn_norm); !s.ok()) {
         return s;
       }
     }
@@ -140,10 +140,10 @@ absl::StatusOr<std::unique_ptr<CausalLm>> CausalLm::LoadUnguarded(const std::str
   if (c.tie_word_embeddings) ignored.push_back("lm_head.weight");
   const auto extra = (*ckpt)->Untaken(ignored);
   if (!extra.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        (*ckpt)->FileOf(extra.front()), ": unexpected tensor '", extra.front(), "'",
-        extra.size() > 1 ? absl::StrCat(" and ", extra.size() - 1, " more") : "",
-        " for ", ArchitectureName(c.arch), " as config.json describes it"));
+    return absl::InvalidArgumentError(
+        absl::StrCat((*ckpt)->FileOf(extra.front()), ": unexpected tensor '", extra.front(), "'",
+                     extra.size() > 1 ? absl::StrCat(" and ", extra.size() - 1, " more") : "",
+                     " for ", ArchitectureName(c.arch), " as config.json describes it"));
   }
   m->inv_freq_ =
       1.0 / at::pow(c.rope_theta,
@@ -167,8 +167,10 @@ std::vector<std::pair<std::string, at::Tensor>> CausalLm::NamedParameters() cons
     const std::string p = absl::StrCat("model.layers.", i, ".");
     out.emplace_back(p + "input_layernorm.weight", l.input_norm);
     out.emplace_back(p + "post_attention_layernorm.weight", l.post_attn_norm);
-    if (l.pre_ffn_norm.defined()) out.emplace_back(p + "pre_feedforward_layernorm.weight", l.pre_ffn_norm);
-    if (l.post_ffn_norm.defined()) out.emplace_back(p + "post_feedforward_layernorm.weight", l.post_ffn_norm);
+    if (l.pre_ffn_norm.defined())
+      out.emplace_back(p + "pre_feedforward_layernorm.weight", l.pre_ffn_norm);
+    if (l.post_ffn_norm.defined())
+      out.emplace_back(p + "post_feedforward_layernorm.weight", l.post_ffn_norm);
     for (int k = 0; k < kNumLinearKinds; ++k) {
       const auto kind = static_cast<LinearKind>(k);
       const std::string name = absl::StrCat(p, LinearParent(kind), ".", LinearName(kind));
@@ -185,7 +187,8 @@ int64_t CausalLm::NumParameters() const {
   int64_t n = embed_.numel() + final_norm_.numel();
   if (!config_.tie_word_embeddings) n += lm_head_.numel();
   for (const DecoderLayer& l : layers_) {
-    for (const at::Tensor* t : {&l.input_norm, &l.post_attn_norm, &l.pre_ffn_norm, &l.post_ffn_norm}) {
+    for (const at::Tensor* t :
+         {&l.input_norm, &l.post_attn_norm, &l.pre_ffn_norm, &l.post_ffn_norm}) {
       if (t->defined()) n += t->numel();
     }
     for (const Linear& lin : l.linear) {
@@ -208,7 +211,8 @@ KvCache CausalLm::NewCache(int64_t batch, int64_t capacity) const {
 
 at::Tensor CausalLm::Norm(const at::Tensor& x, const at::Tensor& w) const {
   const at::Tensor xf = x.to(at::kFloat);
-  const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
+  const at::Tensor normed =
+      xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
   if (config_.norm_adds_one) return (normed * (1.0 + w.to(at::kFloat))).to(x.scalar_type());
   return w * normed.to(x.scalar_type());
 }
@@ -243,9 +247,9 @@ at::Tensor CausalLm::Attention(const at::Tensor& x, int64_t layer, const at::Ten
     v = cache->v[layer].narrow(2, 0, start + S);
   }
   const int64_t T = k.size(2);
-  const double scaling =
-      config_.query_pre_attn_scalar > 0 ? 1.0 / std::sqrt(config_.query_pre_attn_scalar)
-                                        : 1.0 / std::sqrt(static_cast<double>(D));
+  const double scaling = config_.query_pre_attn_scalar > 0
+                             ? 1.0 / std::sqrt(config_.query_pre_attn_scalar)
+                             : 1.0 / std::sqrt(static_cast<double>(D));
   // Grouped-query attention without repeating K and V: the G query heads of
   // one kv-head are stacked along the sequence axis.
   at::Tensor qg = q.reshape({B, KV, G * S, D});
@@ -305,8 +309,7 @@ at::Tensor CausalLm::Forward(const at::Tensor& input_ids, const at::Tensor& posi
   const at::Tensor full_mask = to_additive(causal);
   at::Tensor sliding_mask;
   if (config_.sliding_window > 0) {
-    sliding_mask =
-        to_additive(causal & (k_idx > q_idx - config_.sliding_window).unsqueeze(0));
+    sliding_mask = to_additive(causal & (k_idx > q_idx - config_.sliding_window).unsqueeze(0));
   }
 
   for (int64_t i = 0; i < config_.num_layers; ++i) {
@@ -340,8 +343,8 @@ at::Tensor CausalLm::Logits(const at::Tensor& hidden) const {
 
 at::Tensor CausalLm::ForwardLogits(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                    const LinearAdapter* adapter) const {
-  return Logits(Forward(input_ids, PositionsFromMask(attention_mask), attention_mask, nullptr,
-                        adapter));
+  return Logits(
+      Forward(input_ids, PositionsFromMask(attention_mask), attention_mask, nullptr, adapter));
 }
 
 }  // namespace bpo::model

@@ -24,8 +24,8 @@ class CausalLmLoadErrorTest : public ::testing::Test {
     fs::create_directories(dir_);
     fs::copy_file(absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/llama/config.json"),
                   dir_ + "/config.json", fs::copy_options::overwrite_existing);
-    auto file = SafetensorsFile::Open(absl::StrCat(BPO_SOURCE_DIR,
-                                                   "/tests/fixtures/llama/model.safetensors"));
+    auto file = SafetensorsFile::Open(
+        absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/llama/model.safetensors"));
     ASSERT_TRUE(file.ok());
     for (const TensorInfo& t : (*file)->header().tensors) {
       tensors_.emplace_back(t.name, (*(*file)->Tensor(t.name)).clone());
@@ -44,10 +44,12 @@ class CausalLmLoadErrorTest : public ::testing::Test {
 
 TEST_F(CausalLmLoadErrorTest, MissingTensor) {
   auto t = tensors_;
-  t.erase(std::remove_if(t.begin(), t.end(),
-                         [](const auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; }),
-          t.end());
-  EXPECT_EQ(LoadWith(t), absl::NotFoundError(dir_ + ": missing tensor 'model.layers.1.mlp.up_proj.weight'"));
+  t.erase(
+      std::remove_if(t.begin(), t.end(),
+                     [](const auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; }),
+      t.end());
+  EXPECT_EQ(LoadWith(t),
+            absl::NotFoundError(dir_ + ": missing tensor 'model.layers.1.mlp.up_proj.weight'"));
 }
 
 TEST_F(CausalLmLoadErrorTest, MisshapenTensor) {
@@ -55,9 +57,10 @@ TEST_F(CausalLmLoadErrorTest, MisshapenTensor) {
   for (auto& [name, tensor] : t) {
     if (name == "model.layers.0.self_attn.k_proj.weight") tensor = at::zeros({16, 64});
   }
-  EXPECT_EQ(LoadWith(t), absl::InvalidArgumentError(
-                             dir_ + "/model.safetensors: tensor 'model.layers.0.self_attn.k_proj.weight' "
-                                    "has shape [16, 64] but config.json implies [32, 64]"));
+  EXPECT_EQ(LoadWith(t),
+            absl::InvalidArgumentError(
+                dir_ + "/model.safetensors: tensor 'model.layers.0.self_attn.k_proj.weight' "
+                       "has shape [16, 64] but config.json implies [32, 64]"));
 }
 
 TEST_F(CausalLmLoadErrorTest, UnexpectedTensor) {
@@ -85,8 +88,11 @@ TEST_F(CausalLmLoadErrorTest, ShardedCheckpointsLoad) {
   ASSERT_TRUE(WriteSafetensors(dir_ + "/model-00001-of-00002.safetensors", a).ok());
   ASSERT_TRUE(WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", b).ok());
   std::string map;
-  for (const auto& [name, t] : a) map += absl::StrCat(map.empty() ? "" : ",", "\"", name, "\": \"model-00001-of-00002.safetensors\"");
-  for (const auto& [name, t] : b) map += absl::StrCat(",\"", name, "\": \"model-00002-of-00002.safetensors\"");
+  for (const auto& [name, t] : a)
+    map += absl::StrCat(map.empty() ? "" : ",", "\"", name,
+                        "\": \"model-00001-of-00002.safetensors\"");
+  for (const auto& [name, t] : b)
+    map += absl::StrCat(",\"", name, "\": \"model-00002-of-00002.safetensors\"");
   std::ofstream(dir_ + "/model.safetensors.index.json") << "{\"weight_map\": {" << map << "}}";
   auto m = CausalLm::Load(dir_);
   ASSERT_TRUE(m.ok()) << m.status();

@@ -62,8 +62,8 @@ TEST_P(CausalLmParityTest, Fp32LogitsMatchWithLeftPadding) {
   ASSERT_TRUE(model.ok()) << model.status();
   at::NoGradGuard no_grad;
   const at::Tensor mask = ref["attention_mask"];
-  const at::Tensor logits = (*model)->Logits(
-      (*model)->Forward(ref["input_ids"], ref["position_ids"], mask, nullptr));
+  const at::Tensor logits =
+      (*model)->Logits((*model)->Forward(ref["input_ids"], ref["position_ids"], mask, nullptr));
   const double err = RelativeError(logits, ref["logits"], mask);
   RecordProperty("fp32_relative_error", std::to_string(err));
   std::cout << GetParam() << " fp32 logits: max rel |delta| = " << err << "\n";
@@ -99,8 +99,8 @@ TEST_P(CausalLmParityTest, SequenceLogprobsMatch) {
   ASSERT_TRUE(model.ok()) << model.status();
   at::NoGradGuard no_grad;
   const SequenceLogprobs lp = ComputeSequenceLogprobs(
-      **model, ref["lp_input_ids"], ref["lp_attention_mask"], ref["lp_response_mask"],
-      nullptr, /*chunk=*/7);  // a small chunk exercises the chunked path
+      **model, ref["lp_input_ids"], ref["lp_attention_mask"], ref["lp_response_mask"], nullptr,
+      /*chunk=*/7);  // a small chunk exercises the chunked path
   const at::Tensor all = at::ones_like(lp.sum);
   EXPECT_LE(RelativeError(lp.sum, ref["lp_sum"], all), 1e-4);
   EXPECT_LE(RelativeError(lp.mean, ref["lp_mean"], all), 1e-4);
@@ -117,8 +117,9 @@ TEST_P(CausalLmParityTest, GreedyGenerationMatchesTokenForToken) {
   options.max_new_tokens = 16;
   auto gen = Generate(**model, ref["gen_input_ids"], ref["gen_attention_mask"], options);
   ASSERT_TRUE(gen.ok()) << gen.status();
-  EXPECT_TRUE(at::equal(gen->tokens, ref["gen_output_ids"]))
-      << "ours:\n" << gen->tokens << "\nHF:\n" << ref["gen_output_ids"];
+  EXPECT_TRUE(at::equal(gen->tokens, ref["gen_output_ids"])) << "ours:\n"
+                                                             << gen->tokens << "\nHF:\n"
+                                                             << ref["gen_output_ids"];
 }
 
 TEST_P(CausalLmParityTest, KvCacheDecodingEqualsFullRecompute) {
@@ -147,8 +148,7 @@ INSTANTIATE_TEST_SUITE_P(Architectures, CausalLmParityTest,
 TEST(CausalLmLoadTest, ErrorsNameTheFileAndTensor) {
   auto missing = CausalLm::Load("/nonexistent");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(missing.status().message(),
-            "/nonexistent: no such model directory or file");
+  EXPECT_EQ(missing.status().message(), "/nonexistent: no such model directory or file");
   EXPECT_EQ(CausalLm::Load(FixtureDir("llama"), {at::kHalf, at::kCPU}).status().message(),
             FixtureDir("llama") + ": unsupported dtype Half (float32 or bfloat16)");
   // DeBERTa is a reward model, not a causal LM.

@@ -2,9 +2,9 @@
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/match.h"
 #include "model/json_reader.h"
 
 namespace bpo::model {
@@ -37,9 +37,10 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     }
     for (const auto& s : shard_names) files.push_back((fs::path(dir) / s).string());
   } else {
-    return absl::NotFoundError(absl::StrCat(
-        dir, ": no model.safetensors or model.safetensors.index.json (only safetensors "
-             "checkpoints are supported)"));
+    return absl::NotFoundError(
+        absl::StrCat(dir,
+                     ": no model.safetensors or model.safetensors.index.json (only safetensors "
+                     "checkpoints are supported)"));
   }
   for (const std::string& f : files) {
     auto file = SafetensorsFile::Open(f);

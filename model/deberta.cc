@@ -1,5 +1,4 @@
 #include "model/deberta.h"
-#include "model/torch_errors.h"
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
@@ -16,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "model/checkpoint.h"
 #include "model/json_reader.h"
+#include "model/torch_errors.h"
 
 namespace bpo::model {
 namespace {
@@ -35,7 +35,6 @@ absl::StatusOr<Activation> ParseDebertaActivation(const std::string& name,
       absl::StrCat(where, ": unsupported activation '", name,
                    "' (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish)"));
 }
-
 
 // The most negative finite value of a floating dtype (torch.finfo(dtype).min).
 double LowestOf(at::ScalarType dtype) {
@@ -309,8 +308,8 @@ absl::StatusOr<std::unique_ptr<DebertaRewardModel>> DebertaRewardModel::Load(
       }
     }
     if (auto s = take_norm("deberta.embeddings.LayerNorm", E, &m->embed_norm_); !s.ok()) return s;
-    if (auto s = take("deberta.encoder.rel_embeddings.weight", {2 * c.att_span, E},
-                      &m->rel_embeddings_);
+    if (auto s =
+            take("deberta.encoder.rel_embeddings.weight", {2 * c.att_span, E}, &m->rel_embeddings_);
         !s.ok()) {
       return s;
     }
@@ -399,9 +398,10 @@ void DebertaRewardModel::WeightsChanged() {
   cached_positions_.reset();
 }
 
-at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l, const at::Tensor& pos_query,
-                                         const at::Tensor& pos_key, const at::Tensor& c2p_index,
-                                         const at::Tensor& p2c_index, const at::Tensor& masked) const {
+at::Tensor DebertaRewardModel::Attention(const at::Tensor& x, const Layer& l,
+                                         const at::Tensor& pos_query, const at::Tensor& pos_key,
+                                         const at::Tensor& c2p_index, const at::Tensor& p2c_index,
+                                         const at::Tensor& masked) const {
   const int64_t N = x.size(0), L = x.size(1), H = config_.num_heads, D = config_.head_dim;
   const auto heads = [&](const Linear& lin) {
     return at::linear(x, lin.weight, lin.bias).view({N, L, H, D}).transpose(1, 2);  // [N,H,L,D]
@@ -577,7 +577,8 @@ absl::StatusOr<at::Tensor> DebertaRewardModel::CheckedForward(const at::Tensor& 
       types = token_type_ids.to(device, at::kLong);
       if (auto s = CheckIds(types, config_.type_vocab_size, "token_type_ids"); !s.ok()) return s;
     }
-    if (training) return Forward(ids, mask, types, ComputePositionProjections()).select(1, 0).to(at::kFloat);
+    if (training)
+      return Forward(ids, mask, types, ComputePositionProjections()).select(1, 0).to(at::kFloat);
     return Forward(ids, mask, types, *CachedPositionProjections()).select(1, 0).to(at::kFloat);
   } catch (...) {
     return StatusFromCurrentException("DebertaRewardModel::Score");

@@ -4,8 +4,8 @@
 
 #include <limits>
 
-#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
+#include "model/torch_errors.h"
 
 namespace bpo::model {
 
@@ -30,18 +30,21 @@ at::Tensor ApplyTopKTopP(const at::Tensor& logits, int64_t top_k, double top_p) 
   return out;
 }
 
-static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model, const at::Tensor& prompt_ids,
-                                    const at::Tensor& prompt_mask, const GenerateOptions& o,
-                                    const LinearAdapter* adapter) {
+static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model,
+                                                    const at::Tensor& prompt_ids,
+                                                    const at::Tensor& prompt_mask,
+                                                    const GenerateOptions& o,
+                                                    const LinearAdapter* adapter) {
   if (prompt_ids.dim() != 2 || prompt_mask.sizes() != prompt_ids.sizes()) {
     return absl::InvalidArgumentError("generate: prompt_ids and prompt_mask must be [B, P]");
   }
-  if (o.max_new_tokens < 1 || o.samples_per_prompt < 1 ||
-      (!o.greedy && !(o.temperature > 0)) || o.top_k < 0 || !(o.top_p > 0 && o.top_p <= 1)) {
+  if (o.max_new_tokens < 1 || o.samples_per_prompt < 1 || (!o.greedy && !(o.temperature > 0)) ||
+      o.top_k < 0 || !(o.top_p > 0 && o.top_p <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "generate: need max_new_tokens >= 1, samples_per_prompt >= 1, temperature > 0, "
-        "top_k >= 0, 0 < top_p <= 1; got ", o.max_new_tokens, ", ", o.samples_per_prompt, ", ",
-        o.temperature, ", ", o.top_k, ", ", o.top_p));
+        "top_k >= 0, 0 < top_p <= 1; got ",
+        o.max_new_tokens, ", ", o.samples_per_prompt, ", ", o.temperature, ", ", o.top_k, ", ",
+        o.top_p));
   }
   const auto& cfg = model.config();
   const std::vector<int64_t> eos = o.eos_token_ids.empty() ? cfg.eos_token_ids : o.eos_token_ids;
@@ -60,7 +63,7 @@ static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model, const
   const at::Tensor positions = PositionsFromMask(mask);
   at::Tensor hidden = model.Forward(ids, positions, mask, &cache, adapter);
   at::Tensor logits = model.Logits(hidden.narrow(1, P - 1, 1).squeeze(1));  // [B, V]
-  at::Tensor next_pos = positions.narrow(1, P - 1, 1).squeeze(1) + 1;      // [B]
+  at::Tensor next_pos = positions.narrow(1, P - 1, 1).squeeze(1) + 1;       // [B]
   if (n > 1) {
     const at::Tensor rows = at::arange(B, long_opts).repeat_interleave(n);
     cache.SelectRows(rows);
@@ -74,7 +77,8 @@ static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model, const
   out.logprobs = at::zeros({N, o.max_new_tokens}, long_opts.dtype(at::kFloat));
   out.lengths = at::zeros({N}, long_opts);
   at::Tensor finished = at::zeros({N}, long_opts.dtype(at::kBool));
-  at::Tensor eos_ids = at::tensor(eos.empty() ? std::vector<int64_t>{-1} : eos, at::kLong).to(device);
+  at::Tensor eos_ids =
+      at::tensor(eos.empty() ? std::vector<int64_t>{-1} : eos, at::kLong).to(device);
   const at::Tensor one_mask = at::ones({N, 1}, long_opts);
 
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
@@ -90,8 +94,9 @@ static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model, const
     const at::Tensor alive = finished.logical_not();
     token = at::where(alive, token, at::full_like(token, pad));
     out.tokens.select(1, step).copy_(token);
-    out.logprobs.select(1, step).copy_(
-        at::where(alive, logp.gather(1, token.unsqueeze(1)).squeeze(1), at::zeros_like(next_pos, at::kFloat)));
+    out.logprobs.select(1, step).copy_(at::where(alive,
+                                                 logp.gather(1, token.unsqueeze(1)).squeeze(1),
+                                                 at::zeros_like(next_pos, at::kFloat)));
     out.lengths += alive.to(at::kLong);
     finished = finished | (alive & at::isin(token, eos_ids));
     if (finished.all().item<bool>() || step + 1 == o.max_new_tokens) break;
@@ -106,9 +111,8 @@ static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model, const
 absl::StatusOr<Generation> Generate(const CausalLm& model, const at::Tensor& prompt_ids,
                                     const at::Tensor& prompt_mask, const GenerateOptions& o,
                                     const LinearAdapter* adapter) {
-  return CatchTorchErrors("generate", [&] {
-    return GenerateUnguarded(model, prompt_ids, prompt_mask, o, adapter);
-  });
+  return CatchTorchErrors(
+      "generate", [&] { return GenerateUnguarded(model, prompt_ids, prompt_mask, o, adapter); });
 }
 
 std::vector<int64_t> KeepPromptTail(std::vector<int64_t> ids, int64_t max_tokens) {
@@ -125,9 +129,9 @@ absl::StatusOr<int64_t> PromptBudget(const CausalLmConfig& config, int64_t max_p
     budget = std::min(budget, config.max_position_embeddings - max_new_tokens);
   }
   if (budget < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_new_tokens = ", max_new_tokens, " leaves no room for a prompt in the model's ",
-        config.max_position_embeddings, " positions"));
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens = ", max_new_tokens,
+                                                   " leaves no room for a prompt in the model's ",
+                                                   config.max_position_embeddings, " positions"));
   }
   return budget;
 }

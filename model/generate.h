@@ -19,8 +19,8 @@ struct GenerateOptions {
   int64_t max_new_tokens = 128;
   bool greedy = false;
   double temperature = 1.0;
-  int64_t top_k = 50;    // 0 disables
-  double top_p = 1.0;    // 1 disables
+  int64_t top_k = 50;  // 0 disables
+  double top_p = 1.0;  // 1 disables
   int64_t samples_per_prompt = 1;
   uint64_t seed = 0;
   std::vector<int64_t> eos_token_ids;  // empty: the model's
@@ -29,11 +29,11 @@ struct GenerateOptions {
 
 struct Generation {
   // Row r*samples_per_prompt + s is sample s of prompt r.
-  at::Tensor tokens;     // [N, max_new_tokens] int64, pad after the end
-  at::Tensor logprobs;   // [N, max_new_tokens] float32: log p(token) under the
-                         // model (temperature 1, no filtering); 0 after the end
-  at::Tensor lengths;    // [N] int64: generated tokens, EOS included
-  at::Tensor finished;   // [N] bool: stopped at EOS
+  at::Tensor tokens;    // [N, max_new_tokens] int64, pad after the end
+  at::Tensor logprobs;  // [N, max_new_tokens] float32: log p(token) under the
+                        // model (temperature 1, no filtering); 0 after the end
+  at::Tensor lengths;   // [N] int64: generated tokens, EOS included
+  at::Tensor finished;  // [N] bool: stopped at EOS
 };
 
 // prompt_ids [B, P] left-padded, prompt_mask [B, P] (1 on real tokens).

@@ -46,8 +46,8 @@ void BM_DecodeKvCache(benchmark::State& state) {
     auto g = Generate(m, ids, mask, o);
     benchmark::DoNotOptimize(g->tokens.data_ptr());
   }
-  state.counters["tokens/s"] =
-      benchmark::Counter(static_cast<double>(batch * kNew), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(batch * kNew),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
   state.counters["params"] = static_cast<double>(m.NumParameters());
 }
 BENCHMARK(BM_DecodeKvCache)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -66,8 +66,8 @@ void BM_DecodeRecompute(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(ids.data_ptr());
   }
-  state.counters["tokens/s"] =
-      benchmark::Counter(static_cast<double>(batch * kNew), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(batch * kNew),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_DecodeRecompute)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -81,7 +81,8 @@ void BM_DecodeStepVsFloor(benchmark::State& state) {
   const at::Tensor ids = at::randint(3, kVocab, {batch, context}, at::kLong);
   m.Forward(ids, PositionsFromMask(at::ones_like(ids)), at::ones_like(ids), &cache);
   const at::Tensor tok = at::randint(3, kVocab, {batch, 1}, at::kLong);
-  const at::Tensor pos = at::full({batch, 1}, context, at::kLong), one = at::ones({batch, 1}, at::kLong);
+  const at::Tensor pos = at::full({batch, 1}, context, at::kLong),
+                   one = at::ones({batch, 1}, at::kLong);
   double total = 0;
   for (auto _ : state) {
     cache.length = context;
@@ -136,7 +137,8 @@ void BM_LoraMemberForwardBackward(benchmark::State& state) {
   for (auto _ : state) {
     const SequenceLogprobs lp = ComputeSequenceLogprobs(m, ids, mask, response, &member);
     const at::Tensor logratio = lp.sum.view({pairs, 2});
-    at::Tensor loss = -at::log_sigmoid(0.1 * (logratio.select(1, 0) - logratio.select(1, 1))).mean();
+    at::Tensor loss =
+        -at::log_sigmoid(0.1 * (logratio.select(1, 0) - logratio.select(1, 1))).mean();
     loss.backward();
     for (const at::Tensor& p : (*lora)->Parameters(0)) p.mutable_grad().zero_();
   }

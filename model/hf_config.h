@@ -38,14 +38,14 @@ struct CausalLmConfig {
   bool scale_embeddings = false;
   bool norm_adds_one = false;
   // Gemma2 only.
-  bool sandwich_norms = false;        // post-attention and pre/post-feed-forward norms
-  double attn_logit_softcap = 0;      // 0: off
-  double final_logit_softcap = 0;     // 0: off
-  double query_pre_attn_scalar = 0;   // scores scaled by its -1/2 power; 0: head_dim
-  int64_t sliding_window = 0;         // 0: off
-  std::vector<bool> layer_is_sliding; // [num_layers]
+  bool sandwich_norms = false;         // post-attention and pre/post-feed-forward norms
+  double attn_logit_softcap = 0;       // 0: off
+  double final_logit_softcap = 0;      // 0: off
+  double query_pre_attn_scalar = 0;    // scores scaled by its -1/2 power; 0: head_dim
+  int64_t sliding_window = 0;          // 0: off
+  std::vector<bool> layer_is_sliding;  // [num_layers]
   int64_t bos_token_id = -1;
-  int64_t eos_token_id = -1;          // the first of a list
+  int64_t eos_token_id = -1;  // the first of a list
   std::vector<int64_t> eos_token_ids;
   int64_t pad_token_id = -1;
 };

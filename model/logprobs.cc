@@ -19,8 +19,7 @@ SequenceLogprobs ComputeSequenceLogprobs(const CausalLm& model, const at::Tensor
   labels_mask.select(1, 0).fill_(false);
   const at::Tensor flat = labels_mask.reshape({-1}).nonzero().squeeze(1);  // label positions
   const at::Tensor labels = ids.reshape({-1}).index_select(0, flat);
-  const at::Tensor predictors =
-      hidden.reshape({B * L, hidden.size(2)}).index_select(0, flat - 1);
+  const at::Tensor predictors = hidden.reshape({B * L, hidden.size(2)}).index_select(0, flat - 1);
 
   std::vector<at::Tensor> parts;
   for (int64_t start = 0; start < flat.size(0); start += chunk) {
@@ -30,8 +29,7 @@ SequenceLogprobs ComputeSequenceLogprobs(const CausalLm& model, const at::Tensor
     parts.push_back(logits.gather(1, lab).squeeze(1) - at::logsumexp(logits, -1));
   }
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
-  const at::Tensor token_lp =
-      parts.empty() ? at::zeros({0}, f32) : at::cat(parts);
+  const at::Tensor token_lp = parts.empty() ? at::zeros({0}, f32) : at::cat(parts);
   SequenceLogprobs out;
   out.tokens = at::zeros({B * L}, f32).index_put({flat}, token_lp).view({B, L});
   out.sum = out.tokens.sum(1);

@@ -1,9 +1,9 @@
 #include "model/policy.h"
 
-#include "model/torch_errors.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "model/torch_errors.h"
 
 namespace bpo::model {
 
@@ -34,7 +34,8 @@ absl::StatusOr<LoadOptions> ParseLoadOptions(const std::string& dtype, const std
   return o;
 }
 
-static absl::StatusOr<Policy> LoadPolicyUnguarded(const std::string& dir, const PolicyOptions& options) {
+static absl::StatusOr<Policy> LoadPolicyUnguarded(const std::string& dir,
+                                                  const PolicyOptions& options) {
   Policy p;
   auto model = CausalLm::Load(dir, options.load);
   if (!model.ok()) return model.status();
@@ -43,10 +44,10 @@ static absl::StatusOr<Policy> LoadPolicyUnguarded(const std::string& dir, const 
   if (!tok.ok()) return tok.status();
   p.tokenizer = std::move(*tok);
   if (p.tokenizer->vocab_size() > p.model->config().vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        p.tokenizer->path(), ": ", p.tokenizer->vocab_size(), " pieces do not fit the ",
-        p.model->config().vocab_size, "-token embedding of ", dir,
-        "/config.json (mismatched tokenizer?)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(p.tokenizer->path(), ": ", p.tokenizer->vocab_size(),
+                     " pieces do not fit the ", p.model->config().vocab_size,
+                     "-token embedding of ", dir, "/config.json (mismatched tokenizer?)"));
   }
   if (!options.adapters.empty()) {
     auto lora = LoraEnsemble::LoadPeft(*p.model, options.adapters);

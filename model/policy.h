@@ -17,9 +17,9 @@ namespace bpo::model {
 
 struct PolicyOptions {
   LoadOptions load;
-  std::vector<std::string> adapters;      // PEFT adapter directories
+  std::vector<std::string> adapters;  // PEFT adapter directories
   MergeMode merge_mode = MergeMode::kPeftLinear;
-  std::string tokenizer;                  // empty: the model directory's
+  std::string tokenizer;  // empty: the model directory's
 };
 
 struct Policy {

@@ -1,11 +1,12 @@
 #include "model/reward.h"
 
-#include "model/torch_errors.h"
 #include "absl/strings/str_cat.h"
+#include "model/torch_errors.h"
 
 namespace bpo::model {
 
-static absl::StatusOr<RewardModel> LoadRewardModelUnguarded(const std::string& dir, const LoadOptions& options) {
+static absl::StatusOr<RewardModel> LoadRewardModelUnguarded(const std::string& dir,
+                                                            const LoadOptions& options) {
   RewardModel rm;
   auto model = DebertaRewardModel::Load(dir, options);
   if (!model.ok()) return model.status();
@@ -68,9 +69,8 @@ static absl::StatusOr<std::vector<double>> ScorePairsUnguarded(
 absl::StatusOr<std::vector<double>> ScorePairs(
     const RewardModel& rm, const std::vector<std::pair<std::string, std::string>>& pairs,
     int64_t max_length, int64_t batch_size) {
-  return CatchTorchErrors("scoring pairs", [&] {
-    return ScorePairsUnguarded(rm, pairs, max_length, batch_size);
-  });
+  return CatchTorchErrors("scoring pairs",
+                          [&] { return ScorePairsUnguarded(rm, pairs, max_length, batch_size); });
 }
 
 }  // namespace bpo::model

@@ -33,11 +33,11 @@ struct DTypeSpec {
 };
 
 constexpr DTypeSpec kDTypes[] = {
-    {DType::kF64, "F64", 8, at::kDouble},  {DType::kF32, "F32", 4, at::kFloat},
-    {DType::kF16, "F16", 2, at::kHalf},    {DType::kBF16, "BF16", 2, at::kBFloat16},
-    {DType::kI64, "I64", 8, at::kLong},    {DType::kI32, "I32", 4, at::kInt},
-    {DType::kI16, "I16", 2, at::kShort},   {DType::kI8, "I8", 1, at::kChar},
-    {DType::kU8, "U8", 1, at::kByte},      {DType::kBool, "BOOL", 1, at::kBool},
+    {DType::kF64, "F64", 8, at::kDouble}, {DType::kF32, "F32", 4, at::kFloat},
+    {DType::kF16, "F16", 2, at::kHalf},   {DType::kBF16, "BF16", 2, at::kBFloat16},
+    {DType::kI64, "I64", 8, at::kLong},   {DType::kI32, "I32", 4, at::kInt},
+    {DType::kI16, "I16", 2, at::kShort},  {DType::kI8, "I8", 1, at::kChar},
+    {DType::kU8, "U8", 1, at::kByte},     {DType::kBool, "BOOL", 1, at::kBool},
 };
 
 const DTypeSpec& Spec(DType dtype) {
@@ -116,16 +116,16 @@ absl::StatusOr<TensorInfo> ParseEntry(absl::string_view source, const std::strin
     return InvalidTensor(source, name, "data_offsets must be [begin, end]");
   }
   if (info.end < info.begin) {
-    return InvalidTensor(source, name,
-                         absl::StrCat("data_offsets [", info.begin, ", ", info.end,
-                                      "] end before they begin"));
+    return InvalidTensor(
+        source, name,
+        absl::StrCat("data_offsets [", info.begin, ", ", info.end, "] end before they begin"));
   }
   if (info.end - info.begin != bytes) {
-    return InvalidTensor(source, name,
-                         absl::StrCat("shape [", absl::StrJoin(info.shape, ", "), "] of ",
-                                      dtype_name, " needs ", bytes, " bytes but data_offsets [",
-                                      info.begin, ", ", info.end, "] hold ",
-                                      info.end - info.begin));
+    return InvalidTensor(
+        source, name,
+        absl::StrCat("shape [", absl::StrJoin(info.shape, ", "), "] of ", dtype_name, " needs ",
+                     bytes, " bytes but data_offsets [", info.begin, ", ", info.end, "] hold ",
+                     info.end - info.begin));
   }
   return info;
 }
@@ -161,8 +161,9 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensors(absl::Span<const uint8_t> byt
                                         kMaxHeaderBytes, " bytes"));
   }
   if (n > bytes.size() - 8) {
-    return absl::DataLossError(absl::StrCat(source, ": header length ", n, " runs past the end of the ",
-                                            bytes.size(), "-byte file (truncated?)"));
+    return absl::DataLossError(absl::StrCat(source, ": header length ", n,
+                                            " runs past the end of the ", bytes.size(),
+                                            "-byte file (truncated?)"));
   }
   const char* text = reinterpret_cast<const char*>(bytes.data() + 8);
   // Duplicate names are invisible once parsed (the last one wins), so watch
@@ -214,9 +215,10 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensors(absl::Span<const uint8_t> byt
                                         ") overlap the previous tensor, which ends at ", expected));
     }
     if (t.begin > expected) {
-      return InvalidTensor(source, t.name,
-                           absl::StrCat("starts at byte ", t.begin, " but the previous tensor ends at ",
-                                        expected, " (holes are not allowed)"));
+      return InvalidTensor(
+          source, t.name,
+          absl::StrCat("starts at byte ", t.begin, " but the previous tensor ends at ", expected,
+                       " (holes are not allowed)"));
     }
     if (t.end > data_size) {
       return absl::DataLossError(absl::StrCat(source, ": tensor '", t.name, "': bytes [", t.begin,

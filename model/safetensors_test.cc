@@ -28,8 +28,9 @@ std::vector<uint8_t> ReadBytes(const std::string& path) {
 }
 
 void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                               static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 // A file from a literal JSON header and `data_bytes` zero bytes of data.
@@ -75,8 +76,7 @@ TEST(SafetensorsTest, RoundTripsEveryDtypeBitwise) {
     EXPECT_TRUE(at::equal(*got, expected.contiguous())) << name;
   }
   EXPECT_EQ((*file)->header().Find("bf16")->dtype, DType::kBF16);
-  EXPECT_EQ((*file)->Tensor("nope").status(),
-            absl::NotFoundError(path + ": no tensor 'nope'"));
+  EXPECT_EQ((*file)->Tensor("nope").status(), absl::NotFoundError(path + ": no tensor 'nope'"));
 }
 
 TEST(SafetensorsTest, TensorsOutliveTheFileAndWritesNeverReachIt) {
@@ -119,7 +119,8 @@ TEST(SafetensorsTest, RejectsCorruptFilesWithClearErrors) {
   std::vector<uint8_t> past_end = Handmade("{}", 0);
   past_end[0] = 200;
   const std::vector<Case> cases = {
-      {{1, 2, 3}, absl::StatusCode::kDataLoss,
+      {{1, 2, 3},
+       absl::StatusCode::kDataLoss,
        "f.safetensors: 3 bytes is too short for a safetensors file"},
       {huge_len, absl::StatusCode::kInvalidArgument,
        "f.safetensors: header length 9151314442816847874 exceeds the limit of 104857600 bytes"},
@@ -132,7 +133,8 @@ TEST(SafetensorsTest, RejectsCorruptFilesWithClearErrors) {
       {Handmade("{\"a\":{" + entry + "},\"a\":{" + entry + "}}", 8),
        absl::StatusCode::kInvalidArgument, "f.safetensors: tensor 'a' appears twice in the header"},
       {Handmade(R"({"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", 2),
-       absl::StatusCode::kInvalidArgument, "f.safetensors: tensor 'a': unsupported dtype 'F8_E4M3'"},
+       absl::StatusCode::kInvalidArgument,
+       "f.safetensors: tensor 'a': unsupported dtype 'F8_E4M3'"},
       {Handmade(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
        absl::StatusCode::kInvalidArgument,
        "f.safetensors: tensor 'a': shape [3] of F32 needs 12 bytes but data_offsets [0, 8] hold 8"},

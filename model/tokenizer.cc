@@ -21,8 +21,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& pa
     model_file = fs::exists(dir / "tokenizer.model") ? dir / "tokenizer.model" : dir / "spm.model";
   }
   if (!fs::exists(model_file, ec)) {
-    return absl::NotFoundError(absl::StrCat(
-        path, ": no SentencePiece model (tokenizer.model or spm.model)"));
+    return absl::NotFoundError(
+        absl::StrCat(path, ": no SentencePiece model (tokenizer.model or spm.model)"));
   }
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   t->path_ = model_file.string();
@@ -61,12 +61,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& pa
     }
   }
   const int64_t n = t->sp_->Size();
-  for (const auto& [name, id] : {std::pair<const char*, int64_t>{"bos", t->bos_},
-                                 {"eos", t->eos_}, {"pad", t->pad_}}) {
+  for (const auto& [name, id] :
+       {std::pair<const char*, int64_t>{"bos", t->bos_}, {"eos", t->eos_}, {"pad", t->pad_}}) {
     if (id >= n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          t->path_, ": ", name, " token id ", id, " is outside the ", n, "-piece vocabulary "
-          "(mismatched tokenizer and config.json?)"));
+      return absl::InvalidArgumentError(absl::StrCat(t->path_, ": ", name, " token id ", id,
+                                                     " is outside the ", n,
+                                                     "-piece vocabulary "
+                                                     "(mismatched tokenizer and config.json?)"));
     }
   }
   return t;

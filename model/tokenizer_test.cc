@@ -149,7 +149,9 @@ TEST(TokenizerTest, BadFilesAreNamed) {
             "/nonexistent: no SentencePiece model (tokenizer.model or spm.model)");
   auto not_sp = Tokenizer::Load(Fixture("llama") + "/config.json");
   EXPECT_EQ(not_sp.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(std::string(not_sp.status().message()).rfind(Fixture("llama") + "/config.json: not a SentencePiece model", 0), 0u);
+  EXPECT_EQ(std::string(not_sp.status().message())
+                .rfind(Fixture("llama") + "/config.json: not a SentencePiece model", 0),
+            0u);
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 #include "model/torch_errors.h"
 
+#include <c10/util/Exception.h>
+
 #include <exception>
 #include <new>
 #include <stdexcept>
-
-#include <c10/util/Exception.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

@@ -25,9 +25,10 @@ TEST(TorchErrorsTest, ResultsPassThrough) {
 }
 
 TEST(TorchErrorsTest, LibTorchErrorIsInternalWithContextAndNoBacktrace) {
-  absl::StatusOr<at::Tensor> r = CatchTorchErrors("multiplying", []() -> absl::StatusOr<at::Tensor> {
-    return at::mm(at::ones({2, 3}), at::ones({2, 3}));
-  });
+  absl::StatusOr<at::Tensor> r =
+      CatchTorchErrors("multiplying", []() -> absl::StatusOr<at::Tensor> {
+        return at::mm(at::ones({2, 3}), at::ones({2, 3}));
+      });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(r.status().message(), HasSubstr("multiplying: "));
   EXPECT_THAT(r.status().message(), HasSubstr("2x3"));
@@ -44,7 +45,8 @@ TEST(TorchErrorsTest, OutOfMemoryIsResourceExhausted) {
   EXPECT_EQ(huge.code(), absl::StatusCode::kResourceExhausted) << huge;
   EXPECT_THAT(huge.message(), HasSubstr("allocating: "));
 
-  absl::Status bad = CatchTorchErrors("bad_alloc", []() -> absl::Status { throw std::bad_alloc(); });
+  absl::Status bad =
+      CatchTorchErrors("bad_alloc", []() -> absl::Status { throw std::bad_alloc(); });
   EXPECT_EQ(bad.code(), absl::StatusCode::kResourceExhausted);
   absl::Status length = CatchTorchErrors("reserve", [] {
     std::vector<double> v;
@@ -55,9 +57,8 @@ TEST(TorchErrorsTest, OutOfMemoryIsResourceExhausted) {
 }
 
 TEST(TorchErrorsTest, AnyOtherExceptionIsInternal) {
-  absl::Status s = CatchTorchErrors("parsing", []() -> absl::Status {
-    throw std::runtime_error("bad thing");
-  });
+  absl::Status s =
+      CatchTorchErrors("parsing", []() -> absl::Status { throw std::runtime_error("bad thing"); });
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(s.message(), "parsing: bad thing");
   absl::Status u = CatchTorchErrors("odd", []() -> absl::Status { throw 42; });

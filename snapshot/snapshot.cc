@@ -210,7 +210,6 @@ absl::StatusOr<DecodedSnapshot> Decode(std::string_view bytes, const model::Caus
   return out;
 }
 
-
 }  // namespace
 
 absl::StatusOr<std::string> EncodeSnapshot(const model::LoraEnsemble& lora, model::MergeMode mode,
@@ -350,8 +349,8 @@ std::vector<bpo::v1::SnapshotInfo> SnapshotStore::List() const {
 
 namespace bpo::snapshot {
 
-absl::StatusOr<std::vector<bpo::v1::SnapshotInfo>> RepublishSnapshots(SnapshotStore* store,
-                                                                      const model::CausalLm& model) {
+absl::StatusOr<std::vector<bpo::v1::SnapshotInfo>> RepublishSnapshots(
+    SnapshotStore* store, const model::CausalLm& model) {
   const std::string& dir = store->options().shared_dir;
   std::vector<bpo::v1::SnapshotInfo> out;
   std::error_code ec;
@@ -370,10 +369,12 @@ absl::StatusOr<std::vector<bpo::v1::SnapshotInfo>> RepublishSnapshots(SnapshotSt
   if (versions.size() > keep) versions.erase(versions.begin(), versions.end() - keep);
   for (uint64_t v : versions) {
     const std::string payload = SnapshotStore::PayloadPath(dir, v);
-    BPO_ASSIGN_OR_RETURN(std::string marker, ReadWholeFile(absl::StrCat(dir, "/snapshot-", v, ".sha256")));
+    BPO_ASSIGN_OR_RETURN(std::string marker,
+                         ReadWholeFile(absl::StrCat(dir, "/snapshot-", v, ".sha256")));
     BPO_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(payload));
     if (Sha256Hex(bytes) != marker.substr(0, 64)) {
-      return absl::DataLossError(absl::StrCat(payload, ": sha256 does not match its .sha256 marker"));
+      return absl::DataLossError(
+          absl::StrCat(payload, ": sha256 does not match its .sha256 marker"));
     }
     BPO_ASSIGN_OR_RETURN(DecodedSnapshot decoded, DecodeSnapshot(bytes, model, payload));
     BPO_ASSIGN_OR_RETURN(bpo::v1::SnapshotInfo info,

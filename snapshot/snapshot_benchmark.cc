@@ -57,8 +57,8 @@ void BM_Fetch(benchmark::State& state) {
     return;
   }
   const std::string address = absl::StrCat("127.0.0.1:", server->port);
-  const std::string cache = std::filesystem::temp_directory_path() /
-                            absl::StrCat("bpo_snapshot_bench_", getpid());
+  const std::string cache =
+      std::filesystem::temp_directory_path() / absl::StrCat("bpo_snapshot_bench_", getpid());
   for (auto _ : state) {
     state.PauseTiming();
     std::filesystem::remove_all(cache);

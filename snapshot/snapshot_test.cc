@@ -16,9 +16,9 @@
 #include "common/rpc.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/safetensors.h"
 #include "nlohmann/json.hpp"
 #include "snapshot/snapshot_service.h"
-#include "model/safetensors.h"
 #include "tests/testing/subprocess.h"
 
 namespace bpo::snapshot {

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -32,7 +31,8 @@ std::vector<std::string> Words(absl::string_view text) {
   for (absl::string_view w : absl::StrSplit(text, absl::ByAnyChar(" \n\t"), absl::SkipEmpty())) {
     std::string s;
     for (char c : w) {
-      if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-') s += absl::ascii_tolower(c);
+      if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-')
+        s += absl::ascii_tolower(c);
     }
     if (!s.empty()) out.push_back(s);
   }
@@ -55,17 +55,17 @@ std::set<std::string> ContentWords(absl::string_view text) {
 
 // ---- tldr ----
 
-const std::vector<std::string> kSubs = {"relationships", "personalfinance", "AskReddit",
-                                        "jobs",          "dogs",            "college"};
-const std::vector<std::string> kSubjects = {"my sister", "my roommate",    "my boss",
+const std::vector<std::string> kSubs = {"relationships", "personalfinance", "AskReddit", "jobs",
+                                        "dogs",          "college"};
+const std::vector<std::string> kSubjects = {"my sister",     "my roommate",    "my boss",
                                             "my girlfriend", "my best friend", "my neighbor",
-                                            "my brother", "my coworker"};
-const std::vector<std::string> kEvents = {
-    "lost her job",     "moved to denver",  "adopted a puppy", "failed the exam",
-    "bought a boat",    "quit smoking",     "started a bakery", "broke my laptop",
-    "won the lottery",  "joined a band",    "crashed my car",  "got engaged"};
-const std::vector<std::string> kQuestions = {"talk to her",   "lend money",   "move out",
-                                             "call my parents", "apologize",  "wait a month",
+                                            "my brother",    "my coworker"};
+const std::vector<std::string> kEvents = {"lost her job",     "moved to denver", "adopted a puppy",
+                                          "failed the exam",  "bought a boat",   "quit smoking",
+                                          "started a bakery", "broke my laptop", "won the lottery",
+                                          "joined a band",    "crashed my car",  "got engaged"};
+const std::vector<std::string> kQuestions = {"talk to her",     "lend money",  "move out",
+                                             "call my parents", "apologize",   "wait a month",
                                              "ask for a raise", "sell the car"};
 const std::vector<std::string> kFeelings = {"I feel guilty", "I am worried", "I am angry",
                                             "I feel lost", "I am excited"};
@@ -100,8 +100,9 @@ class TldrTask : public Task {
     std::set<std::string> used;
     auto fresh = [&]() {
       while (true) {
-        Post p{Pick(rng, kSubs),     Pick(rng, kSubjects), Pick(rng, kEvents), Pick(rng, kQuestions),
-               Pick(rng, kFeelings), Pick(rng, kFillers),  Pick(rng, kFillers)};
+        Post p{Pick(rng, kSubs),      Pick(rng, kSubjects), Pick(rng, kEvents),
+               Pick(rng, kQuestions), Pick(rng, kFeelings), Pick(rng, kFillers),
+               Pick(rng, kFillers)};
         p.age = std::uniform_int_distribution<int>(18, 45)(rng);
         if (p.filler_a == p.filler_b) continue;
         if (used.insert(p.Prompt()).second) return p;
@@ -135,8 +136,10 @@ class TldrTask : public Task {
       // Human-like: usually who and what, sometimes the question, sometimes a
       // word that is not in the post.
       std::string r = absl::StrCat(" ", Capitalize(p.subject), " ", p.event);
-      if (Uniform(rng) < 0.4) absl::StrAppend(&r, ", should I ", p.question, "?");
-      else absl::StrAppend(&r, " and ", absl::AsciiStrToLower(p.feeling), ".");
+      if (Uniform(rng) < 0.4)
+        absl::StrAppend(&r, ", should I ", p.question, "?");
+      else
+        absl::StrAppend(&r, " and ", absl::AsciiStrToLower(p.feeling), ".");
       if (Uniform(rng) < 0.25) absl::StrAppend(&r, " Help!");
       bpo::v1::Prompt pr;
       pr.set_prompt_id(absl::StrCat("tldr-test-", i));
@@ -147,13 +150,15 @@ class TldrTask : public Task {
     return d;
   }
 
-  absl::StatusOr<double> Oracle(const std::string& prompt, const std::string& response) const override {
+  absl::StatusOr<double> Oracle(const std::string& prompt,
+                                const std::string& response) const override {
     const size_t post = prompt.find("\nPOST: "), end = prompt.rfind("\nTL;DR:");
     const size_t and_pos = prompt.find(" and ", post == std::string::npos ? 0 : post);
     const size_t should = prompt.rfind(" Should I ");
     if (post == std::string::npos || end == std::string::npos || and_pos == std::string::npos ||
         should == std::string::npos || should > end) {
-      return absl::InvalidArgumentError("not a prompt of the tldr task (no POST ... Should I ...? TL;DR:)");
+      return absl::InvalidArgumentError(
+          "not a prompt of the tldr task (no POST ... Should I ...? TL;DR:)");
     }
     const std::string body = prompt.substr(post + 7, end - post - 7);
     const size_t first_stop = prompt.find('.', and_pos);
@@ -237,22 +242,25 @@ class DialogueTask : public Task {
       const double u = Uniform(rng);
       std::string r = u < 0.45   ? absl::StrCat(" The answer is ", n, ".")
                       : u < 0.65 ? absl::StrCat(" ", n)
-                      : u < 0.85 ? absl::StrCat(" The answer is ", n + (Uniform(rng) < 0.5 ? 1 : -1), ".")
-                                 : absl::StrCat(" Let me think about ", q.a, " and ", q.b,
-                                                ". I believe the result is ", n, ", more or less.");
+                      : u < 0.85
+                          ? absl::StrCat(" The answer is ", n + (Uniform(rng) < 0.5 ? 1 : -1), ".")
+                          : absl::StrCat(" Let me think about ", q.a, " and ", q.b,
+                                         ". I believe the result is ", n, ", more or less.");
       d.sft.push_back({Prompt(q.a, q.op, q.b), r});
     }
     return d;
   }
 
-  absl::StatusOr<double> Oracle(const std::string& prompt, const std::string& response) const override {
+  absl::StatusOr<double> Oracle(const std::string& prompt,
+                                const std::string& response) const override {
     std::vector<std::string> w = absl::StrSplit(prompt, ' ');
     // "Human: What is A OP B? Assistant:"
     int a = 0, b = 0;
     if (w.size() != 7 || w[0] != "Human:" || !absl::SimpleAtoi(w[3], &a) ||
         std::find(kOps.begin(), kOps.end(), w[4]) == kOps.end() || w[5].empty() ||
         w[5].back() != '?' || !absl::SimpleAtoi(w[5].substr(0, w[5].size() - 1), &b)) {
-      return absl::InvalidArgumentError("not a prompt of the dialogue task (Human: What is A op B? Assistant:)");
+      return absl::InvalidArgumentError(
+          "not a prompt of the dialogue task (Human: What is A op B? Assistant:)");
     }
     const int n = Answer(a, w[4], b);
     const std::string want = absl::StrCat(n);
@@ -260,7 +268,8 @@ class DialogueTask : public Task {
     int numbers = 0;
     bool correct = false;
     std::vector<std::string> tokens;
-    for (absl::string_view t : absl::StrSplit(response, absl::ByAnyChar(" ,.!?"), absl::SkipEmpty())) {
+    for (absl::string_view t :
+         absl::StrSplit(response, absl::ByAnyChar(" ,.!?"), absl::SkipEmpty())) {
       tokens.emplace_back(t);
       int v;
       if (absl::SimpleAtoi(t, &v)) {
@@ -271,7 +280,8 @@ class DialogueTask : public Task {
     if (tokens.empty()) return -1.0;
     score += correct ? 1.0 : 0.0;
     score -= 0.25 * (numbers - (correct ? 1 : 0));  // wrong numbers
-    if (absl::StripAsciiWhitespace(response) == absl::StrCat("The answer is ", n, ".")) score += 0.5;
+    if (absl::StripAsciiWhitespace(response) == absl::StrCat("The answer is ", n, "."))
+      score += 0.5;
     score -= 0.05 * std::max<int>(0, static_cast<int>(tokens.size()) - 6);
     return score;
   }
@@ -295,7 +305,8 @@ absl::Status WriteTaskData(const TaskData& data, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat(dir, ": ", ec.message()));
-  auto write = [&](const std::string& name, const std::vector<nlohmann::json>& rows) -> absl::Status {
+  auto write = [&](const std::string& name,
+                   const std::vector<nlohmann::json>& rows) -> absl::Status {
     const std::string path = absl::StrCat(dir, "/", name);
     std::ofstream out(path);
     for (const auto& r : rows) out << r.dump() << "\n";
@@ -305,7 +316,8 @@ absl::Status WriteTaskData(const TaskData& data, const std::string& dir) {
   };
   std::vector<nlohmann::json> sft, align, test;
   for (const auto& s : data.sft) sft.push_back({{"prompt", s.prompt}, {"response", s.response}});
-  for (const auto& p : data.alignment) align.push_back({{"id", p.prompt_id()}, {"prompt", p.text()}});
+  for (const auto& p : data.alignment)
+    align.push_back({{"id", p.prompt_id()}, {"prompt", p.text()}});
   for (const auto& p : data.test) {
     test.push_back({{"id", p.prompt_id()}, {"prompt", p.text()}, {"reference", p.reference()}});
   }

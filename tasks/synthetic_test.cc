@@ -59,7 +59,8 @@ TEST(SyntheticTest, TldrOracleRewardsCoverageFaithfulnessAndBrevity) {
   EXPECT_GT(partial, unfaithful);
   EXPECT_GT(partial, verbose);
   EXPECT_DOUBLE_EQ(Oracle(**task, p, ""), -1.0);
-  EXPECT_THAT((*task)->Oracle("Human: hi", " x").status().message(), HasSubstr("not a prompt of the tldr task"));
+  EXPECT_THAT((*task)->Oracle("Human: hi", " x").status().message(),
+              HasSubstr("not a prompt of the tldr task"));
 }
 
 TEST(SyntheticTest, DialogueOracleRewardsTheRightWellFormedAnswer) {
@@ -69,8 +70,10 @@ TEST(SyntheticTest, DialogueOracleRewardsTheRightWellFormedAnswer) {
   EXPECT_DOUBLE_EQ(best, 1.5);
   EXPECT_GT(best, Oracle(**task, p, " 13"));
   EXPECT_GT(Oracle(**task, p, " 13"), Oracle(**task, p, " The answer is 14."));
-  EXPECT_GT(Oracle(**task, p, " 13"), Oracle(**task, p, " It could be 12 or 13 or 14, hard to say really."));
-  EXPECT_DOUBLE_EQ(Oracle(**task, "Human: What is 5 minus 9? Assistant:", " The answer is -4."), 1.5);
+  EXPECT_GT(Oracle(**task, p, " 13"),
+            Oracle(**task, p, " It could be 12 or 13 or 14, hard to say really."));
+  EXPECT_DOUBLE_EQ(Oracle(**task, "Human: What is 5 minus 9? Assistant:", " The answer is -4."),
+                   1.5);
   EXPECT_FALSE((*task)->Oracle("SUBREDDIT: r/x", " 1").ok());
 }
 

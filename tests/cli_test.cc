@@ -4,9 +4,9 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/time/clock.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/subprocess.h"
 
@@ -48,16 +48,19 @@ TEST(CliTest, CommandHelpListsOnlyItsFlags) {
   EXPECT_THAT(score, Not(HasSubstr("--temperature")));
   auto foreign = Bpo({"score", "--temperature=2"});
   EXPECT_EQ(foreign.exit_code, 2);
-  EXPECT_EQ(foreign.err, "bpo score: unknown flag --temperature (bpo score --help lists its flags)\n");
+  EXPECT_EQ(foreign.err,
+            "bpo score: unknown flag --temperature (bpo score --help lists its flags)\n");
 }
 
 TEST(CliTest, BadCommandLines) {
   auto unknown = Bpo({"trian"});
   EXPECT_EQ(unknown.exit_code, 2);
-  EXPECT_EQ(unknown.err,
-            "bpo: unknown command 'trian'; commands: quickstart, reproduce, run, local, coordinator, actor, "
-            "annotator, learner, config check, config defaults, model info, generate, logprobs, score, "
-            "task generate, sft, train-rm, eval, aggregate, info (bpo --help)\n");
+  EXPECT_EQ(
+      unknown.err,
+      "bpo: unknown command 'trian'; commands: quickstart, reproduce, run, local, coordinator, "
+      "actor, "
+      "annotator, learner, config check, config defaults, model info, generate, logprobs, score, "
+      "task generate, sft, train-rm, eval, aggregate, info (bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
   EXPECT_EQ(foreign_flag.exit_code, 2);
   EXPECT_EQ(foreign_flag.err,
@@ -104,11 +107,11 @@ TEST(CliTest, ConfigErrorsAreExactAndExitNonZero) {
   std::ofstream(bad) << "schedule:\n  total_steps: 100\n  phases: 3\nloss: {beta: -1}\n";
   r = Bpo({"config", "check", bad});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err,
-            absl::StrCat(bad, ":3:3: schedule.phases: F = 3 does not divide "
-                              "schedule.total_steps = 100\n",
-                         bad, ":4:8: loss.beta: must be > 0, got -1\n", "bpo config check: ", bad,
-                         ": 2 errors\n"));
+  EXPECT_EQ(r.err, absl::StrCat(bad,
+                                ":3:3: schedule.phases: F = 3 does not divide "
+                                "schedule.total_steps = 100\n",
+                                bad, ":4:8: loss.beta: must be > 0, got -1\n",
+                                "bpo config check: ", bad, ": 2 errors\n"));
 
   std::ofstream(bad) << "data: {prompts: [unclosed\n";
   r = Bpo({"config", "check", bad});
@@ -123,8 +126,8 @@ TEST(CliTest, ConfigErrorsAreExactAndExitNonZero) {
 }
 
 TEST(CliTest, ConfigJsonAndDefaults) {
-  auto json = Bpo({"config", "check", "--format=json",
-                   absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml")});
+  auto json = Bpo(
+      {"config", "check", "--format=json", absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml")});
   EXPECT_EQ(json.exit_code, 0) << json.err;
   EXPECT_THAT(json.out, HasSubstr("\"total_steps\": 8"));
   EXPECT_THAT(json.out, HasSubstr("\"type\": \"DPO\""));

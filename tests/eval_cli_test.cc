@@ -23,7 +23,8 @@ testing::CommandResult Bpo(std::vector<std::string> args) {
 }
 
 TEST(EvalCliTest, GeneratesATaskAndEvaluatesAPolicyAgainstItsReferences) {
-  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_eval_", getpid())).string();
+  const std::string dir =
+      (fs::temp_directory_path() / absl::StrCat("bpo_eval_", getpid())).string();
   fs::remove_all(dir);
   auto gen = Bpo({"task", "generate", "--task=dialogue", "--out=" + dir, "--sft_size=10",
                   "--alignment_size=10", "--test_size=6"});
@@ -54,7 +55,8 @@ TEST(EvalCliTest, GeneratesATaskAndEvaluatesAPolicyAgainstItsReferences) {
 // The newcomer's path: task data, a tokenizer and a small model trained from
 // scratch by `bpo sft`, then `bpo eval` of that model.
 TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
-  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_sft_cli_", getpid())).string();
+  const std::string dir =
+      (fs::temp_directory_path() / absl::StrCat("bpo_sft_cli_", getpid())).string();
   fs::remove_all(dir);
   ASSERT_EQ(Bpo({"task", "generate", "--task=dialogue", "--out=" + dir, "--sft_size=400",
                  "--alignment_size=20", "--test_size=10"})
@@ -73,8 +75,8 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
   EXPECT_THAT(r.out, HasSubstr("on 10 test prompts"));
   // LoRA fine-tuning of a loaded HF model, merged into the written model.
   auto lora = Bpo({"sft", "--sft_data=" + dir + "/sft.jsonl", "--model_out=" + dir + "/lora",
-                   "--init=" + std::string(BPO_SOURCE_DIR) + "/tests/fixtures/llama", "--sft_lora_rank=4",
-                   "--sft_steps=5", "--sft_batch=4"});
+                   "--init=" + std::string(BPO_SOURCE_DIR) + "/tests/fixtures/llama",
+                   "--sft_lora_rank=4", "--sft_steps=5", "--sft_batch=4"});
   ASSERT_EQ(lora.exit_code, 0) << lora.err;
   EXPECT_THAT(lora.out, HasSubstr("LoRA rank 4 merged at the end"));
   auto lora_eval = Bpo({"eval", "--model=" + dir + "/lora", "--test_prompts=" + dir + "/test.jsonl",
@@ -82,7 +84,8 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
   EXPECT_EQ(lora_eval.exit_code, 0) << lora_eval.err;
   auto bad = Bpo({"sft", "--sft_data=" + dir + "/test.jsonl", "--model_out=" + dir + "/x"});
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_THAT(bad.err, HasSubstr("test.jsonl:1: needs an object with string \"prompt\" and \"response\""));
+  EXPECT_THAT(bad.err,
+              HasSubstr("test.jsonl:1: needs an object with string \"prompt\" and \"response\""));
 
   // A reward model trained on pairs sampled from that policy and labelled by
   // the oracle, then used as an eval judge, with sampled outputs too.
@@ -117,8 +120,10 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
                       "--rm_out=" + dir + "/rm2"});
   EXPECT_EQ(no_task.exit_code, 1);
   EXPECT_THAT(no_task.err, HasSubstr("--task names the oracle"));
-  std::ofstream(dir + "/prefs.jsonl") << "{\"prompt\": \"p\", \"chosen\": \" a\", \"rejected\": \" b\"}\n{\"prompt\": \"p\"}\n";
-  auto bad_prefs = Bpo({"train-rm", "--preferences=" + dir + "/prefs.jsonl", "--rm_out=" + dir + "/rm3"});
+  std::ofstream(dir + "/prefs.jsonl")
+      << "{\"prompt\": \"p\", \"chosen\": \" a\", \"rejected\": \" b\"}\n{\"prompt\": \"p\"}\n";
+  auto bad_prefs =
+      Bpo({"train-rm", "--preferences=" + dir + "/prefs.jsonl", "--rm_out=" + dir + "/rm3"});
   EXPECT_EQ(bad_prefs.exit_code, 1);
   EXPECT_THAT(bad_prefs.err, HasSubstr("prefs.jsonl:2: needs string"));
   auto wrong_rm = Bpo({"eval", "--model=" + dir + "/sft", "--test_prompts=" + dir + "/test.jsonl",
@@ -130,7 +135,8 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
 // bpo reproduce without runs: the report lists every planned run as not run;
 // an unknown experiment group is a usage error.
 TEST(EvalCliTest, ReproducePlansTheComparisonsAndReportsWhatRan) {
-  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_repro_", getpid())).string();
+  const std::string dir =
+      (fs::temp_directory_path() / absl::StrCat("bpo_repro_", getpid())).string();
   fs::remove_all(dir);
   auto r = Bpo({"reproduce", "--quick", "--report_only", "--reproduce_dir=" + dir});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -149,9 +155,10 @@ TEST(EvalCliTest, ReproducePlansTheComparisonsAndReportsWhatRan) {
 // The real TL;DR eval file, judged by the fixture reward model.
 TEST(EvalCliTest, ReadsTheTldrCsvWithItsHumanReferences) {
   const std::string fixtures = absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures");
-  auto r = Bpo({"eval", "--model=" + fixtures + "/llama",
-                "--test_prompts=" + std::string(BPO_SOURCE_DIR) + "/../shared/data/tldr/oai1b.csv",
-                "--reward_model=" + fixtures + "/deberta", "--limit=3", "--max_new_tokens=4", "--json"});
+  auto r =
+      Bpo({"eval", "--model=" + fixtures + "/llama",
+           "--test_prompts=" + std::string(BPO_SOURCE_DIR) + "/../shared/data/tldr/oai1b.csv",
+           "--reward_model=" + fixtures + "/deberta", "--limit=3", "--max_new_tokens=4", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
   EXPECT_EQ(j["n"], 3);
@@ -164,7 +171,9 @@ TEST(EvalCliTest, AggregatesWinRatesOverTasksSeedsAndMethods) {
   std::vector<std::string> files;
   auto write = [&](const std::string& method, const std::string& task, int seed, double win) {
     const std::string f = absl::StrCat(dir, "/", method, "-", task, "-", seed, ".json");
-    std::ofstream(f) << nlohmann::json{{"method", method}, {"task", task}, {"seed", seed},
+    std::ofstream(f) << nlohmann::json{{"method", method},
+                                       {"task", task},
+                                       {"seed", seed},
                                        {"judges", {{"oracle:x", {{"win_rate", win}}}}}}
                             .dump();
     files.push_back(f);
@@ -195,23 +204,27 @@ TEST(EvalCliTest, BadInputGetsClearErrors) {
   auto unknown = Bpo({"task", "generate", "--task=poetry", "--out=/tmp/x"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_THAT(unknown.err, HasSubstr("unknown task 'poetry'; known: tldr, dialogue"));
-  const std::string dir = (fs::temp_directory_path() / absl::StrCat("bpo_eval_bad_", getpid())).string();
+  const std::string dir =
+      (fs::temp_directory_path() / absl::StrCat("bpo_eval_bad_", getpid())).string();
   fs::create_directories(dir);
-  std::ofstream(dir + "/noref.jsonl") << "{\"id\": \"q1\", \"prompt\": \"Human: What is 1 plus 1? Assistant:\"}\n";
-  auto noref = Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/noref.jsonl",
-                    "--task=dialogue"});
+  std::ofstream(dir + "/noref.jsonl")
+      << "{\"id\": \"q1\", \"prompt\": \"Human: What is 1 plus 1? Assistant:\"}\n";
+  auto noref = Bpo({"eval", "--model=" + fixtures + "/gemma",
+                    "--test_prompts=" + dir + "/noref.jsonl", "--task=dialogue"});
   EXPECT_EQ(noref.exit_code, 1);
   EXPECT_THAT(noref.err, HasSubstr("prompt 'q1' has no \"reference\""));
   std::ofstream(dir + "/bad.jsonl") << "{\"prompt\": \"x\", \"reference\": \" y\"}\nnot json\n";
   auto bad = Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/bad.jsonl",
                   "--task=dialogue"});
   EXPECT_THAT(bad.err, HasSubstr("bad.jsonl:2: not a JSON object"));
-  std::ofstream(dir + "/ok.jsonl") << "{\"prompt\": \"Human: What is 1 plus 1? Assistant:\", \"reference\": \" 2\"}\n";
-  auto wrong_kind = Bpo({"eval", "--model=" + fixtures + "/deberta", "--test_prompts=" + dir + "/ok.jsonl",
-                         "--task=dialogue"});
+  std::ofstream(dir + "/ok.jsonl")
+      << "{\"prompt\": \"Human: What is 1 plus 1? Assistant:\", \"reference\": \" 2\"}\n";
+  auto wrong_kind = Bpo({"eval", "--model=" + fixtures + "/deberta",
+                         "--test_prompts=" + dir + "/ok.jsonl", "--task=dialogue"});
   EXPECT_EQ(wrong_kind.exit_code, 1);
   EXPECT_THAT(wrong_kind.err, HasSubstr("deberta"));
-  auto no_judge = Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/ok.jsonl"});
+  auto no_judge =
+      Bpo({"eval", "--model=" + fixtures + "/gemma", "--test_prompts=" + dir + "/ok.jsonl"});
   EXPECT_THAT(no_judge.err, HasSubstr("give --task (its oracle) and/or --reward_model"));
 }
 

@@ -48,7 +48,8 @@ std::string Temp(const std::string& name) {
 // Every tensor of both members' adapters must be bitwise equal.
 void ExpectSameMembers(const std::string& a, const std::string& b) {
   for (int i = 0; i < 2; ++i) {
-    const std::string rel = absl::StrCat("/learner-tiny/members/member", i, "/adapter_model.safetensors");
+    const std::string rel =
+        absl::StrCat("/learner-tiny/members/member", i, "/adapter_model.safetensors");
     auto fa = model::SafetensorsFile::Open(a + rel);
     auto fb = model::SafetensorsFile::Open(b + rel);
     ASSERT_TRUE(fa.ok() && fb.ok()) << fa.status() << fb.status();
@@ -119,15 +120,20 @@ TEST(LearnerCliTest, TwoRanksEqualOneRank) {
     std::ofstream(path) << absl::StrCat(
         "run_id: dp\nschedule: {total_steps: 4, phases: 1, batch_size: 4}\n"
         "lora: {members: 2, rank: 4, alpha: 8, dropout: 0.0}\nsampling: {max_new_tokens: 32}\n"
-        "model: {policy: ", BPO_SOURCE_DIR, "/tests/fixtures/gemma}\n"
-        "learner: {world_size: ", world, ", checkpoint_every: 2}\n"
+        "model: {policy: ",
+        BPO_SOURCE_DIR,
+        "/tests/fixtures/gemma}\n"
+        "learner: {world_size: ",
+        world,
+        ", checkpoint_every: 2}\n"
         "endpoints: {metrics: \"127.0.0.1:0\"}\n");
     return path;
   };
   auto args = [&](int world, const std::string& out) {
-    return std::vector<std::string>{BPO_BINARY, "learner", "--config", config(world), "--pairs",
-                                    absl::StrCat(BPO_SOURCE_DIR, "/configs/pairs-tiny.jsonl"),
-                                    "--output", out, "--log_level=warning"};
+    return std::vector<std::string>{
+        BPO_BINARY,    "learner", "--config",
+        config(world), "--pairs", absl::StrCat(BPO_SOURCE_DIR, "/configs/pairs-tiny.jsonl"),
+        "--output",    out,       "--log_level=warning"};
   };
   ASSERT_EQ(RunBpo(args(1, dir + "/one")).exit_code, 0);
   auto rank1_args = args(2, dir + "/two");
@@ -147,7 +153,8 @@ TEST(LearnerCliTest, TwoRanksEqualOneRank) {
     ASSERT_TRUE(a.ok() && b.ok());
     double worst = 0;
     for (const auto& t : (*a)->header().tensors) {
-      worst = std::max(worst, (*(*a)->Tensor(t.name) - *(*b)->Tensor(t.name)).abs().max().item<double>());
+      worst = std::max(worst,
+                       (*(*a)->Tensor(t.name) - *(*b)->Tensor(t.name)).abs().max().item<double>());
     }
     EXPECT_LE(worst, 1e-6) << "member " << i;
   }
@@ -175,8 +182,9 @@ TEST(LearnerCliTest, BadInputIsNamed) {
   std::ofstream(pairs) << "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n";
   r = RunBpo(args);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, absl::StrCat("bpo learner: ", pairs,
-                                ": has 1 pairs; T*B = 12*4 = 48 are needed (each pair is used once)\n"));
+  EXPECT_EQ(r.err,
+            absl::StrCat("bpo learner: ", pairs,
+                         ": has 1 pairs; T*B = 12*4 = 48 are needed (each pair is used once)\n"));
   // A checkpoint made with another base model is refused, not silently reused.
   const std::string other = Temp("other");
   auto first = LearnerArgs(other);

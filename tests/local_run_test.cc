@@ -43,10 +43,10 @@ class LocalRunTest : public ::testing::Test {
   // configs/local-tiny.yaml with the output in the test's directory, absolute
   // paths, and the top-level keys of `extra` (YAML lines) replaced.
   std::string Config(const std::string& extra = "") {
-    std::string overrides = absl::StrCat(
-        "output_dir: ", out_, "\nmodel: {policy: ", BPO_SOURCE_DIR, "/tests/fixtures/gemma}\n",
-        "data: {prompts: ", BPO_SOURCE_DIR, "/configs/prompts-tiny.jsonl, format: jsonl}\n", extra,
-        "\n");
+    std::string overrides =
+        absl::StrCat("output_dir: ", out_, "\nmodel: {policy: ", BPO_SOURCE_DIR,
+                     "/tests/fixtures/gemma}\n", "data: {prompts: ", BPO_SOURCE_DIR,
+                     "/configs/prompts-tiny.jsonl, format: jsonl}\n", extra, "\n");
     std::set<std::string> replaced;
     for (absl::string_view line : absl::StrSplit(overrides, '\n')) {
       if (auto colon = line.find(':'); colon != absl::string_view::npos) {
@@ -86,9 +86,10 @@ class LocalRunTest : public ::testing::Test {
 
   // Starts `bpo local`, waits until `steps` are committed, kills `victim`
   // with SIGKILL and returns the launcher, still running.
-  testing::Subprocess StartAndKill(const std::string& config, int steps, const std::string& victim) {
-    auto local = testing::Subprocess::Start({BPO_BINARY, "local", "--config", config},
-                                            out_ + "/local.log");
+  testing::Subprocess StartAndKill(const std::string& config, int steps,
+                                   const std::string& victim) {
+    auto local =
+        testing::Subprocess::Start({BPO_BINARY, "local", "--config", config}, out_ + "/local.log");
     EXPECT_TRUE(local.ok()) << local.status();
     const absl::Time deadline = absl::Now() + absl::Seconds(180);
     while (absl::Now() < deadline && Query("SELECT COUNT(*) FROM steps") < steps) {
@@ -149,7 +150,8 @@ TEST_F(LocalRunTest, StrictRunCompletes) {
 }
 
 TEST_F(LocalRunTest, AsyncRunCompletesWithBoundedStaleness) {
-  auto r = Local(Config("schedule: {total_steps: 8, phases: 4, batch_size: 4, mode: async, max_staleness: 1}"));
+  auto r = Local(Config(
+      "schedule: {total_steps: 8, phases: 4, batch_size: 4, mode: async, max_staleness: 1}"));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ExpectCompleteRun();
   EXPECT_LE(Query("SELECT MAX(phase - version) FROM pairs WHERE state = 5"), 1);
@@ -199,8 +201,8 @@ TEST_F(LocalRunTest, KilledLearnerStopsTheRunWhichResumesFromItsCheckpoint) {
 }
 
 TEST_F(LocalRunTest, KilledLearnerRestartsAllRanksWhenConfigured) {
-  auto local = StartAndKill(Config("launch: {actors: 2, annotators: 1, on_learner_failure: restart}"),
-                            3, "learner-0");
+  auto local = StartAndKill(
+      Config("launch: {actors: 2, annotators: 1, on_learner_failure: restart}"), 3, "learner-0");
   const std::string out = Wait(local);
   EXPECT_THAT(out, HasSubstr("restarting all learner ranks from the last checkpoint"));
   EXPECT_THAT(out, HasSubstr("8/8 steps, 32 pairs consumed"));
@@ -208,8 +210,8 @@ TEST_F(LocalRunTest, KilledLearnerRestartsAllRanksWhenConfigured) {
 }
 
 TEST_F(LocalRunTest, CtrlCStopsEveryProcess) {
-  auto local = testing::Subprocess::Start({BPO_BINARY, "local", "--config", Config()},
-                                          out_ + "/local.log");
+  auto local =
+      testing::Subprocess::Start({BPO_BINARY, "local", "--config", Config()}, out_ + "/local.log");
   ASSERT_TRUE(local.ok()) << local.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
   while (absl::Now() < deadline && Query("SELECT COUNT(*) FROM steps") < 1) {
@@ -261,14 +263,16 @@ TEST_F(LocalRunTest, EveryDashboardMetricIsServedDuringARun) {
   for (const auto& group : targets) {
     const std::string address = group["targets"][0].get<std::string>();
     const auto colon = address.rfind(':');
-    auto r = testing::HttpGet(address.substr(0, colon), std::stoi(address.substr(colon + 1)), "/metrics");
+    auto r = testing::HttpGet(address.substr(0, colon), std::stoi(address.substr(colon + 1)),
+                              "/metrics");
     ASSERT_TRUE(r.ok()) << group["labels"]["process"] << ": " << r.status();
     for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
       if (line.empty() || line[0] == '#') continue;
       served.insert(std::string(line.substr(0, line.find_first_of("{ "))));
     }
   }
-  for (const std::string& name : wanted) EXPECT_TRUE(served.count(name)) << name << " is not served";
+  for (const std::string& name : wanted)
+    EXPECT_TRUE(served.count(name)) << name << " is not served";
   Wait(local);
 }
 

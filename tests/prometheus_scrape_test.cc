@@ -65,8 +65,8 @@ class PrometheusScrapeTest : public ::testing::Test {
       }
       absl::SleepFor(absl::Milliseconds(250));
     }
-    return ::testing::AssertionFailure() << promql << " never equalled " << want << "; last: "
-                                         << last;
+    return ::testing::AssertionFailure()
+           << promql << " never equalled " << want << "; last: " << last;
   }
 
   std::string prometheus_;

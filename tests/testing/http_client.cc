@@ -17,9 +17,9 @@
 
 namespace bpo::testing {
 
-absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port,
-                                       const std::string& method, const std::string& target,
-                                       const std::string& body, absl::Duration timeout) {
+absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port, const std::string& method,
+                                       const std::string& target, const std::string& body,
+                                       absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
@@ -36,10 +36,10 @@ absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port,
     close(fd);
     return absl::UnavailableError(absl::StrCat("connect ", host, ":", port, ": ", err));
   }
-  const std::string request =
-      absl::StrCat(method, " ", target, " HTTP/1.0\r\nHost: ", host, ":", port,
-                   "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ",
-                   body.size(), "\r\nConnection: close\r\n\r\n", body);
+  const std::string request = absl::StrCat(
+      method, " ", target, " HTTP/1.0\r\nHost: ", host, ":", port,
+      "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ", body.size(),
+      "\r\nConnection: close\r\n\r\n", body);
   for (size_t sent = 0; sent < request.size();) {
     const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) {

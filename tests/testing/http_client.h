@@ -16,9 +16,8 @@ struct HttpResult {
   std::string body;
 };
 
-absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port,
-                                       const std::string& method, const std::string& target,
-                                       const std::string& body = "",
+absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port, const std::string& method,
+                                       const std::string& target, const std::string& body = "",
                                        absl::Duration timeout = absl::Seconds(10));
 
 inline absl::StatusOr<HttpResult> HttpGet(const std::string& host, int port,
