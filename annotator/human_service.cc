@@ -203,7 +203,6 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
 
   HttpServerOptions http;
   http.address = o.http_address;
-  http.num_threads = 8;
   http.max_body_bytes = 64 << 10;
   BPO_ASSIGN_OR_RETURN(service->http_, HttpServer::Start(http));
   service->port_ = service->http_->port();

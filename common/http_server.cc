@@ -103,6 +103,17 @@ void Send(mg_connection* conn, const HttpResponse& r) {
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options) {
   auto endpoint = ParseEndpoint(options.address);
   if (!endpoint.ok()) return endpoint.status();
+  if (options.num_threads < 1 || options.connection_queue < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP server: num_threads and connection_queue must be >= 1, got ",
+                     options.num_threads, " and ", options.connection_queue));
+  }
+  const int64_t timeout_ms = absl::ToInt64Milliseconds(options.request_timeout);
+  if (timeout_ms < 1 || timeout_ms > 3600 * 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP server: request_timeout must be in [1ms, 1h], got ",
+                     absl::FormatDuration(options.request_timeout)));
+  }
   static std::once_flag init_once;
   std::call_once(init_once, [] { mg_init_library(0); });
 
@@ -110,8 +121,24 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   server->max_body_bytes_ = options.max_body_bytes;
   const std::string ports = endpoint->ToString();
   const std::string threads = absl::StrCat(options.num_threads);
-  const char* config[] = {"listening_ports",          ports.c_str(), "num_threads", threads.c_str(),
-                          "enable_directory_listing", "no",          nullptr};
+  const std::string queue = absl::StrCat(options.connection_queue);
+  const std::string timeout = absl::StrCat(timeout_ms);
+  // civetweb's request_timeout_ms (default 30 s) also bounds the wait for the
+  // first byte of a new connection: it is what frees a worker from an idle
+  // client.
+  const char* config[] = {"listening_ports",
+                          ports.c_str(),
+                          "num_threads",
+                          threads.c_str(),
+                          "connection_queue",
+                          queue.c_str(),
+                          "request_timeout_ms",
+                          timeout.c_str(),
+                          "enable_keep_alive",
+                          "no",
+                          "enable_directory_listing",
+                          "no",
+                          nullptr};
   mg_callbacks callbacks = {};
   // civetweb prints startup problems itself unless a logger is installed; the
   // error text comes back through mg_error_data instead.

@@ -3,6 +3,11 @@
 //
 // Handlers run on the server's worker threads and must be thread-safe.
 // Request bodies are read in full up to max_body_bytes (413 beyond).
+//
+// civetweb serves one connection per worker thread. A client that connects
+// and sends nothing holds its worker until request_timeout, so slow or idle
+// clients can only starve the server when more than num_threads of them (plus
+// connection_queue waiting behind) arrive within one request_timeout.
 #ifndef BPO_COMMON_HTTP_SERVER_H_
 #define BPO_COMMON_HTTP_SERVER_H_
 
@@ -12,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/metrics.h"
 
 struct mg_context;
@@ -34,9 +40,15 @@ struct HttpResponse {
 };
 
 struct HttpServerOptions {
-  // host:port; port 0 picks a free port (see HttpServer::port()).
+  // host:port to bind; port 0 picks a free port (see HttpServer::port()).
   std::string address = "127.0.0.1:0";
-  int num_threads = 4;
+  // Worker threads, each serving one connection at a time (>= 1).
+  int num_threads = 32;
+  // Accepted connections waiting for a free worker (>= 1).
+  int connection_queue = 64;
+  // How long a worker waits for a request's headers and body before it
+  // closes the connection (> 0, whole milliseconds). Keep-alive is off.
+  absl::Duration request_timeout = absl::Seconds(5);
   size_t max_body_bytes = 1 << 20;
 };
 
@@ -45,7 +57,8 @@ class HttpServer {
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
   // Binds and starts serving. UNAVAILABLE names the address and the reason
-  // (e.g. the port is in use); INVALID_ARGUMENT for a malformed address.
+  // (e.g. the port is in use); INVALID_ARGUMENT for a malformed address or
+  // an out-of-range option.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options);
   ~HttpServer();  // stops serving and joins the worker threads
   HttpServer(const HttpServer&) = delete;
