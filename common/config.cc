@@ -8,9 +8,11 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/config_internal.h"
 #include "common/endpoint.h"
 
@@ -28,6 +30,66 @@ const std::vector<std::string>& KnownTargetModules() {
   static const auto* kModules = new std::vector<std::string>{
       "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   return *kModules;
+}
+
+// A file name stem turned into a safe run_id: unsafe characters become '-',
+// leading '.' and '-' are dropped, at most 64 characters.
+std::string RunIdFromStem(const std::string& stem) {
+  std::string id;
+  for (char ch : stem) {
+    const bool safe =
+        absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+    if (id.empty() && (ch == '.' || ch == '-')) continue;
+    id += safe ? ch : '-';
+    if (id.size() == 64) break;
+  }
+  return id.empty() ? "bpo-run" : id;
+}
+
+// Why `s` cannot go into names, paths and logs unchanged, or "" when it can:
+// NUL, CR, LF, other C0 controls except tab, DEL, U+2028, U+2029 and invalid
+// UTF-8 all break a line-oriented log or a file name.
+std::string UnsafeStringReason(absl::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c == 0) return absl::StrCat("contains a NUL byte at offset ", i);
+      if (c == '\r') return absl::StrCat("contains a carriage return at offset ", i);
+      if (c == '\n') return absl::StrCat("contains a line feed at offset ", i);
+      if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        return absl::StrCat("contains control character 0x", absl::Hex(c, absl::kZeroPad2),
+                            " at offset ", i);
+      }
+      ++i;
+      continue;
+    }
+    int len = 0;
+    uint32_t cp = 0;
+    if ((c & 0xe0) == 0xc0) {
+      len = 2, cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3, cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4, cp = c & 0x07;
+    } else {
+      return absl::StrCat("is not valid UTF-8 (byte ", i, ")");
+    }
+    if (i + len > s.size()) return absl::StrCat("is not valid UTF-8 (byte ", i, ")");
+    for (int k = 1; k < len; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return absl::StrCat("is not valid UTF-8 (byte ", i, ")");
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    const uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return absl::StrCat("is not valid UTF-8 (byte ", i, ")");
+    }
+    if (cp == 0x2028 || cp == 0x2029) {
+      return absl::StrCat("contains U+", absl::Hex(cp), " (a line separator) at offset ", i);
+    }
+    i += len;
+  }
+  return "";
 }
 
 std::string ResolvePath(absl::string_view base_dir, const std::string& path) {
@@ -61,7 +123,7 @@ absl::Status ErrorList::ToStatus() const {
 void Resolve(absl::string_view source, absl::string_view base_dir, RunConfig* c) {
   if (c->run_id().empty()) {
     const std::string stem = fs::path(std::string(source)).stem().string();
-    c->set_run_id(stem.empty() || stem.front() == '<' ? "bpo-run" : stem);
+    c->set_run_id(stem.empty() || stem.front() == '<' ? "bpo-run" : RunIdFromStem(stem));
   }
   c->set_output_dir(ResolvePath(base_dir, c->output_dir()));
   auto* schedule = c->mutable_schedule();
@@ -101,9 +163,43 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   auto at_least = [&](const char* path, int64_t v, int64_t min) {
     if (v < min) errors->Add(path, absl::StrCat("must be >= ", min, ", got ", v));
   };
+  auto at_most = [&](const char* path, int64_t v, int64_t max) {
+    if (v > max) errors->Add(path, absl::StrCat("must be <= ", max, ", got ", v));
+  };
   auto in_range = [&](const char* path, double v, double lo, double hi, const char* range) {
     if (!(v >= lo && v <= hi)) errors->Add(path, absl::StrCat("must be in ", range, ", got ", v));
   };
+
+  // Strings that end up in names, paths and logs.
+  auto safe_string = [&](const std::string& path, const std::string& v) {
+    if (std::string why = UnsafeStringReason(v); !why.empty()) errors->Add(path, why);
+  };
+  for (const auto& [path, value] : std::vector<std::pair<std::string, std::string>>{
+           {"run_id", c.run_id()},
+           {"output_dir", c.output_dir()},
+           {"reference.static_adapter", c.reference().static_adapter()},
+           {"model.policy", c.model().policy()},
+           {"model.reward_model", c.model().reward_model()},
+           {"model.tokenizer", c.model().tokenizer()},
+           {"model.device", c.model().device()},
+           {"data.prompts", c.data().prompts()},
+           {"data.eval_prompts", c.data().eval_prompts()},
+           {"annotation.rule", c.annotation().rule()},
+           {"coordinator.store", c.coordinator().store()},
+           {"endpoints.coordinator", c.endpoints().coordinator()},
+           {"endpoints.snapshots", c.endpoints().snapshots()},
+           {"endpoints.metrics", c.endpoints().metrics()},
+           {"learner.snapshot_dir", c.learner().snapshot_dir()}}) {
+    safe_string(path, value);
+  }
+  for (int i = 0; i < c.lora().target_modules_size(); ++i) {
+    safe_string(absl::StrCat("lora.target_modules[", i, "]"), c.lora().target_modules(i));
+  }
+  if (absl::Status id = CheckRunId(c.run_id()); !id.ok()) {
+    // The message starts with "run_id: "; ErrorList adds the key itself.
+    errors->Add("run_id", absl::StripPrefix(id.message(), "run_id: "));
+  }
+  if (c.output_dir().empty()) errors->Add("output_dir", "must not be empty");
 
   // Schedule: T, F, K = T/F, B, M.
   const auto& s = c.schedule();
@@ -129,6 +225,9 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
                                ": the learner would run out of pairs"));
     }
   }
+
+  at_most("schedule.batch_size", s.batch_size(), 1 << 20);
+  at_most("schedule.max_staleness", s.max_staleness(), 1 << 20);
 
   // Loss.
   const auto& loss = c.loss();
@@ -156,7 +255,9 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   // LoRA.
   const auto& lora = c.lora();
   at_least("lora.members", lora.members(), 1);
+  at_most("lora.members", lora.members(), 1024);
   at_least("lora.rank", lora.rank(), 1);
+  at_most("lora.rank", lora.rank(), 1 << 16);
   positive("lora.alpha", lora.alpha());
   in_range("lora.dropout", lora.dropout(), 0, 0.999999, "[0, 1)");
   std::set<std::string> modules;
@@ -205,6 +306,7 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
     errors->Add("sampling.top_p", absl::StrCat("must be in (0, 1], got ", smp.top_p()));
   }
   at_least("sampling.max_new_tokens", smp.max_new_tokens(), 1);
+  at_most("sampling.max_new_tokens", smp.max_new_tokens(), 1 << 20);
   if (smp.samples_per_prompt() != 2) {
     errors->Add("sampling.samples_per_prompt",
                 absl::StrCat("must be 2 (a preference pair), got ", smp.samples_per_prompt()));
@@ -236,7 +338,10 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
                                rule, "'"));
     }
   }
+  at_most("annotation.raters_per_pair", ann.raters_per_pair(), 1024);
+  at_most("annotation.pairs_per_lease", ann.pairs_per_lease(), 1 << 20);
   at_least("sampling.prompts_per_lease", smp.prompts_per_lease(), 1);
+  at_most("sampling.prompts_per_lease", smp.prompts_per_lease(), 1 << 20);
 
   // Coordinator and launcher.
   const auto& co = c.coordinator();
@@ -247,6 +352,8 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   at_least("launch.actors", c.launch().actors(), 1);
   at_least("launch.annotators", c.launch().annotators(), 1);
   at_least("launch.max_restarts", c.launch().max_restarts(), 0);
+  at_most("launch.actors", c.launch().actors(), 1024);
+  at_most("launch.annotators", c.launch().annotators(), 1024);
 
   // Endpoints.
   const auto& ep = c.endpoints();
@@ -263,6 +370,7 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   // Learner.
   const auto& learner = c.learner();
   at_least("learner.world_size", learner.world_size(), 1);
+  at_most("learner.world_size", learner.world_size(), 4096);
   if (learner.world_size() >= 1 && s.batch_size() >= 1 &&
       s.batch_size() % learner.world_size() != 0) {
     errors->Add("learner.world_size",
@@ -327,6 +435,49 @@ RunConfigFile DefaultRunConfig() {
   std::error_code ec;
   config_internal::Resolve(out.source, std::filesystem::current_path(ec).string(), &out.config);
   return out;
+}
+
+absl::Status CheckRunId(absl::string_view run_id) {
+  constexpr size_t kMaxLength = 64;
+  const char* const kAllowed = "1-64 characters of [A-Za-z0-9._-], not starting with '.' or '-'";
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run_id: ", why, "; expected ", kAllowed, " (a single directory name)"));
+  };
+  if (run_id.empty()) return bad("is empty");
+  if (run_id.size() > kMaxLength) {
+    return bad(absl::StrCat("is ", run_id.size(), " characters long"));
+  }
+  if (run_id.front() == '.' || run_id.front() == '-') {
+    return bad(
+        absl::StrCat("'", absl::CHexEscape(run_id), "' starts with '", run_id.substr(0, 1), "'"));
+  }
+  for (size_t i = 0; i < run_id.size(); ++i) {
+    const char ch = run_id[i];
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' &&
+        ch != '-') {
+      return bad(absl::StrCat("'", absl::CHexEscape(run_id), "' has '",
+                              absl::CHexEscape(run_id.substr(i, 1)), "' at offset ", i));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RunPath(const bpo::v1::RunConfig& config, absl::string_view relative) {
+  namespace fs = std::filesystem;
+  if (absl::Status id = CheckRunId(config.run_id()); !id.ok()) return id;
+  if (config.output_dir().empty()) return absl::InvalidArgumentError("output_dir: is empty");
+  const fs::path run_dir = (fs::path(config.output_dir()) / config.run_id()).lexically_normal();
+  if (relative.empty()) return run_dir.string();
+  const fs::path rel(std::string{relative});
+  const fs::path joined = (run_dir / rel).lexically_normal();
+  const fs::path inside = joined.lexically_relative(run_dir);
+  if (rel.is_absolute() || inside.empty() || *inside.begin() == ".." || inside == ".") {
+    return absl::InvalidArgumentError(absl::StrCat("run path '", absl::CHexEscape(relative),
+                                                   "' is not below the run directory ",
+                                                   run_dir.string()));
+  }
+  return joined.string();
 }
 
 int32_t StepsPerPhase(const bpo::v1::RunConfig& config) {

@@ -57,6 +57,17 @@ RunConfigFile DefaultRunConfig();
 int32_t StepsPerPhase(const bpo::v1::RunConfig& config);  // K = T / F
 int64_t PairsPerPhase(const bpo::v1::RunConfig& config);  // M
 
+// run_id rules: 1-64 characters of [A-Za-z0-9._-], not starting with '.' or
+// '-' (so never "." or ".."). INVALID_ARGUMENT naming run_id otherwise.
+absl::Status CheckRunId(absl::string_view run_id);
+
+// The run directory output_dir/run_id, or a path below it when `relative` is
+// given ("coordinator.db", "logs/learner.log"). Lexically normalized;
+// INVALID_ARGUMENT when run_id is not a safe name or the result would leave
+// output_dir/run_id (an absolute `relative`, or one with "..").
+absl::StatusOr<std::string> RunPath(const bpo::v1::RunConfig& config,
+                                    absl::string_view relative = "");
+
 // The effective config as YAML: every field, defaults included, in schema
 // order. ParseRunConfig(FormatRunConfigYaml(c)) gives back c.
 std::string FormatRunConfigYaml(const bpo::v1::RunConfig& config);

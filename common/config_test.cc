@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/escaping.h"
+#include "common/config_internal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -228,6 +230,89 @@ TEST(ConfigTest, BuiltInDefaultsAreValid) {
   auto reparsed = ParseRunConfig(FormatRunConfigYaml(defaults.config), "<defaults>", "/",
                                  {.check_files = false});
   EXPECT_TRUE(reparsed.ok()) << reparsed.status();
+}
+
+TEST(ConfigTest, RunIdMustBeASafeName) {
+  const std::string allowed =
+      "expected 1-64 characters of [A-Za-z0-9._-], not starting with '.' or '-' (a single "
+      "directory name)";
+  EXPECT_EQ(ErrorOf("run_id: ../../../../tmp/x\n"),
+            "run.yaml:1:1: run_id: '../../../../tmp/x' starts with '.'; " + allowed);
+  EXPECT_EQ(ErrorOf("run_id: /etc\n"),
+            "run.yaml:1:1: run_id: '/etc' has '/' at offset 0; " + allowed);
+  EXPECT_EQ(ErrorOf("run_id: ..\n"), "run.yaml:1:1: run_id: '..' starts with '.'; " + allowed);
+  EXPECT_EQ(ErrorOf("run_id: -x\n"), "run.yaml:1:1: run_id: '-x' starts with '-'; " + allowed);
+  EXPECT_EQ(ErrorOf("run_id: a/b\n"),
+            "run.yaml:1:1: run_id: 'a/b' has '/' at offset 1; " + allowed);
+  EXPECT_EQ(ErrorOf("run_id: " + std::string(65, 'a') + "\n"),
+            "run.yaml:1:1: run_id: is 65 characters long; " + allowed);
+  auto ok = Parse("run_id: tldr_f2.seed-1\n");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(Parse("run_id: " + std::string(64, 'a') + "\n").ok());
+}
+
+TEST(ConfigTest, RunIdFromAnUnsafeFileNameIsMadeSafe) {
+  auto file = ParseRunConfig("", "/x/.my run (2).yaml", "/base");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->config.run_id(), "my-run--2-");
+}
+
+TEST(ConfigTest, StringsWithControlsSeparatorsOrBadUtf8AreRefused) {
+  EXPECT_THAT(ErrorOf("data: {prompts: \"a\\0b\"}\n"),
+              HasSubstr("run.yaml:1:8: data.prompts: contains a NUL byte at offset 7"));
+  EXPECT_EQ(ErrorOf("output_dir: \"out\\r\"\n"),
+            "run.yaml:1:1: output_dir: contains a carriage return at offset 9");
+  EXPECT_EQ(ErrorOf("annotation: {rule: \"contains:a\\u2028b\"}\n"),
+            "run.yaml:1:14: annotation.rule: contains U+2028 (a line separator) at offset 10");
+  EXPECT_THAT(
+      ErrorOf("model: {tokenizer: \"t\\u2029\"}\n"),
+      HasSubstr("run.yaml:1:9: model.tokenizer: contains U+2029 (a line separator) at offset 7"));
+
+  // Invalid UTF-8 cannot be written in YAML text; check the resolved proto.
+  for (const std::string& bad : {std::string("a\xff"), std::string("\xc3"),
+                                 std::string("\xed\xa0\x80"), std::string("\xc0\xaf")}) {
+    v1::RunConfig c = DefaultRunConfig().config;
+    c.mutable_learner()->set_snapshot_dir(bad);
+    config_internal::ErrorList errors("run.yaml", nullptr);
+    config_internal::Validate(c, ConfigOptions{.check_files = false}, &errors);
+    absl::Status status = errors.ToStatus();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << absl::CHexEscape(bad);
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("run.yaml: learner.snapshot_dir: is not valid UTF-8 (byte "));
+  }
+  EXPECT_TRUE(Parse("data: {prompts: \"caf\u00e9 \\U0001F600\\t.jsonl\"}\n",
+                    ConfigOptions{.check_files = false})
+                  .ok());
+}
+
+TEST(ConfigTest, AbsurdCountsAndSizesAreRefused) {
+  EXPECT_EQ(ErrorOf("schedule: {total_steps: 1, phases: 1, batch_size: 2000000}\n"),
+            "run.yaml:1:39: schedule.batch_size: must be <= 1048576, got 2000000");
+  EXPECT_EQ(ErrorOf("lora: {members: 5000}\n"),
+            "run.yaml:1:8: lora.members: must be <= 1024, got 5000");
+  EXPECT_EQ(ErrorOf("launch: {actors: -1}\n"),
+            "run.yaml:1:10: launch.actors: must be >= 1, got -1");
+  EXPECT_EQ(ErrorOf("launch: {annotators: 100000}\n"),
+            "run.yaml:1:10: launch.annotators: must be <= 1024, got 100000");
+  EXPECT_EQ(ErrorOf("sampling: {max_new_tokens: 2000000}\n"),
+            "run.yaml:1:12: sampling.max_new_tokens: must be <= 1048576, got 2000000");
+}
+
+TEST(ConfigTest, RunPathStaysInsideTheRunDirectory) {
+  v1::RunConfig c;
+  c.set_output_dir("/out");
+  c.set_run_id("r1");
+  EXPECT_EQ(RunPath(c).value(), "/out/r1");
+  EXPECT_EQ(RunPath(c, "logs/learner.log").value(), "/out/r1/logs/learner.log");
+  EXPECT_EQ(RunPath(c, "coordinator.db").value(), "/out/r1/coordinator.db");
+  for (const char* escape : {"../x", "/etc/passwd", "a/../../x", ".", "a/.."}) {
+    auto p = RunPath(c, escape);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << escape;
+  }
+  c.set_run_id("../../tmp");
+  auto bad = RunPath(c);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("run_id: "));
 }
 
 }  // namespace
