@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/shared_flags.h"
 #include "cli/worker.h"
+#include "common/config.h"
 #include "common/http_server.h"
 #include "common/logging.h"
 #include "common/process_metrics.h"
@@ -55,8 +56,9 @@ int RunActor(const std::vector<std::string>&) {
   options.sampler = actor::SamplerOptionsFrom(
       config.sampling(), config.seeds().sampling() ^ std::hash<std::string>()(info.name()));
   options.sampler.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
-  options.snapshot_cache_dir =
-      absl::StrCat(config.output_dir(), "/", config.run_id(), "/snapshot-cache");
+  auto cache_dir = RunPath(config, "snapshot-cache");
+  if (!cache_dir.ok()) return Fail("actor", cache_dir.status());
+  options.snapshot_cache_dir = *cache_dir;
   options.rpc_deadline = absl::Seconds(config.endpoints().rpc_deadline_seconds());
   options.stop = [] { return StopRequested(); };
   auto a = actor::Actor::Create(&*policy, worker->client.get(), options, &registry);

@@ -45,7 +45,9 @@ int RunCoordinator(const std::vector<std::string>&) {
   std::string store_path = absl::GetFlag(FLAGS_store);
   if (store_path.empty()) store_path = config.coordinator().store();
   if (store_path.empty()) {
-    store_path = absl::StrCat(config.output_dir(), "/", config.run_id(), "/coordinator.db");
+    auto default_store = RunPath(config, "coordinator.db");
+    if (!default_store.ok()) return Fail("coordinator", default_store.status());
+    store_path = *default_store;
   }
   std::error_code ec;
   fs::create_directories(fs::path(store_path).parent_path(), ec);

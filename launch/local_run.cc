@@ -38,7 +38,7 @@ struct RunLayout {
 // and writes it as local-config.yaml.
 absl::StatusOr<RunLayout> PrepareRunDir(bpo::v1::RunConfig& config, const std::string& source) {
   RunLayout layout;
-  layout.run_dir = absl::StrCat(config.output_dir(), "/", config.run_id());
+  BPO_ASSIGN_OR_RETURN(layout.run_dir, RunPath(config));
   std::error_code ec;
   for (const char* sub : {"logs", "pids"}) {
     std::filesystem::create_directories(absl::StrCat(layout.run_dir, "/", sub), ec);

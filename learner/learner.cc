@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/config.h"
 #include "common/endpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -95,7 +96,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
   l->world_ = c.learner().world_size();
   l->total_steps_ = c.schedule().total_steps();
   l->steps_per_phase_ = std::max<int64_t>(1, c.schedule().total_steps() / c.schedule().phases());
-  l->run_dir_ = absl::StrCat(c.output_dir(), "/", c.run_id());
+  BPO_ASSIGN_OR_RETURN(l->run_dir_, RunPath(c));
   l->checkpoint_dir_ = l->run_dir_ + "/checkpoints";
   l->trainer_options_ = TrainerOptionsFromConfig(c);
   BPO_RETURN_IF_ERROR(l->LoadModel());
