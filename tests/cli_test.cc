@@ -125,6 +125,22 @@ TEST(CliTest, ConfigErrorsAreExactAndExitNonZero) {
   fs::remove_all(dir);
 }
 
+TEST(CliTest, ConfigCheckRefusesARunIdThatLeavesOutputDir) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_cli_run_id_test_", getpid());
+  fs::create_directories(dir);
+  const std::string bad = (dir / "escape.yaml").string();
+  std::ofstream(bad) << "run_id: ../x\n";
+  auto r = Bpo({"config", "check", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, absl::StrCat(bad,
+                                ":1:1: run_id: '../x' starts with '.'; expected 1-64 characters of "
+                                "[A-Za-z0-9._-], not starting with '.' or '-' (a single directory "
+                                "name)\n",
+                                "bpo config check: ", bad, ": 1 error\n"));
+  fs::remove_all(dir);
+}
+
 TEST(CliTest, ConfigJsonAndDefaults) {
   auto json = Bpo(
       {"config", "check", "--format=json", absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml")});
