@@ -101,8 +101,12 @@ void RpcMetrics::Record(const std::string& method, double seconds, const absl::S
   calls_->Add({{"method", method}, {"code", absl::StatusCodeToString(status.code())}}).Increment();
 }
 
-#define BPO_ANSWER(Method, Store) \
-  return Answer(context, response, metrics_, #Method, [&] { return Store->Method(*request); })
+// Validates the request, then runs it on the store.
+#define BPO_ANSWER(Method, Store)                                                                  \
+  return Answer(context, response, metrics_, #Method, [&]() -> decltype(Store->Method(*request)) { \
+    if (absl::Status s = Validate(*request, *limits_); !s.ok()) return s;                          \
+    return Store->Method(*request);                                                                \
+  })
 
 grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* context,
                                                        const bpo::v1::RegisterRequest* request,
