@@ -150,42 +150,56 @@ TEST_F(ServiceAttackTest, PairsWithOutOfVocabularyOrOverlongTokensAreRefused) {
   auto actor = Worker(bpo::v1::WORKER_KIND_ACTOR, "actor");
   const auto lease = OpenPhaseAndLease(actor.get(), 2);
   const std::string before = Fingerprint();
+  // Each pair out of bounds is REJECTED with INVALID_ARGUMENT on its own.
   auto submit = [&](bpo::v1::SampledPair pair) {
     bpo::v1::SubmitPairsRequest r;
     r.set_lease_id(lease.lease().lease_id());
     *r.add_pairs() = std::move(pair);
-    return actor->SubmitPairs(r);
+    auto out = actor->SubmitPairs(r);
+    EXPECT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->results_size(), 1);
+    return out->results(0);
+  };
+  auto expect_refused = [&](bpo::v1::SampledPair pair, const std::string& why) {
+    bpo::v1::ItemStatus item = submit(std::move(pair));
+    EXPECT_EQ(item.outcome(), bpo::v1::ItemStatus::REJECTED) << why;
+    EXPECT_EQ(item.code(), static_cast<int>(absl::StatusCode::kInvalidArgument)) << why;
+    EXPECT_THAT(item.message(), HasSubstr(why));
   };
   bpo::v1::SampledPair huge = Pair(lease, 0);
   huge.mutable_a()->set_token_ids(0, 1000000000);
-  auto r = submit(huge);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(r.status().message(), HasSubstr("a.token_ids[0] = 1000000000 is outside the "
-                                              "vocabulary [0, 1000)"));
+  expect_refused(huge, "a.token_ids[0] = 1000000000 is outside the vocabulary [0, 1000)");
   bpo::v1::SampledPair negative = Pair(lease, 0);
   negative.set_prompt_token_ids(0, -1);
-  EXPECT_EQ(submit(negative).status().code(), absl::StatusCode::kInvalidArgument);
+  expect_refused(negative, "prompt_token_ids[0] = -1 is outside the vocabulary");
   bpo::v1::SampledPair edge = Pair(lease, 0);
   edge.mutable_b()->set_token_ids(0, kVocab);
-  EXPECT_EQ(submit(edge).status().code(), absl::StatusCode::kInvalidArgument);
+  expect_refused(edge, "b.token_ids[0] = 1000 is outside");
   bpo::v1::SampledPair long_response = Pair(lease, 0);
   for (int i = 0; i < kMaxNewTokens + 1; ++i) long_response.mutable_b()->add_token_ids(3);
-  r = submit(long_response);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(r.status().message(), HasSubstr("b.token_ids has 10 tokens; at most 9"));
+  expect_refused(long_response, "b.token_ids has 10 tokens; at most 9");
   bpo::v1::SampledPair long_prompt = Pair(lease, 0);
   for (int i = 0; i < 4096; ++i) long_prompt.add_prompt_token_ids(3);
-  EXPECT_EQ(submit(long_prompt).status().code(), absl::StatusCode::kInvalidArgument);
+  expect_refused(long_prompt, "prompt_token_ids has 4097 tokens; at most 4096");
   bpo::v1::SampledPair nan = Pair(lease, 0);
   nan.mutable_a()->set_behavior_logprob(std::nan(""));
-  EXPECT_EQ(submit(nan).status().code(), absl::StatusCode::kInvalidArgument);
+  expect_refused(nan, "a.behavior_logprob nan is not finite");
   EXPECT_EQ(Fingerprint(), before);
-  // The same pair within bounds is accepted.
-  bpo::v1::SampledPair ok = Pair(lease, 0);
-  ok.mutable_a()->set_token_ids(0, kVocab - 1);
-  r = submit(ok);
+  // Within bounds, the same pair is accepted, next to a refused one.
+  bpo::v1::SubmitPairsRequest mixed;
+  mixed.set_lease_id(lease.lease().lease_id());
+  *mixed.add_pairs() = Pair(lease, 0);
+  mixed.mutable_pairs(0)->mutable_a()->set_token_ids(0, kVocab - 1);
+  *mixed.add_pairs() = Pair(lease, 1);
+  mixed.mutable_pairs(1)->mutable_a()->set_token_ids(0, -5);
+  auto r = actor->SubmitPairs(mixed);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->results(0).outcome(), bpo::v1::ItemStatus::ACCEPTED);
+  ASSERT_EQ(r->results_size(), 2);
+  for (const auto& item : r->results()) {
+    EXPECT_EQ(item.outcome(), item.id() == lease.work(0).pair_id() ? bpo::v1::ItemStatus::ACCEPTED
+                                                                   : bpo::v1::ItemStatus::REJECTED);
+  }
+  EXPECT_EQ(store_->Counters()->pairs[PairState::kSampled], 1);
 }
 
 TEST_F(ServiceAttackTest, OversizedNamesListsAndCountsAreRefused) {

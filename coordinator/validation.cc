@@ -156,11 +156,8 @@ absl::Status Validate(const bpo::v1::SubmitPairsRequest& r, const ValidationLimi
   BPO_RETURN_IF_ERROR(Name("lease_id", r.lease_id(), l));
   BPO_RETURN_IF_ERROR(Count("pairs", r.pairs_size(), l.items_per_request_max));
   BPO_RETURN_IF_ERROR(Names("dropped_pair_ids", r.dropped_pair_ids(), l.items_per_request_max, l));
-  for (int i = 0; i < r.pairs_size(); ++i) {
-    if (std::string why = CheckPairBounds(r.pairs(i), l); !why.empty()) {
-      return Invalid(absl::StrCat("pairs[", i, "] ('", Preview(r.pairs(i).pair_id()), "'): ", why));
-    }
-  }
+  for (const bpo::v1::SampledPair& p : r.pairs())
+    BPO_RETURN_IF_ERROR(Name("pair_id", p.pair_id(), l));
   return absl::OkStatus();
 }
 

@@ -67,7 +67,9 @@ absl::Status Validate(const bpo::v1::CommitStepRequest& r, const ValidationLimit
 absl::Status Validate(const bpo::v1::ReportSnapshotRequest& r, const ValidationLimits& l);
 
 // The bounds of one submitted pair: empty when it fits, else the reason.
-// One pair out of bounds refuses its whole SubmitPairs request.
+// Validate(SubmitPairsRequest) checks the request as a whole; the service
+// answers each pair out of bounds REJECTED (INVALID_ARGUMENT) on its own and
+// hands the store only the others, as the protocol's per-item status asks.
 std::string CheckPairBounds(const bpo::v1::SampledPair& pair, const ValidationLimits& l);
 
 }  // namespace bpo::coordinator

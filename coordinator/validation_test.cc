@@ -96,10 +96,14 @@ TEST(ValidationTest, TokenIdsLieInTheVocabularyAndLengthsInTheirBounds) {
   p.mutable_a()->set_token_ids(0, -1);
   EXPECT_NE(CheckPairBounds(p, unknown), "");
 
+  // The request as a whole: its ids and counts (pairs are checked one by one).
   bpo::v1::SubmitPairsRequest r;
   *r.add_pairs() = GoodPair();
   EXPECT_TRUE(Validate(r, Limits()).ok());
-  r.mutable_pairs(0)->mutable_b()->set_token_ids(0, 1000000000);
+  r.mutable_pairs(0)->set_pair_id(std::string(300, 'p'));
+  EXPECT_EQ(Validate(r, Limits()).code(), absl::StatusCode::kInvalidArgument);
+  r.clear_pairs();
+  for (int i = 0; i < 4097; ++i) r.add_dropped_pair_ids("p");
   EXPECT_EQ(Validate(r, Limits()).code(), absl::StatusCode::kInvalidArgument);
 }
 
