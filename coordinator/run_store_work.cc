@@ -264,7 +264,7 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
       if (static_cast<PairState>(row.state) != PairState::kPromptLeased) {
         ++rejected_;
         response.mutable_results()->Add(
-            Rejected(pair_id, absl::StatusCode::kPermissionDenied,
+            Rejected(pair_id, absl::StatusCode::kFailedPrecondition,
                      absl::StrCat("pair '", pair_id, "' is not leased to worker '",
                                   request.worker_id(), "' under lease '", request.lease_id(),
                                   "': only a held prompt can be reported dropped")));
@@ -458,7 +458,7 @@ absl::StatusOr<bpo::v1::SubmitLabelsResponse> RunStore::SubmitLabels(
       // pair never leased to it (or whose lease expired) is refused, so no
       // annotator labels pairs it was not given.
       if (!leased_to_me) {
-        reject(absl::StatusCode::kPermissionDenied,
+        reject(absl::StatusCode::kFailedPrecondition,
                absl::StrCat("pair '", id, "' is not leased to worker '", request.worker_id(),
                             "' (never leased to it, or the lease expired)"));
         continue;

@@ -283,7 +283,7 @@ TEST_F(ServiceAttackTest, AWorkerCannotTakeOverAnotherWorkersNameLeasesOrPairs) 
   auto q = thief->SubmitPairs(drop_queued);
   ASSERT_TRUE(q.ok()) << q.status();
   EXPECT_EQ(q->results(0).outcome(), bpo::v1::ItemStatus::REJECTED);
-  EXPECT_EQ(q->results(0).code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(q->results(0).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(Fingerprint(), before);
 
   // Labels only for pairs leased to the annotator.
@@ -301,7 +301,7 @@ TEST_F(ServiceAttackTest, AWorkerCannotTakeOverAnotherWorkersNameLeasesOrPairs) 
   auto labelled = annotator->SubmitLabels(label);
   ASSERT_TRUE(labelled.ok()) << labelled.status();
   EXPECT_EQ(labelled->results(0).outcome(), bpo::v1::ItemStatus::REJECTED);
-  EXPECT_EQ(labelled->results(0).code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(labelled->results(0).code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(Fingerprint(), sampled);
   // An unknown choice is refused before the store.
   l->set_choice(static_cast<bpo::v1::Choice>(-3));
