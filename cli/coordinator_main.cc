@@ -17,6 +17,7 @@
 #include "coordinator/run_store.h"
 #include "coordinator/service.h"
 #include "data/prompts.h"
+#include "model/hf_config.h"
 
 ABSL_FLAG(std::string, listen, "",
           "Serve gRPC here (host:port); empty uses endpoints.coordinator.");
@@ -68,7 +69,24 @@ int RunCoordinator(const std::vector<std::string>&) {
   registry.AddCollector(coordinator::MakeStoreCollector(store->get()));
   auto rpc_metrics = coordinator::RpcMetrics::Create(&registry);
   if (!rpc_metrics.ok()) return Fail("coordinator", rpc_metrics.status());
-  coordinator::CoordinatorServices services(store->get(), rpc_metrics->get());
+  // Token ids of submitted pairs are checked against the policy's vocabulary:
+  // coordinator.vocab_size, else model.policy's config.json.
+  coordinator::ValidationLimits limits = coordinator::LimitsFromConfig(config);
+  if (limits.vocab_size == 0 && !config.model().policy().empty()) {
+    auto model = model::LoadCausalLmConfig(config.model().policy());
+    if (model.ok()) {
+      limits.vocab_size = model->vocab_size;
+    } else {
+      BPO_LOG(WARNING) << "coordinator: vocabulary size unknown (" << model.status()
+                       << "); only negative token ids are refused";
+    }
+  }
+  BPO_LOG(INFO) << "coordinator: token ids must lie in [0, "
+                << (limits.vocab_size > 0 ? absl::StrCat(limits.vocab_size) : "?")
+                << "), prompts <= " << limits.prompt_tokens_max
+                << " tokens, responses <= " << limits.response_tokens_max
+                << " tokens, snapshots under " << limits.snapshot_dir;
+  coordinator::CoordinatorServices services(store->get(), rpc_metrics->get(), limits);
   auto server = StartGrpcServer(config.endpoints().coordinator(), services.list(),
                                 config.coordinator().max_message_bytes());
   if (!server.ok()) return Fail("coordinator", server.status());

@@ -349,6 +349,9 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   positive("coordinator.heartbeat_seconds", co.heartbeat_seconds());
   at_least("coordinator.worker_timeout_seconds", co.worker_timeout_seconds(), 1);
   at_least("coordinator.max_message_bytes", co.max_message_bytes(), 1 << 16);
+  at_least("coordinator.string_bytes_max", co.string_bytes_max(), 16);
+  at_least("coordinator.vocab_size", co.vocab_size(), 0);
+  at_least("coordinator.prompt_tokens_max", co.prompt_tokens_max(), 1);
   at_least("launch.actors", c.launch().actors(), 1);
   at_least("launch.annotators", c.launch().annotators(), 1);
   at_least("launch.max_restarts", c.launch().max_restarts(), 0);

@@ -307,6 +307,12 @@ absl::StatusOr<int64_t> RunStore::ExpireLeases() {
 absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(
     const bpo::v1::RegisterRequest& request) {
   const bpo::v1::WorkerInfo& info = request.worker();
+  if (!bpo::v1::WorkerKind_IsValid(info.kind()) ||
+      !bpo::v1::AnnotatorKind_IsValid(info.annotator_kind())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RegisterRequest.worker: unknown kind ", static_cast<int>(info.kind()),
+                     " or annotator_kind ", static_cast<int>(info.annotator_kind())));
+  }
   if (info.kind() == bpo::v1::WORKER_KIND_UNSPECIFIED || info.name().empty()) {
     return absl::InvalidArgumentError("RegisterRequest.worker needs a kind and a name");
   }
@@ -349,6 +355,18 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(
     std::string id;
     if (known) {
       id = find->Text(0);
+      // A name keeps the kind it first registered with: re-registering under
+      // another worker's name must not turn, say, an actor into a learner.
+      BPO_ASSIGN_OR_RETURN(Worker before, FindWorker(id, bpo::v1::WORKER_KIND_UNSPECIFIED));
+      if (before.info.kind() != info.kind() ||
+          before.info.annotator_kind() != info.annotator_kind()) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "worker name '", info.name(), "' is registered as ",
+            bpo::v1::WorkerKind_Name(before.info.kind()), " (",
+            bpo::v1::AnnotatorKind_Name(before.info.annotator_kind()), "); a registration as ",
+            bpo::v1::WorkerKind_Name(info.kind()), " (",
+            bpo::v1::AnnotatorKind_Name(info.annotator_kind()), ") under that name is refused"));
+      }
       // A worker registers once per process: a registration under a known
       // name is a restarted worker, which holds nothing any more. Its
       // leases' work goes back to the queue now rather than at expiry.
@@ -372,7 +390,8 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(
       BPO_ASSIGN_OR_RETURN(int64_t n, GetCounter("next_worker"));
       BPO_RETURN_IF_ERROR(SetCounter("next_worker", n + 1));
       static const char* kPrefix[] = {"w", "actor", "annotator", "learner"};
-      id = absl::StrCat(kPrefix[info.kind() <= 3 ? info.kind() : 0], "-", n);
+      const int k = info.kind();
+      id = absl::StrCat(kPrefix[k >= 0 && k <= 3 ? k : 0], "-", n);
       BPO_ASSIGN_OR_RETURN(
           Statement * ins,
           db_->Prepare(

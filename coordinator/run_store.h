@@ -150,6 +150,13 @@ class RunStore {
   absl::StatusOr<int64_t> NewestSnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // -1: none
   absl::StatusOr<std::string> NewLeaseId(const std::string& worker_id, int kind,
                                          int64_t deadline_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PERMISSION_DENIED when `lease_id` exists and is not a lease of `kind`
+  // held by `worker_id`; OK when it is, or when it no longer exists.
+  absl::Status CheckLeaseOwner(const std::string& lease_id, const std::string& worker_id, int kind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes the caller's prompt lease once none of its prompts is held.
+  absl::Status ReleasePromptLease(const std::string& lease_id, const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Resolves a pair whose labels are all in: annotated, or dropped and replaced.
   absl::Status Resolve(int64_t seq, const std::string& pair_id, int phase)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -259,14 +259,22 @@ absl::StatusOr<bpo::v1::SubmitPairsResponse> RunStore::SubmitPairs(
         response.mutable_results()->Add(std::move(*bad));
         continue;
       }
+      // A drop creates a replacement pair: only a prompt this worker holds
+      // under this lease may be reported dropped.
+      if (static_cast<PairState>(row.state) != PairState::kPromptLeased) {
+        ++rejected_;
+        response.mutable_results()->Add(
+            Rejected(pair_id, absl::StatusCode::kFailedPrecondition,
+                     absl::StrCat("pair '", pair_id, "' is not leased to worker '",
+                                  request.worker_id(), "' under lease '", request.lease_id(),
+                                  "': only a held prompt can be reported dropped")));
+        continue;
+      }
       BPO_RETURN_IF_ERROR(
           DropAndReplace(row.seq, static_cast<int>(row.phase), "identical responses"));
       response.mutable_results()->Add(Item(pair_id, ItemStatus::ACCEPTED));
     }
-    BPO_ASSIGN_OR_RETURN(Statement * done,
-                         db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND NOT EXISTS "
-                                      "(SELECT 1 FROM pairs WHERE lease_id = ? AND state = 1)"));
-    return done->Bind(1, request.lease_id()).Bind(2, request.lease_id()).Run();
+    return ReleasePromptLease(request.lease_id(), request.worker_id());
   }));
   return response;
 }
@@ -276,6 +284,7 @@ absl::StatusOr<bpo::v1::ReturnPromptsResponse> RunStore::ReturnPrompts(
   absl::MutexLock lock(&mu_);
   BPO_RETURN_IF_ERROR(InTransaction(db_.get(), [&]() -> absl::Status {
     BPO_RETURN_IF_ERROR(FindWorker(request.worker_id(), bpo::v1::WORKER_KIND_ACTOR).status());
+    BPO_RETURN_IF_ERROR(CheckLeaseOwner(request.lease_id(), request.worker_id(), kPromptLease));
     BPO_ASSIGN_OR_RETURN(
         Statement * back,
         db_->Prepare(
@@ -285,10 +294,7 @@ absl::StatusOr<bpo::v1::ReturnPromptsResponse> RunStore::ReturnPrompts(
       BPO_RETURN_IF_ERROR(
           back->Reset().Bind(1, id).Bind(2, request.lease_id()).Bind(3, request.worker_id()).Run());
     }
-    BPO_ASSIGN_OR_RETURN(Statement * done,
-                         db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND NOT EXISTS "
-                                      "(SELECT 1 FROM pairs WHERE lease_id = ? AND state = 1)"));
-    return done->Bind(1, request.lease_id()).Bind(2, request.lease_id()).Run();
+    return ReleasePromptLease(request.lease_id(), request.worker_id());
   }));
   return bpo::v1::ReturnPromptsResponse();
 }
@@ -420,7 +426,7 @@ absl::StatusOr<bpo::v1::SubmitLabelsResponse> RunStore::SubmitLabels(
       const int64_t seq = find->Int(0), phase = find->Int(2);
       const auto state = static_cast<PairState>(find->Int(1));
       const bool labelled_by_me = find->Int(3) > 0, leased_to_me = find->Int(4) > 0;
-      const int64_t labels = find->Int(5), leases = find->Int(6);
+      const int64_t labels = find->Int(5);
       if (labelled_by_me) {
         ++duplicates_;
         response.mutable_results()->Add(Item(id, ItemStatus::DUPLICATE,
@@ -448,12 +454,13 @@ absl::StatusOr<bpo::v1::SubmitLabelsResponse> RunStore::SubmitLabels(
                absl::StrCat("pair '", id, "' is ", PairStateName(state), ", not awaiting labels"));
         continue;
       }
-      // Not (or no longer) leased to this worker: kept only while the pair
-      // still needs a rater, so a late label never displaces another's lease.
-      if (!leased_to_me && labels + leases >= raters) {
+      // Only a pair leased to this worker takes its label: a label for a
+      // pair never leased to it (or whose lease expired) is refused, so no
+      // annotator labels pairs it was not given.
+      if (!leased_to_me) {
         reject(absl::StatusCode::kFailedPrecondition,
                absl::StrCat("pair '", id, "' is not leased to worker '", request.worker_id(),
-                            "' (the lease expired and the pair went to another annotator)"));
+                            "' (never leased to it, or the lease expired)"));
         continue;
       }
       bpo::v1::Label stored = label;
@@ -472,14 +479,43 @@ absl::StatusOr<bpo::v1::SubmitLabelsResponse> RunStore::SubmitLabels(
     }
     BPO_ASSIGN_OR_RETURN(
         Statement * done,
-        db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND worker_id = ? AND NOT EXISTS "
-                     "(SELECT 1 FROM label_leases WHERE lease_id = ?)"));
+        db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND worker_id = ? AND kind = ? AND "
+                     "NOT EXISTS (SELECT 1 FROM label_leases WHERE lease_id = ?)"));
     return done->Bind(1, request.lease_id())
         .Bind(2, request.worker_id())
-        .Bind(3, request.lease_id())
+        .Bind(3, static_cast<int64_t>(kLabelLease))
+        .Bind(4, request.lease_id())
         .Run();
   }));
   return response;
+}
+
+absl::Status RunStore::CheckLeaseOwner(const std::string& lease_id, const std::string& worker_id,
+                                       int kind) {
+  BPO_ASSIGN_OR_RETURN(Statement * get,
+                       db_->Prepare("SELECT worker_id, kind FROM leases WHERE lease_id = ?"));
+  get->Bind(1, lease_id);
+  BPO_ASSIGN_OR_RETURN(bool row, get->Step());
+  if (!row) return absl::OkStatus();  // expired or released: nothing to act on
+  if (get->Text(0) != worker_id || get->Int(1) != kind) {
+    return absl::PermissionDeniedError(absl::StrCat("lease '", lease_id, "' is not a ",
+                                                    kind == kPromptLease ? "prompt" : "label",
+                                                    " lease of worker '", worker_id, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunStore::ReleasePromptLease(const std::string& lease_id,
+                                          const std::string& worker_id) {
+  BPO_ASSIGN_OR_RETURN(
+      Statement * done,
+      db_->Prepare("DELETE FROM leases WHERE lease_id = ? AND worker_id = ? AND kind = ? AND "
+                   "NOT EXISTS (SELECT 1 FROM pairs WHERE lease_id = ? AND state = 1)"));
+  return done->Bind(1, lease_id)
+      .Bind(2, worker_id)
+      .Bind(3, static_cast<int64_t>(kPromptLease))
+      .Bind(4, lease_id)
+      .Run();
 }
 
 absl::Status RunStore::Resolve(int64_t seq, const std::string& pair_id, int phase) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "absl/strings/str_cat.h"
 #include "common/rpc.h"
 #include "common/status_macros.h"
 
@@ -101,8 +102,12 @@ void RpcMetrics::Record(const std::string& method, double seconds, const absl::S
   calls_->Add({{"method", method}, {"code", absl::StatusCodeToString(status.code())}}).Increment();
 }
 
-#define BPO_ANSWER(Method, Store) \
-  return Answer(context, response, metrics_, #Method, [&] { return Store->Method(*request); })
+// Validates the request, then runs it on the store.
+#define BPO_ANSWER(Method, Store)                                                                  \
+  return Answer(context, response, metrics_, #Method, [&]() -> decltype(Store->Method(*request)) { \
+    if (absl::Status s = Validate(*request, *limits_); !s.ok()) return s;                          \
+    return Store->Method(*request);                                                                \
+  })
 
 grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* context,
                                                        const bpo::v1::RegisterRequest* request,
@@ -127,7 +132,29 @@ grpc::ServerUnaryReactor* PromptQueueService::LeasePrompts(
 grpc::ServerUnaryReactor* PromptQueueService::SubmitPairs(
     grpc::CallbackServerContext* context, const bpo::v1::SubmitPairsRequest* request,
     bpo::v1::SubmitPairsResponse* response) {
-  BPO_ANSWER(SubmitPairs, store_);
+  return Answer(context, response, metrics_, "SubmitPairs",
+                [&]() -> absl::StatusOr<bpo::v1::SubmitPairsResponse> {
+                  BPO_RETURN_IF_ERROR(Validate(*request, *limits_));
+                  // Pairs out of bounds are rejected one by one; the store sees the rest.
+                  bpo::v1::SubmitPairsRequest fit = *request;
+                  fit.clear_pairs();
+                  bpo::v1::SubmitPairsResponse refused;
+                  for (const bpo::v1::SampledPair& pair : request->pairs()) {
+                    if (std::string why = CheckPairBounds(pair, *limits_); !why.empty()) {
+                      bpo::v1::ItemStatus* item = refused.add_results();
+                      item->set_id(pair.pair_id());
+                      item->set_outcome(bpo::v1::ItemStatus::REJECTED);
+                      item->set_code(static_cast<int32_t>(absl::StatusCode::kInvalidArgument));
+                      item->set_message(absl::StrCat("pair '", pair.pair_id(), "': ", why));
+                    } else {
+                      *fit.add_pairs() = pair;
+                    }
+                  }
+                  BPO_ASSIGN_OR_RETURN(bpo::v1::SubmitPairsResponse stored,
+                                       store_->SubmitPairs(fit));
+                  refused.mutable_results()->MergeFrom(stored.results());
+                  return refused;
+                });
 }
 grpc::ServerUnaryReactor* PromptQueueService::ReturnPrompts(
     grpc::CallbackServerContext* context, const bpo::v1::ReturnPromptsRequest* request,

@@ -1,6 +1,8 @@
 // The coordinator's gRPC services over one RunStore: Coordinator,
 // PromptQueue, AnnotationQueue and LearnerFeed (proto/bpo/v1). Each call is
-// one store transaction, answered after it commits. Also exports the run's
+// one store transaction, answered after it commits; every request is first
+// checked against the run's ValidationLimits (coordinator/validation.h) and
+// a refused one never reaches the store. Also exports the run's
 // queue depths, leases and RPC latencies as Prometheus metrics.
 #ifndef BPO_COORDINATOR_SERVICE_H_
 #define BPO_COORDINATOR_SERVICE_H_
@@ -14,6 +16,7 @@
 #include "bpo/v1/coordinator.grpc.pb.h"
 #include "common/metrics.h"
 #include "coordinator/run_store.h"
+#include "coordinator/validation.h"
 
 namespace bpo::coordinator {
 
@@ -31,7 +34,8 @@ class RpcMetrics {
 
 class CoordinatorService final : public bpo::v1::Coordinator::CallbackService {
  public:
-  CoordinatorService(RunStore* store, RpcMetrics* metrics) : store_(store), metrics_(metrics) {}
+  CoordinatorService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
+      : store_(store), metrics_(metrics), limits_(limits) {}
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const bpo::v1::RegisterRequest* request,
                                      bpo::v1::RegisterResponse* response) override;
@@ -45,11 +49,13 @@ class CoordinatorService final : public bpo::v1::Coordinator::CallbackService {
  private:
   RunStore* store_;
   RpcMetrics* metrics_;
+  const ValidationLimits* limits_;
 };
 
 class PromptQueueService final : public bpo::v1::PromptQueue::CallbackService {
  public:
-  PromptQueueService(RunStore* store, RpcMetrics* metrics) : store_(store), metrics_(metrics) {}
+  PromptQueueService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
+      : store_(store), metrics_(metrics), limits_(limits) {}
   grpc::ServerUnaryReactor* LeasePrompts(grpc::CallbackServerContext* context,
                                          const bpo::v1::LeasePromptsRequest* request,
                                          bpo::v1::LeasePromptsResponse* response) override;
@@ -63,11 +69,13 @@ class PromptQueueService final : public bpo::v1::PromptQueue::CallbackService {
  private:
   RunStore* store_;
   RpcMetrics* metrics_;
+  const ValidationLimits* limits_;
 };
 
 class AnnotationQueueService final : public bpo::v1::AnnotationQueue::CallbackService {
  public:
-  AnnotationQueueService(RunStore* store, RpcMetrics* metrics) : store_(store), metrics_(metrics) {}
+  AnnotationQueueService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
+      : store_(store), metrics_(metrics), limits_(limits) {}
   grpc::ServerUnaryReactor* LeasePairs(grpc::CallbackServerContext* context,
                                        const bpo::v1::LeasePairsRequest* request,
                                        bpo::v1::LeasePairsResponse* response) override;
@@ -81,11 +89,13 @@ class AnnotationQueueService final : public bpo::v1::AnnotationQueue::CallbackSe
  private:
   RunStore* store_;
   RpcMetrics* metrics_;
+  const ValidationLimits* limits_;
 };
 
 class LearnerFeedService final : public bpo::v1::LearnerFeed::CallbackService {
  public:
-  LearnerFeedService(RunStore* store, RpcMetrics* metrics) : store_(store), metrics_(metrics) {}
+  LearnerFeedService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
+      : store_(store), metrics_(metrics), limits_(limits) {}
   grpc::ServerUnaryReactor* FetchBatch(grpc::CallbackServerContext* context,
                                        const bpo::v1::FetchBatchRequest* request,
                                        bpo::v1::FetchBatchResponse* response) override;
@@ -99,16 +109,23 @@ class LearnerFeedService final : public bpo::v1::LearnerFeed::CallbackService {
  private:
   RunStore* store_;
   RpcMetrics* metrics_;
+  const ValidationLimits* limits_;
 };
 
 // All four services, for StartGrpcServer.
+// Requests are checked against `limits` (by default those of the store's
+// config; the coordinator adds the policy's vocabulary size).
 struct CoordinatorServices {
   CoordinatorServices(RunStore* store, RpcMetrics* metrics)
-      : coordinator(store, metrics),
-        prompts(store, metrics),
-        annotation(store, metrics),
-        learner(store, metrics) {}
+      : CoordinatorServices(store, metrics, LimitsFromConfig(store->config())) {}
+  CoordinatorServices(RunStore* store, RpcMetrics* metrics, ValidationLimits limits)
+      : limits(std::move(limits)),
+        coordinator(store, metrics, &this->limits),
+        prompts(store, metrics, &this->limits),
+        annotation(store, metrics, &this->limits),
+        learner(store, metrics, &this->limits) {}
   std::vector<grpc::Service*> list() { return {&coordinator, &prompts, &annotation, &learner}; }
+  const ValidationLimits limits;  // before the services, which point at it
   CoordinatorService coordinator;
   PromptQueueService prompts;
   AnnotationQueueService annotation;
