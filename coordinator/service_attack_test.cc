@@ -311,7 +311,7 @@ TEST_F(ServiceAttackTest, AWorkerCannotTakeOverAnotherWorkersNameLeasesOrPairs) 
 TEST_F(ServiceAttackTest, SnapshotPathsSizesAndAbsurdLossesAreRefused) {
   auto learner = Worker(bpo::v1::WORKER_KIND_LEARNER, "learner");
   const std::string before = Fingerprint();
-  for (const std::string path :
+  for (const std::string& path :
        {std::string("/dev/zero"), (dir_ / "snapshots" / ".." / "s.db").string(),
         (dir_ / "snapshots").string(), std::string("relative/snapshot-0")}) {
     auto r = Snapshot(0);

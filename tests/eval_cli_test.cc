@@ -108,7 +108,7 @@ TEST(EvalCliTest, SftFromScratchWritesAModelThatEvalLoads) {
   ASSERT_EQ(judged.exit_code, 0) << judged.err;
   const auto jj = nlohmann::json::parse(judged.out.substr(judged.out.rfind("\n{") + 1));
   EXPECT_EQ(jj["samples_per_prompt"], 3);
-  for (const std::string judge : {std::string("oracle:dialogue"), "rm:" + dir + "/rm"}) {
+  for (const std::string& judge : {std::string("oracle:dialogue"), "rm:" + dir + "/rm"}) {
     ASSERT_TRUE(jj["judges"].contains(judge)) << judge;
     const double w = jj["judges"][judge]["sample_win_rate"];
     EXPECT_GE(w, 0.0);
