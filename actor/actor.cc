@@ -1,6 +1,7 @@
 #include "actor/actor.h"
 
 #include <chrono>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -57,6 +58,8 @@ absl::Status Actor::LoadSnapshot(const bpo::v1::LeasePromptsResponse& lease) {
   if (snapshots_ == nullptr || snapshots_->address() != lease.snapshot_address()) {
     snapshot::SnapshotClientOptions so;
     so.rpc_timeout = options_.rpc_deadline;
+    so.transport = options_.transport;
+    so.max_bytes = options_.snapshot_bytes_max;
     snapshots_ = std::make_unique<snapshot::SnapshotClient>(lease.snapshot_address(),
                                                             options_.snapshot_cache_dir, so);
   }
@@ -65,9 +68,14 @@ absl::Status Actor::LoadSnapshot(const bpo::v1::LeasePromptsResponse& lease) {
   // machine, or a shared filesystem): no streaming, and no wait for a
   // restarted learner to re-report its address. The bytes must hash to what
   // the coordinator recorded; otherwise the snapshot service streams them.
+  // Only a regular file of the recorded size is read (never /dev/zero).
   std::string bytes;
-  if (!lease.snapshot_path().empty()) {
-    absl::StatusOr<std::string> file = ReadWholeFile(lease.snapshot_path());
+  std::error_code ec;
+  const std::string& path = lease.snapshot_path();
+  if (!path.empty() && std::filesystem::is_regular_file(path, ec) &&
+      std::filesystem::file_size(path, ec) == lease.snapshot().size_bytes() && !ec &&
+      lease.snapshot().size_bytes() <= options_.snapshot_bytes_max) {
+    absl::StatusOr<std::string> file = ReadWholeFile(path);
     if (file.ok() && Sha256Hex(*file) == lease.snapshot().sha256()) bytes = std::move(*file);
   }
   if (bytes.empty()) {

@@ -24,6 +24,10 @@ struct ActorOptions {
   SamplerOptions sampler;
   std::string snapshot_cache_dir;
   absl::Duration rpc_deadline = absl::Seconds(30);
+  // How the actor reaches the learner's snapshot service.
+  TransportSecurity transport;
+  // Larger snapshots are refused before anything is read or allocated.
+  uint64_t snapshot_bytes_max = uint64_t{16} << 30;
   // Polled between leases; true ends the loop (leased prompts are returned).
   std::function<bool()> stop = [] { return false; };
 };

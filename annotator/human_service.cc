@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "annotator/human_page.h"
+#include "common/endpoint.h"
 #include "common/logging.h"
 #include "common/rpc.h"
 #include "common/status_macros.h"
@@ -190,7 +191,8 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
   std::unique_ptr<HumanAnnotationService> service(new HumanAnnotationService(std::move(options)));
   const HumanOptions& o = service->options_;
   BPO_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
-                       Connect(o.coordinator_address, "coordinator", o.connect_timeout));
+                       Connect(o.coordinator_address, "coordinator", o.connect_timeout, o.transport,
+                               Role::kCoordinator));
   service->stubs_.address = o.coordinator_address;
   service->stubs_.deadline = o.rpc_deadline;
   service->stubs_.coordinator = bpo::v1::Coordinator::NewStub(channel);
@@ -204,6 +206,17 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
   HttpServerOptions http;
   http.address = o.http_address;
   http.max_body_bytes = 64 << 10;
+  if (o.transport.plaintext) {
+    BPO_ASSIGN_OR_RETURN(const Endpoint ep, ParseEndpoint(o.http_address));
+    if (!IsLoopbackHost(ep.host)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("human annotation: cannot serve the rating page on ", o.http_address,
+                       " in plain HTTP: security.plaintext serves only on loopback addresses"));
+    }
+  } else {
+    // Browsers hold no client certificate: raters sign in with their secret.
+    http.tls = HttpTls{o.transport.cert_pem, o.transport.key_pem, o.transport.ca_pem, false};
+  }
   BPO_ASSIGN_OR_RETURN(service->http_, HttpServer::Start(http));
   service->port_ = service->http_->port();
   service->address_ = service->http_->address();
@@ -211,7 +224,7 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
   HumanAnnotationService* self = service.get();
   service->http_->Handle("/", [self](const HttpRequest& request) { return self->Route(request); });
   service->keepalive_ = std::thread([self] { self->KeepAliveLoop(); });
-  BPO_LOG(INFO) << "human annotation: serving http://" << service->address_ << "/ for "
+  BPO_LOG(INFO) << "human annotation: serving " << service->http_->Url("/") << " for "
                 << (o.tokens.empty()
                         ? std::string("any rater (shared token)")
                         : absl::StrCat(o.tokens.size(), " raters",

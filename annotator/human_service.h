@@ -42,6 +42,7 @@
 #include "annotator/human_tokens.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/transport.h"
 
 namespace bpo::annotator {
 
@@ -50,6 +51,10 @@ struct HumanOptions {
   std::string coordinator_address;
   // Where the page is served (host:port; port 0 picks a free port).
   std::string http_address = "127.0.0.1:0";
+  // How the service reaches the coordinator (an annotator certificate or a
+  // bearer token) and serves the page: HTTPS with the certificate, unless
+  // plaintext (loopback only).
+  TransportSecurity transport;
   // Rater name -> token (LoadRaterTokens). When shared_token is set instead
   // (or as well), any valid rater name signs in with it.
   std::map<std::string, std::string> tokens;
@@ -92,6 +97,8 @@ class HumanAnnotationService {
   int port() const { return port_; }
   // "host:port" with the bound port.
   const std::string& address() const { return address_; }
+  // "https://host:port/" ("http://" for a plaintext transport).
+  std::string url() const { return http_->Url("/"); }
   // Stops the keep-alive thread and the HTTP server. Leases still held lapse
   // at their deadlines and their pairs go back to the queue. Idempotent.
   void Stop();

@@ -44,6 +44,7 @@ class HumanServiceTest : public ::testing::Test {
     coordinator_ = std::move(*c);
     ASSERT_TRUE(coordinator_->SamplePhase(0).ok());
     options_.coordinator_address = coordinator_->address();
+    options_.transport = TransportSecurity::Plaintext();
     auto s = HumanAnnotationService::Start(options_, &registry_);
     ASSERT_TRUE(s.ok()) << s.status();
     service_ = std::move(*s);

@@ -47,7 +47,7 @@ int RunActor(const std::vector<std::string>&) {
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("actor"));
-  auto server = StartWorkerMetrics(config, &registry);
+  auto server = StartWorkerMetrics(*worker, &registry);
   if (!server.ok()) return Fail("actor", server.status());
 
   actor::ActorOptions options;
@@ -60,11 +60,13 @@ int RunActor(const std::vector<std::string>&) {
   if (!cache_dir.ok()) return Fail("actor", cache_dir.status());
   options.snapshot_cache_dir = *cache_dir;
   options.rpc_deadline = absl::Seconds(config.endpoints().rpc_deadline_seconds());
+  options.transport = worker->transport;
+  options.snapshot_bytes_max = config.coordinator().snapshot_bytes_max();
   options.stop = [] { return StopRequested(); };
   auto a = actor::Actor::Create(&*policy, worker->client.get(), options, &registry);
   if (!a.ok()) return Fail("actor", a.status());
   std::cout << "actor " << worker->client->worker_id() << " sampling for run " << worker->run_id
-            << " with " << policy_dir << "; metrics http://" << (*server)->address() << "/metrics\n"
+            << " with " << policy_dir << "; metrics " << (*server)->Url("/metrics") << "\n"
             << std::flush;
   if (absl::Status s = (*a)->Run(); !s.ok()) return Fail("actor", s);
   std::cout << "actor " << worker->client->worker_id() << ": run done\n";
@@ -74,16 +76,16 @@ int RunActor(const std::vector<std::string>&) {
 }  // namespace
 
 const Command& ActorCommand() {
-  static const Command kCommand{
-      "actor",
-      "Sample response pairs from the run's behavior snapshots.",
-      "bpo actor [--coordinator HOST:PORT] [--config FILE] [--name NAME]",
-      __FILE__,
-      0,
-      0,
-      &RunActor,
-      {},
-      {"config", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens"}};
+  static const Command kCommand{"actor",
+                                "Sample response pairs from the run's behavior snapshots.",
+                                "bpo actor [--coordinator HOST:PORT] [--config FILE] [--name NAME]",
+                                __FILE__,
+                                0,
+                                0,
+                                &RunActor,
+                                {},
+                                {"config", "metrics_address", "coordinator", "name", "policy",
+                                 "max_prompt_tokens", "tls_ca", "tls_cert", "tls_key"}};
   return kCommand;
 }
 

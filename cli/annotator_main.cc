@@ -36,6 +36,10 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   o.rpc_deadline = absl::Seconds(local.endpoints().rpc_deadline_seconds());
   o.lease_duration = absl::Seconds(local.annotation().lease_seconds());
   o.seed = local.seeds().global();
+  const std::string name = absl::GetFlag(FLAGS_name).empty() ? "human" : absl::GetFlag(FLAGS_name);
+  absl::StatusOr<TransportSecurity> transport = TransportFromFlags(local, name);
+  if (!transport.ok()) return Fail("annotator", transport.status());
+  o.transport = *transport;
   if (!absl::GetFlag(FLAGS_raters).empty()) {
     auto tokens = annotator::LoadRaterTokens(absl::GetFlag(FLAGS_raters));
     if (!tokens.ok()) return Fail("annotator", tokens.status());
@@ -50,7 +54,7 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));
   auto service = annotator::HumanAnnotationService::Start(o, &registry);
   if (!service.ok()) return Fail("annotator", service.status());
-  std::cout << "human annotation: raters sign in at http://" << (*service)->address() << "/";
+  std::cout << "human annotation: raters sign in at " << (*service)->url();
   if (!o.shared_token.empty()) std::cout << " with token " << o.shared_token;
   std::cout << "\n" << std::flush;
   while (!StopRequested()) absl::SleepFor(absl::Milliseconds(200));
@@ -106,11 +110,11 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   const bpo::v1::RunConfig& config = worker->config;
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));
-  auto server = StartWorkerMetrics(config, &registry);
+  auto server = StartWorkerMetrics(*worker, &registry);
   if (!server.ok()) return Fail("annotator", server.status());
   std::cout << "annotator " << worker->client->worker_id() << " (" << scorer->provenance()
-            << ") labelling for run " << worker->run_id << "; metrics http://"
-            << (*server)->address() << "/metrics\n"
+            << ") labelling for run " << worker->run_id << "; metrics "
+            << (*server)->Url("/metrics") << "\n"
             << std::flush;
   annotator::AnnotatorOptions options;
   options.pairs_per_lease = config.annotation().pairs_per_lease();
@@ -137,7 +141,8 @@ const Command& AnnotatorCommand() {
       0,
       &RunAnnotatorCommand,
       {},
-      {"config", "metrics_address", "coordinator", "name", "reward_model"}};
+      {"config", "metrics_address", "coordinator", "name", "reward_model", "tls_ca", "tls_cert",
+       "tls_key"}};
   // --http, --raters, --token: kind human only.
   return kCommand;
 }

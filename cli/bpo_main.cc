@@ -20,7 +20,8 @@ std::vector<const Command*> AllCommands() {
       &CoordinatorCommand(), &ActorCommand(),          &AnnotatorCommand(),    &LearnerCommand(),
       &ConfigCheckCommand(), &ConfigDefaultsCommand(), &ModelInfoCommand(),    &GenerateCommand(),
       &LogprobsCommand(),    &ScoreCommand(),          &TaskGenerateCommand(), &SftCommand(),
-      &TrainRmCommand(),     &EvalCommand(),           &AggregateCommand(),    &InfoCommand()};
+      &TrainRmCommand(),     &EvalCommand(),           &AggregateCommand(),    &CertsInitCommand(),
+      &CertsIssueCommand(),  &CertsTokenCommand(),     &InfoCommand()};
 }
 
 }  // namespace bpo::cli

@@ -61,6 +61,9 @@ const Command& TrainRmCommand();
 const Command& ReproduceCommand();
 const Command& QuickstartCommand();
 const Command& AggregateCommand();
+const Command& CertsInitCommand();
+const Command& CertsIssueCommand();
+const Command& CertsTokenCommand();
 
 // Every command, in the order `bpo --help` lists them.
 std::vector<const Command*> AllCommands();

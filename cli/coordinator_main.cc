@@ -72,27 +72,42 @@ int RunCoordinator(const std::vector<std::string>&) {
   // Token ids of submitted pairs are checked against the policy's vocabulary:
   // coordinator.vocab_size, else model.policy's config.json.
   coordinator::ValidationLimits limits = coordinator::LimitsFromConfig(config);
-  if (limits.vocab_size == 0 && !config.model().policy().empty()) {
-    auto model = model::LoadCausalLmConfig(config.model().policy());
-    if (model.ok()) {
-      limits.vocab_size = model->vocab_size;
-    } else {
-      BPO_LOG(WARNING) << "coordinator: vocabulary size unknown (" << model.status()
-                       << "); only negative token ids are refused";
+  // Without it a pair the learner cannot train could enter the store: the
+  // coordinator does not start then (fail closed).
+  if (limits.vocab_size == 0) {
+    absl::StatusOr<model::CausalLmConfig> model =
+        config.model().policy().empty() ? absl::StatusOr<model::CausalLmConfig>(
+                                              absl::NotFoundError("model.policy names no model"))
+                                        : model::LoadCausalLmConfig(config.model().policy());
+    if (!model.ok()) {
+      return Fail("coordinator",
+                  absl::FailedPreconditionError(absl::StrCat(
+                      "the policy's vocabulary size is unknown (", model.status().message(),
+                      "): set coordinator.vocab_size, or make model.policy readable here, so "
+                      "that pairs with token ids outside the vocabulary are refused")));
     }
+    limits.vocab_size = model->vocab_size;
   }
   BPO_LOG(INFO) << "coordinator: token ids must lie in [0, "
                 << (limits.vocab_size > 0 ? absl::StrCat(limits.vocab_size) : "?")
                 << "), prompts <= " << limits.prompt_tokens_max
                 << " tokens, responses <= " << limits.response_tokens_max
                 << " tokens, snapshots under " << limits.snapshot_dir;
-  coordinator::CoordinatorServices services(store->get(), rpc_metrics->get(), limits);
-  auto server = StartGrpcServer(config.endpoints().coordinator(), services.list(),
+  absl::StatusOr<TransportSecurity> transport = TransportFromFlags(config, "coordinator");
+  if (!transport.ok()) return Fail("coordinator", transport.status());
+  BPO_LOG(INFO) << "coordinator: serving " << transport->Describe()
+                << (transport->tokens.empty()
+                        ? ""
+                        : absl::StrCat(", ", transport->tokens.size(), " bearer tokens accepted"));
+  coordinator::CoordinatorServices services(store->get(), rpc_metrics->get(), *transport, limits);
+  auto server = StartGrpcServer(config.endpoints().coordinator(), services.list(), *transport,
                                 config.coordinator().max_message_bytes());
   if (!server.ok()) return Fail("coordinator", server.status());
   std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
   if (metrics_address.empty()) metrics_address = config.endpoints().metrics();
-  auto http = HttpServer::Start({metrics_address});
+  auto http_options = MetricsServerOptions(metrics_address, *transport);
+  if (!http_options.ok()) return Fail("coordinator", http_options.status());
+  auto http = HttpServer::Start(*http_options);
   if (!http.ok()) return Fail("coordinator", http.status());
   ServeMetrics(&registry, http->get());
 
@@ -100,7 +115,7 @@ int RunCoordinator(const std::vector<std::string>&) {
   if (!status.ok()) return Fail("coordinator", status.status());
   std::cout << "coordinator for run " << config.run_id() << " on port " << server->port
             << ", store " << store_path << " (step " << status->step() << "/"
-            << status->total_steps() << "), metrics http://" << (*http)->address() << "/metrics\n"
+            << status->total_steps() << "), metrics " << (*http)->Url("/metrics") << "\n"
             << coordinator::FormatRunPlan(*plan) << std::flush;
 
   absl::Time done_at = absl::InfiniteFuture();
@@ -140,7 +155,7 @@ const Command& CoordinatorCommand() {
                                 0,
                                 &RunCoordinator,
                                 {},
-                                {"config", "metrics_address"}};
+                                {"config", "metrics_address", "tls_ca", "tls_cert", "tls_key"}};
   return kCommand;
 }
 

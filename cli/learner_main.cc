@@ -13,7 +13,9 @@
 #include "common/config.h"
 #include "common/endpoint.h"
 #include "common/http_server.h"
+#include "common/logging.h"
 #include "common/process_metrics.h"
+#include "common/status_macros.h"
 #include "learner/learner.h"
 
 ABSL_FLAG(std::string, output, "",
@@ -63,6 +65,7 @@ absl::Status LoadConfig(bool online, int rank, std::optional<Worker>* worker,
 // --metrics_address, else endpoints.metrics; online ranks > 0 on one host
 // cannot share rank 0's port and take a free one.
 absl::StatusOr<std::unique_ptr<HttpServer>> StartMetrics(const bpo::v1::RunConfig& config,
+                                                         const TransportSecurity& transport,
                                                          bool online, int rank,
                                                          metrics::Registry* registry) {
   std::string address = absl::GetFlag(FLAGS_metrics_address);
@@ -71,7 +74,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> StartMetrics(const bpo::v1::RunConfi
     auto ep = ParseEndpoint(address);
     if (online && rank > 0 && ep.ok()) address = absl::StrCat(ep->host, ":0");
   }
-  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start({address});
+  BPO_ASSIGN_OR_RETURN(HttpServerOptions options, MetricsServerOptions(address, transport));
+  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options);
   if (server.ok()) ServeMetrics(registry, server->get());
   return server;
 }
@@ -92,13 +96,28 @@ int RunLearner(const std::vector<std::string>&) {
   if (auto s = LoadConfig(online, options.rank, &worker, &options.config); !s.ok())
     return Fail("learner", s);
 
+  // Online: the transport ConnectWorker loaded. Offline: this rank's
+  // certificate if it has one; without one it serves neither /metrics nor
+  // snapshots (never unauthenticated).
+  absl::StatusOr<TransportSecurity> transport =
+      worker.has_value()
+          ? absl::StatusOr<TransportSecurity>(worker->transport)
+          : TransportFromFlags(options.config, absl::StrCat("learner-", options.rank));
+  if (!transport.ok() && options.snapshot_every > 0) return Fail("learner", transport.status());
+  if (transport.ok()) options.transport = *transport;
+
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("learner"));
   auto learner = learner::Learner::Create(
       options, worker.has_value() ? worker->client.get() : nullptr, &registry);
   if (!learner.ok()) return Fail("learner", learner.status());
-  auto server = StartMetrics(options.config, online, options.rank, &registry);
-  if (!server.ok()) return Fail("learner", server.status());
+  absl::StatusOr<std::unique_ptr<HttpServer>> server = transport.status();
+  if (transport.ok()) {
+    server = StartMetrics(options.config, *transport, online, options.rank, &registry);
+    if (!server.ok()) return Fail("learner", server.status());
+  } else {
+    BPO_LOG(WARNING) << "learner: no /metrics (" << transport.status().message() << ")";
+  }
   if (auto s = (*learner)->Run(); !s.ok()) return Fail("learner", s);
   return kExitOk;
 }
@@ -115,7 +134,8 @@ const Command& LearnerCommand() {
       0,
       &RunLearner,
       {},
-      {"config", "pairs", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens"}};
+      {"config", "pairs", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens",
+       "tls_ca", "tls_cert", "tls_key"}};
   return kCommand;
 }
 

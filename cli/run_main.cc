@@ -21,6 +21,7 @@
 #include "common/metrics.h"
 #include "common/process_metrics.h"
 #include "coordinator/run_plan.h"
+#include "launch/local_run.h"
 #include "model/runtime.h"
 
 ABSL_FLAG(double, serve_seconds, 0, "Keep serving /metrics this long before exiting.");
@@ -57,10 +58,15 @@ int Run(const std::vector<std::string>&) {
   }
   std::string address = absl::GetFlag(FLAGS_metrics_address);
   if (address.empty()) address = config.endpoints().metrics();
-  auto server = HttpServer::Start({address});
+  // The run's certificates, which `bpo local` uses next.
+  auto transport = launch::PrepareLocalTransport(config);
+  if (!transport.ok()) return Fail("run", transport.status());
+  auto http_options = MetricsServerOptions(address, *transport);
+  if (!http_options.ok()) return Fail("run", http_options.status());
+  auto server = HttpServer::Start(*http_options);
   if (!server.ok()) return Fail("run", server.status());
   ServeMetrics(&registry, server->get());
-  BPO_LOG(INFO) << "serving metrics at http://" << (*server)->address() << "/metrics";
+  BPO_LOG(INFO) << "serving metrics at " << (*server)->Url("/metrics");
 
   const model::RuntimeInfo rt = model::GetRuntimeInfo();
   auto gflops = model::MeasureMatmulGflops(512, 5);
@@ -70,7 +76,7 @@ int Run(const std::vector<std::string>&) {
                                rt.libtorch_version, rt.intra_op_threads,
                                rt.cuda_available ? "CUDA available" : "CPU only",
                                gflops.ok() ? *gflops : 0.0)
-            << "metrics: http://" << (*server)->address() << "/metrics\n";
+            << "metrics: " << (*server)->Url("/metrics") << "\n";
   const double hold = absl::GetFlag(FLAGS_serve_seconds);
   if (hold > 0) absl::SleepFor(absl::Seconds(hold));
   if (path.empty() || config.model().policy().empty() || config.data().prompts().empty()) {

@@ -17,6 +17,10 @@ ABSL_FLAG(std::string, coordinator, "",
 ABSL_FLAG(std::string, name, "",
           "Worker name, stable across restarts (the coordinator keeps its identity and leases "
           "by name); empty: <kind>-<host>-<pid>.");
+ABSL_FLAG(std::string, tls_ca, "", "The run CA's certificate (PEM); overrides security.ca.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "This process's certificate (PEM, from `bpo certs issue`); overrides security.cert.");
+ABSL_FLAG(std::string, tls_key, "", "This process's private key (PEM); overrides security.key.");
 ABSL_FLAG(std::string, policy, "", "Policy model directory; overrides model.policy.");
 ABSL_FLAG(int64_t, max_prompt_tokens, 512,
           "Longer prompts keep BOS and their last tokens (actors and the learner).");
@@ -56,6 +60,13 @@ absl::StatusOr<model::MergeMode> MergeModeFromFlags() {
 
 std::vector<std::string> AdaptersFromFlag(const std::string& flag) {
   return absl::StrSplit(flag, ',', absl::SkipEmpty());
+}
+
+absl::StatusOr<TransportSecurity> TransportFromFlags(const bpo::v1::RunConfig& config,
+                                                     absl::string_view name) {
+  return LoadTransport(
+      config, name,
+      {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)});
 }
 
 }  // namespace bpo::cli

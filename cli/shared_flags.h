@@ -8,6 +8,8 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
+#include "bpo/v1/config.pb.h"
+#include "common/transport.h"
 #include "model/policy.h"
 
 ABSL_DECLARE_FLAG(std::string, config);
@@ -15,6 +17,9 @@ ABSL_DECLARE_FLAG(std::string, metrics_address);
 ABSL_DECLARE_FLAG(std::string, pairs);
 ABSL_DECLARE_FLAG(std::string, coordinator);
 ABSL_DECLARE_FLAG(std::string, name);
+ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, policy);
 ABSL_DECLARE_FLAG(int64_t, max_prompt_tokens);
 ABSL_DECLARE_FLAG(std::string, reward_model);
@@ -41,6 +46,10 @@ absl::StatusOr<model::LoadOptions> LoadOptionsFromFlags();
 absl::StatusOr<model::MergeMode> MergeModeFromFlags();
 // A comma-separated list of adapter directories.
 std::vector<std::string> AdaptersFromFlag(const std::string& flag);
+// The transport of the process `name` (LoadTransport) with --tls_ca,
+// --tls_cert and --tls_key overriding the config's security section.
+absl::StatusOr<TransportSecurity> TransportFromFlags(const bpo::v1::RunConfig& config,
+                                                     absl::string_view name);
 }  // namespace bpo::cli
 
 #endif  // BPO_CLI_SHARED_FLAGS_H_

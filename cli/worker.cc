@@ -51,7 +51,14 @@ absl::StatusOr<Worker> ConnectWorker(bpo::v1::WorkerInfo info) {
   if (!file.ok()) return file.status();
   if (address.empty()) address = file->config.endpoints().coordinator();
   const double deadline = file->config.endpoints().rpc_deadline_seconds();
-  if (!absl::GetFlag(FLAGS_name).empty()) info.set_name(absl::GetFlag(FLAGS_name));
+  const std::string flag_name = absl::GetFlag(FLAGS_name);
+  if (!flag_name.empty()) info.set_name(flag_name);
+  Worker w;
+  BPO_ASSIGN_OR_RETURN(w.transport, TransportFromFlags(file->config, info.name()));
+  // Without --name, a worker is called what its certificate says.
+  if (flag_name.empty() && w.transport.identity.has_value()) {
+    info.set_name(w.transport.identity->name);
+  }
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   info.set_host(host);
@@ -59,27 +66,30 @@ absl::StatusOr<Worker> ConnectWorker(bpo::v1::WorkerInfo info) {
   coordinator::ClientOptions options;
   options.address = address;
   options.rpc_deadline = absl::Seconds(deadline);
-  Worker w;
+  options.transport = w.transport;
   BPO_ASSIGN_OR_RETURN(w.client, coordinator::CoordinatorClient::Connect(options));
   BPO_ASSIGN_OR_RETURN(bpo::v1::RegisterResponse registered, w.client->Register(info));
   w.config = registered.config();
   w.run_id = registered.run_id();
   BPO_LOG(INFO) << "registered with the coordinator at " << address << " as "
-                << registered.worker_id() << " (" << info.name() << ") in run " << w.run_id;
+                << registered.worker_id() << " (" << info.name() << ") in run " << w.run_id
+                << " over " << w.transport.Describe();
   const absl::Duration every = absl::Seconds(registered.heartbeat_interval().seconds()) +
                                absl::Nanoseconds(registered.heartbeat_interval().nanos());
   w.client->StartHeartbeats(every > absl::ZeroDuration() ? every : absl::Seconds(2));
   return w;
 }
 
-absl::StatusOr<std::unique_ptr<HttpServer>> StartWorkerMetrics(const bpo::v1::RunConfig& config,
+absl::StatusOr<std::unique_ptr<HttpServer>> StartWorkerMetrics(const Worker& worker,
                                                                metrics::Registry* registry) {
+  const bpo::v1::RunConfig& config = worker.config;
   std::string address = absl::GetFlag(FLAGS_metrics_address);
   if (address.empty()) {
     auto ep = ParseEndpoint(config.endpoints().metrics());
     address = absl::StrCat(ep.ok() ? ep->host : "127.0.0.1", ":0");
   }
-  BPO_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Start({address}));
+  BPO_ASSIGN_OR_RETURN(HttpServerOptions options, MetricsServerOptions(address, worker.transport));
+  BPO_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Start(options));
   ServeMetrics(registry, server.get());
   return server;
 }

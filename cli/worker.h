@@ -12,6 +12,7 @@
 #include "bpo/v1/config.pb.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/transport.h"
 #include "coordinator/client.h"
 
 namespace bpo::cli {
@@ -25,15 +26,19 @@ struct Worker {
   std::unique_ptr<coordinator::CoordinatorClient> client;
   bpo::v1::RunConfig config;  // from the coordinator
   std::string run_id;
+  // From the local config's security section and the --tls_* flags.
+  TransportSecurity transport;
 };
 
 // Address: --coordinator, else endpoints.coordinator of --config (or the
-// defaults). Name: --name, else <kind>-<host>-<pid>. Starts heartbeats.
+// defaults). Name: --name, else the name in the certificate given by
+// --tls_cert or security.cert, else <kind>-<host>-<pid>. The transport comes
+// from the local config (TransportFromFlags). Starts heartbeats.
 absl::StatusOr<Worker> ConnectWorker(bpo::v1::WorkerInfo info);
 
-// Serves /metrics for a worker: --metrics_address, else the config's metrics
-// host on a free port (several workers share a machine).
-absl::StatusOr<std::unique_ptr<HttpServer>> StartWorkerMetrics(const bpo::v1::RunConfig& config,
+// Serves /metrics for a worker over its transport: --metrics_address, else
+// the config's metrics host on a free port (several workers share a machine).
+absl::StatusOr<std::unique_ptr<HttpServer>> StartWorkerMetrics(const Worker& worker,
                                                                metrics::Registry* registry);
 
 // "<kind>-<host>-<pid>"

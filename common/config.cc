@@ -150,6 +150,12 @@ void Resolve(absl::string_view source, absl::string_view base_dir, RunConfig* c)
   auto* learner = c->mutable_learner();
   learner->set_snapshot_dir(ResolvePath(base_dir, learner->snapshot_dir()));
   c->mutable_coordinator()->set_store(ResolvePath(base_dir, c->coordinator().store()));
+  auto* security = c->mutable_security();
+  security->set_dir(ResolvePath(base_dir, security->dir()));
+  security->set_ca(ResolvePath(base_dir, security->ca()));
+  security->set_cert(ResolvePath(base_dir, security->cert()));
+  security->set_key(ResolvePath(base_dir, security->key()));
+  security->set_tokens_file(ResolvePath(base_dir, security->tokens_file()));
   auto* seeds = c->mutable_seeds();
   if (!seeds->has_prompts()) seeds->set_prompts(seeds->global());
   if (!seeds->has_sampling()) seeds->set_sampling(seeds->global());
@@ -189,7 +195,12 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
            {"endpoints.coordinator", c.endpoints().coordinator()},
            {"endpoints.snapshots", c.endpoints().snapshots()},
            {"endpoints.metrics", c.endpoints().metrics()},
-           {"learner.snapshot_dir", c.learner().snapshot_dir()}}) {
+           {"learner.snapshot_dir", c.learner().snapshot_dir()},
+           {"security.dir", c.security().dir()},
+           {"security.ca", c.security().ca()},
+           {"security.cert", c.security().cert()},
+           {"security.key", c.security().key()},
+           {"security.tokens_file", c.security().tokens_file()}}) {
     safe_string(path, value);
   }
   for (int i = 0; i < c.lora().target_modules_size(); ++i) {
@@ -349,6 +360,8 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   positive("coordinator.heartbeat_seconds", co.heartbeat_seconds());
   at_least("coordinator.worker_timeout_seconds", co.worker_timeout_seconds(), 1);
   at_least("coordinator.max_message_bytes", co.max_message_bytes(), 1 << 16);
+  at_least("coordinator.rpcs_per_second_max", co.rpcs_per_second_max(), 0);
+  at_least("coordinator.workers_per_identity_max", co.workers_per_identity_max(), 0);
   at_least("coordinator.string_bytes_max", co.string_bytes_max(), 16);
   at_least("coordinator.vocab_size", co.vocab_size(), 0);
   at_least("coordinator.prompt_tokens_max", co.prompt_tokens_max(), 1);
@@ -384,6 +397,22 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
     errors->Add("learner.backend", "nccl needs a CUDA model.device, got cpu");
   }
   at_least("learner.checkpoint_every", learner.checkpoint_every(), 0);
+
+  if (c.security().plaintext()) {
+    // Plain connections carry no authentication: only where no other machine
+    // can connect or listen.
+    for (const auto& [path, address] : std::vector<std::pair<const char*, std::string>>{
+             {"endpoints.coordinator", c.endpoints().coordinator()},
+             {"endpoints.snapshots", c.endpoints().snapshots()},
+             {"endpoints.metrics", c.endpoints().metrics()}}) {
+      absl::StatusOr<Endpoint> ep = ParseEndpoint(address);
+      if (ep.ok() && !IsLoopbackHost(ep->host)) {
+        errors->Add(path, absl::StrCat("'", address,
+                                       "' is not a loopback address, and security.plaintext "
+                                       "allows only loopback (use TLS: docs/security.md)"));
+      }
+    }
+  }
 
   // Files that must exist.
   if (!options.check_files) return;

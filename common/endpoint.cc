@@ -1,5 +1,7 @@
 #include "common/endpoint.h"
 
+#include <arpa/inet.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -37,6 +39,14 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view text) {
   }
   ep.port = port;
   return ep;
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  const std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), &v4) != 1) return false;
+  return (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 }  // namespace bpo

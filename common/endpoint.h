@@ -21,6 +21,10 @@ struct Endpoint {
 // names what is wrong.
 absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view text);
 
+// True for "localhost", 127.0.0.0/8 and ::1: addresses no other machine can
+// reach. (0.0.0.0 and "" listen on every interface: false.)
+bool IsLoopbackHost(absl::string_view host);
+
 }  // namespace bpo
 
 #endif  // BPO_COMMON_ENDPOINT_H_

@@ -3,6 +3,9 @@
 #include <civetweb.h>
 #include <dlfcn.h>
 #include <netdb.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/endpoint.h"
+#include "common/status_macros.h"
 
 // Debian's civetweb is built with USE_STACK_SIZE=102400: it asks for 100 KiB
 // thread stacks. glibc carves a thread's static TLS out of its stack, and a
@@ -115,11 +119,20 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                      absl::FormatDuration(options.request_timeout)));
   }
   static std::once_flag init_once;
-  std::call_once(init_once, [] { mg_init_library(0); });
+  // MG_FEATURES_TLS (2): civetweb initializes OpenSSL for HTTPS ports.
+  std::call_once(init_once, [] { mg_init_library(2); });
 
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->max_body_bytes_ = options.max_body_bytes;
-  const std::string ports = endpoint->ToString();
+  server->tls_ = options.tls;
+  if (options.tls.has_value() &&
+      (options.tls->cert_pem.empty() || options.tls->key_pem.empty() ||
+       (options.tls->require_client_cert && options.tls->ca_pem.empty()))) {
+    return absl::InvalidArgumentError(
+        "HTTPS server: a certificate, its key and (for client certificates) a CA are required");
+  }
+  // civetweb's "s" suffix makes a listening port HTTPS.
+  const std::string ports = absl::StrCat(endpoint->ToString(), options.tls.has_value() ? "s" : "");
   const std::string threads = absl::StrCat(options.num_threads);
   const std::string queue = absl::StrCat(options.connection_queue);
   const std::string timeout = absl::StrCat(timeout_ms);
@@ -143,8 +156,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   // civetweb prints startup problems itself unless a logger is installed; the
   // error text comes back through mg_error_data instead.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
+  if (options.tls.has_value()) callbacks.init_ssl = &HttpServer::InitTls;
   mg_init_data init = {};
   init.callbacks = &callbacks;
+  init.user_data = server.get();
   init.configuration_options = config;
   char error_text[256] = {0};
   unsigned error_code = 0;
@@ -157,7 +172,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     const std::string why = WhyCannotBind(*endpoint);
     const std::string detail = error_text[0] ? error_text : "start failed";
     return absl::UnavailableError(
-        absl::StrCat("cannot serve HTTP on ", ports, ": ",
+        absl::StrCat("cannot serve HTTP on ", endpoint->ToString(), ": ",
                      why.empty() ? detail : absl::StrCat(why, " (", detail, ")")));
   }
   mg_server_port bound[4] = {};
@@ -167,6 +182,37 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   actual.port = server->port_;
   server->address_ = actual.ToString();
   return server;
+}
+
+int HttpServer::InitTls(void* ssl_ctx, void* user_data) {
+  const HttpTls& tls = *static_cast<HttpServer*>(user_data)->tls_;
+  SSL_CTX* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  auto read_cert = [](const std::string& pem) {
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    return cert;
+  };
+  X509* cert = read_cert(tls.cert_pem);
+  BIO* key_bio = BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+  BIO_free(key_bio);
+  const bool ok = cert != nullptr && key != nullptr && SSL_CTX_use_certificate(ctx, cert) == 1 &&
+                  SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  if (!ok) return -1;
+  if (tls.require_client_cert) {
+    X509* ca = read_cert(tls.ca_pem);
+    if (ca == nullptr || X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca) != 1) {
+      X509_free(ca);
+      return -1;
+    }
+    X509_free(ca);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  return 1;  // configured: civetweb reads no certificate files
 }
 
 HttpServer::~HttpServer() {
@@ -210,6 +256,24 @@ int HttpServer::Dispatch(mg_connection* conn, void* cbdata) {
   }
   Send(conn, resp);
   return resp.status;
+}
+
+absl::StatusOr<HttpServerOptions> MetricsServerOptions(const std::string& address,
+                                                       const TransportSecurity& transport) {
+  HttpServerOptions options;
+  options.address = address;
+  if (transport.plaintext) {
+    BPO_ASSIGN_OR_RETURN(const Endpoint ep, ParseEndpoint(address));
+    if (!IsLoopbackHost(ep.host)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot serve /metrics on ", address,
+          ": security.plaintext serves only on loopback addresses (use TLS: docs/security.md)"));
+    }
+    return options;
+  }
+  options.tls = HttpTls{transport.cert_pem, transport.key_pem, transport.ca_pem,
+                        transport.metrics_client_certs};
+  return options;
 }
 
 void ServeMetrics(const metrics::Registry* registry, HttpServer* server) {

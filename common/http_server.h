@@ -14,11 +14,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/metrics.h"
+#include "common/transport.h"
 
 struct mg_context;
 struct mg_connection;
@@ -39,6 +41,15 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;
 };
 
+// HTTPS: the server's certificate and key (PEM), and optionally client
+// certificates required of every connection, checked against ca_pem.
+struct HttpTls {
+  std::string cert_pem;
+  std::string key_pem;
+  std::string ca_pem;
+  bool require_client_cert = false;
+};
+
 struct HttpServerOptions {
   // host:port to bind; port 0 picks a free port (see HttpServer::port()).
   std::string address = "127.0.0.1:0";
@@ -50,7 +61,16 @@ struct HttpServerOptions {
   // closes the connection (> 0, whole milliseconds). Keep-alive is off.
   absl::Duration request_timeout = absl::Seconds(5);
   size_t max_body_bytes = 1 << 20;
+  // Serve HTTPS (TLS 1.2 or later) instead of plain HTTP.
+  std::optional<HttpTls> tls;
 };
+
+// Options of a process's /metrics server on `address` under `transport`:
+// HTTPS with the process's certificate, requiring a client certificate of
+// the run's CA unless security.metrics_client_certs is off; plain HTTP for a
+// plaintext transport, which INVALID_ARGUMENT refuses off loopback.
+absl::StatusOr<HttpServerOptions> MetricsServerOptions(const std::string& address,
+                                                       const TransportSecurity& transport);
 
 class HttpServer {
  public:
@@ -70,6 +90,10 @@ class HttpServer {
   int port() const { return port_; }
   // "host:port" with the bound port.
   const std::string& address() const { return address_; }
+  // "https://host:port/metrics" for path "/metrics" ("http://" without TLS).
+  std::string Url(const std::string& path) const {
+    return (tls_.has_value() ? "https://" : "http://") + address_ + path;
+  }
 
  private:
   struct Route {
@@ -78,11 +102,14 @@ class HttpServer {
   };
   HttpServer() = default;
   static int Dispatch(mg_connection* conn, void* route);
+  // civetweb's init_ssl callback: configures the TLS context from tls_.
+  static int InitTls(void* ssl_ctx, void* server);
 
   mg_context* ctx_ = nullptr;
   int port_ = 0;
   std::string address_;
   size_t max_body_bytes_ = 0;
+  std::optional<HttpTls> tls_;
   std::map<std::string, std::unique_ptr<Route>> routes_;
 };
 

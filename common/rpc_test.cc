@@ -46,10 +46,11 @@ TEST(RpcTest, StatusMappingKeepsCodeAndMessage) {
 
 TEST(RpcTest, ServerAndClientRoundTrip) {
   ScriptedCoordinator service;
-  auto server = StartGrpcServer("127.0.0.1:0", {&service});
+  auto server = StartGrpcServer("127.0.0.1:0", {&service}, TransportSecurity::Plaintext());
   ASSERT_TRUE(server.ok()) << server.status();
   const std::string address = "127.0.0.1:" + std::to_string(server->port);
-  auto channel = Connect(address, "coordinator", absl::Seconds(5));
+  auto channel = Connect(address, "coordinator", absl::Seconds(5), TransportSecurity::Plaintext(),
+                         Role::kCoordinator);
   ASSERT_TRUE(channel.ok()) << channel.status();
   auto stub = bpo::v1::Coordinator::NewStub(*channel);
 
@@ -72,11 +73,11 @@ TEST(RpcTest, ServerAndClientRoundTrip) {
 
 TEST(RpcTest, PortInUseIsAClearError) {
   ScriptedCoordinator service;
-  auto first = StartGrpcServer("127.0.0.1:0", {&service});
+  auto first = StartGrpcServer("127.0.0.1:0", {&service}, TransportSecurity::Plaintext());
   ASSERT_TRUE(first.ok());
   const std::string address = "127.0.0.1:" + std::to_string(first->port);
   ScriptedCoordinator other;
-  auto second = StartGrpcServer(address, {&other});
+  auto second = StartGrpcServer(address, {&other}, TransportSecurity::Plaintext());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status(), absl::UnavailableError("cannot serve gRPC on " + address +
                                                     ": the address is in use or not local"));
@@ -86,11 +87,15 @@ TEST(RpcTest, PortInUseIsAClearError) {
 TEST(RpcTest, UnreachableEndpointIsAClearError) {
   const int port = testing::PickFreePort();  // nothing listens there
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  auto channel = Connect(address, "coordinator", absl::Milliseconds(300));
+  auto channel = Connect(address, "coordinator", absl::Milliseconds(300),
+                         TransportSecurity::Plaintext(), Role::kCoordinator);
   EXPECT_EQ(channel.status(),
             absl::UnavailableError("coordinator at " + address +
                                    " is unreachable (no connection within 300ms)"));
-  EXPECT_THAT(std::string(Connect("nowhere", "coordinator", absl::Seconds(1)).status().message()),
+  EXPECT_THAT(std::string(Connect("nowhere", "coordinator", absl::Seconds(1),
+                                  TransportSecurity::Plaintext(), Role::kCoordinator)
+                              .status()
+                              .message()),
               HasSubstr("coordinator: endpoint 'nowhere': missing ':port'"));
 }
 

@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
     ClientOptions options) {
   std::unique_ptr<CoordinatorClient> c(new CoordinatorClient(std::move(options)));
   BPO_ASSIGN_OR_RETURN(c->channel_,
-                       bpo::Connect(c->options_.address, "coordinator", c->options_.retry_for));
+                       bpo::Connect(c->options_.address, "coordinator", c->options_.retry_for,
+                                    c->options_.transport, Role::kCoordinator));
   c->coordinator_ = bpo::v1::Coordinator::NewStub(c->channel_);
   c->prompts_ = bpo::v1::PromptQueue::NewStub(c->channel_);
   c->annotation_ = bpo::v1::AnnotationQueue::NewStub(c->channel_);

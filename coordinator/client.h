@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "bpo/v1/annotation.grpc.pb.h"
 #include "bpo/v1/coordinator.grpc.pb.h"
+#include "common/transport.h"
 
 namespace bpo::coordinator {
 
@@ -27,6 +28,8 @@ struct ClientOptions {
   // How long to wait for the coordinator at start-up and, later, to come back
   // when it is unreachable (UNAVAILABLE) before a call fails.
   absl::Duration retry_for = absl::Minutes(2);
+  // How this process connects (LoadTransport); plaintext only on loopback.
+  TransportSecurity transport;
 };
 
 class CoordinatorClient {

@@ -151,18 +151,20 @@ void BM_Pipeline(benchmark::State& state) {
         Must(RunStore::Open(config, prompts, {.path = (dir / "s.db").string(), .fsync = fsync}));
     metrics::Registry registry;
     auto rpc_metrics = Must(RpcMetrics::Create(&registry));
-    CoordinatorServices services(store.get(), rpc_metrics.get());
+    CoordinatorServices services(store.get(), rpc_metrics.get(), TransportSecurity::Plaintext());
     GrpcServer server;
     std::vector<std::unique_ptr<CoordinatorClient>> clients;
     Ops ops;
     std::mutex clients_mu;
     if (grpc_transport) {
-      server = Must(StartGrpcServer("127.0.0.1:0", services.list()));
+      server =
+          Must(StartGrpcServer("127.0.0.1:0", services.list(), TransportSecurity::Plaintext()));
       const std::string address = absl::StrCat("127.0.0.1:", server.port);
       // One client (channel) per worker, as separate processes would have.
       auto make = [&, address](const bpo::v1::WorkerInfo& info) -> std::string {
         ClientOptions o;
         o.address = address;
+        o.transport = TransportSecurity::Plaintext();
         auto c = Must(CoordinatorClient::Connect(o));
         auto r = Must(c->Register(info));
         std::lock_guard<std::mutex> l(clients_mu);

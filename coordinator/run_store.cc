@@ -68,6 +68,7 @@ RunConfig Identity(RunConfig c) {
   c.clear_endpoints();
   c.clear_launch();
   c.clear_coordinator();
+  c.clear_security();
   return c;
 }
 
@@ -248,6 +249,12 @@ absl::StatusOr<RunStore::Worker> RunStore::FindWorker(const std::string& worker_
   return w;
 }
 
+absl::StatusOr<bpo::v1::WorkerInfo> RunStore::GetWorker(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  BPO_ASSIGN_OR_RETURN(Worker w, FindWorker(worker_id, bpo::v1::WORKER_KIND_UNSPECIFIED));
+  return w.info;
+}
+
 absl::Status RunStore::TouchWorker(const std::string& worker_id) {
   BPO_ASSIGN_OR_RETURN(Statement * st,
                        db_->Prepare("UPDATE workers SET last_seen_us = ? WHERE worker_id = ?"));
@@ -358,6 +365,12 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(
       // A name keeps the kind it first registered with: re-registering under
       // another worker's name must not turn, say, an actor into a learner.
       BPO_ASSIGN_OR_RETURN(Worker before, FindWorker(id, bpo::v1::WORKER_KIND_UNSPECIFIED));
+      // A name belongs to the identity that first registered it.
+      if (before.info.identity() != info.identity()) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "worker name '", info.name(), "' belongs to identity '", before.info.identity(),
+            "'; a registration by '", info.identity(), "' under that name is refused"));
+      }
       if (before.info.kind() != info.kind() ||
           before.info.annotator_kind() != info.annotator_kind()) {
         return absl::PermissionDeniedError(absl::StrCat(
@@ -387,6 +400,18 @@ absl::StatusOr<bpo::v1::RegisterResponse> RunStore::Register(
           db_->Prepare("UPDATE workers SET info = ?, last_seen_us = ? WHERE worker_id = ?"));
       BPO_RETURN_IF_ERROR(up->BindBlob(1, Serialize(info)).Bind(2, NowMicros()).Bind(3, id).Run());
     } else {
+      // Names per identity are bounded: one identity cannot flood the store.
+      const int32_t cap = config_.coordinator().workers_per_identity_max();
+      if (!info.identity().empty() && cap > 0) {
+        const std::string key = absl::StrCat("workers_of:", info.identity());
+        BPO_ASSIGN_OR_RETURN(int64_t owned, GetCounter(key));
+        if (owned >= cap) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "identity '", info.identity(), "' has registered ", owned,
+              " worker names, the most allowed (coordinator.workers_per_identity_max)"));
+        }
+        BPO_RETURN_IF_ERROR(SetCounter(key, owned + 1));
+      }
       BPO_ASSIGN_OR_RETURN(int64_t n, GetCounter("next_worker"));
       BPO_RETURN_IF_ERROR(SetCounter("next_worker", n + 1));
       static const char* kPrefix[] = {"w", "actor", "annotator", "learner"};

@@ -96,6 +96,18 @@ class RunStore {
   // Coordinator.
   absl::StatusOr<bpo::v1::RegisterResponse> Register(const bpo::v1::RegisterRequest& request);
   absl::StatusOr<bpo::v1::HeartbeatResponse> Heartbeat(const bpo::v1::HeartbeatRequest& request);
+  // Checks a pair once more when it is put into a batch: a non-empty answer
+  // is why the learner could not train on it, and the pair is quarantined
+  // (dropped with note "quarantined: <why>") and replaced by a new prompt of
+  // its phase, so that no batch the store forms can stop the learner. Set
+  // before serving (the coordinator's services set CheckPairBounds).
+  void SetPairCheck(std::function<std::string(const bpo::v1::SampledPair&)> check) {
+    absl::MutexLock lock(&mu_);
+    pair_check_ = std::move(check);
+  }
+  // What `worker_id` registered with (its identity included); NOT_FOUND
+  // when unknown.
+  absl::StatusOr<bpo::v1::WorkerInfo> GetWorker(const std::string& worker_id);
   absl::StatusOr<bpo::v1::RunStatus> Status();
   // PromptQueue.
   absl::StatusOr<bpo::v1::LeasePromptsResponse> LeasePrompts(
@@ -135,6 +147,7 @@ class RunStore {
   };
 
   absl::Status Init(const PromptLoader& load_prompts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::function<std::string(const bpo::v1::SampledPair&)> pair_check_ ABSL_GUARDED_BY(mu_);
   int64_t NowMicros() const;
   absl::StatusOr<Worker> FindWorker(const std::string& worker_id, bpo::v1::WorkerKind kind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -472,5 +472,67 @@ TEST_F(RunStoreTest, AsyncModeSamplesTheNextPhaseFromTheCurrentSnapshot) {
   EXPECT_EQ(s->Status()->max_staleness_seen(), 1);
 }
 
+TEST_F(RunStoreTest, NamesBelongToTheirIdentityAndEachIdentityRegistersBoundedNames) {
+  config_.mutable_coordinator()->set_workers_per_identity_max(2);
+  auto s = Open();
+  auto reg = [&](const std::string& name, const std::string& identity) {
+    bpo::v1::RegisterRequest r;
+    r.mutable_worker()->set_kind(bpo::v1::WORKER_KIND_ANNOTATOR);
+    r.mutable_worker()->set_annotator_kind(bpo::v1::ANNOTATOR_KIND_HUMAN);
+    r.mutable_worker()->set_name(name);
+    r.mutable_worker()->set_identity(identity);
+    return s->Register(r);
+  };
+  ASSERT_TRUE(reg("human:alice", "annotator:svc").ok());
+  ASSERT_TRUE(reg("human:bob", "annotator:svc").ok());
+  ASSERT_TRUE(reg("human:alice", "annotator:svc").ok());  // again: same name, no new one
+  auto third = reg("human:carol", "annotator:svc");
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(third.status().message(), HasSubstr("coordinator.workers_per_identity_max"));
+  auto stolen = reg("human:alice", "annotator:other");
+  EXPECT_EQ(stolen.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(stolen.status().message(), HasSubstr("belongs to identity 'annotator:svc'"));
+  EXPECT_TRUE(reg("human:dave", "annotator:other").ok());
+}
+
+TEST_F(RunStoreTest, APairTheLearnerCannotUseIsQuarantinedAndReplacedNeverBatched) {
+  auto s = Open();
+  const std::string learner = Register(s.get(), bpo::v1::WORKER_KIND_LEARNER, "learner");
+  const std::string actor = Register(s.get(), bpo::v1::WORKER_KIND_ACTOR, "actor");
+  const std::string rater =
+      Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rater", bpo::v1::ANNOTATOR_KIND_RULE);
+  Publish(s.get(), learner, 0);
+  // The first pair of the phase carries a token the learner's model lacks
+  // (accepted when it arrived, e.g. by a coordinator without the vocabulary).
+  auto lease = Lease(s.get(), actor, 4);
+  ASSERT_EQ(lease.work_size(), 4);
+  auto sampled = Sampled(actor, lease);
+  const std::string bad = sampled.pairs(0).pair_id();
+  sampled.mutable_pairs(0)->mutable_a()->set_token_ids(0, 999);
+  ASSERT_TRUE(s->SubmitPairs(sampled).ok());
+  SampleAndLabelAll(s.get(), actor, rater);
+  s->SetPairCheck([](const bpo::v1::SampledPair& p) {
+    return p.a().token_ids(0) == 999 ? std::string("a.token_ids[0] = 999 is outside") : "";
+  });
+  // The batch waits for the replacement instead of holding the bad pair.
+  auto batch = Fetch(s.get(), learner, 0);
+  EXPECT_EQ(batch.pairs_size(), 0);
+  auto pairs = s->PairIds(PairState::kDropped);
+  ASSERT_TRUE(pairs.ok());
+  EXPECT_THAT(*pairs, ::testing::ElementsAre(bad));
+  SampleAndLabelAll(s.get(), actor, rater);  // the replacement prompt
+  batch = Fetch(s.get(), learner, 0);
+  ASSERT_EQ(batch.pairs_size(), 2);
+  for (int64_t step = 0; step < 2; ++step) {
+    batch = Fetch(s.get(), learner, step);
+    ASSERT_EQ(batch.pairs_size(), 2) << step;
+    for (const auto& p : batch.pairs()) EXPECT_NE(p.pair().pair_id(), bad);
+    ASSERT_TRUE(Commit(s.get(), learner, step).ok());
+  }
+  auto status = s->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_GE(status->pairs_dropped(), 1);
+}
+
 }  // namespace
 }  // namespace bpo::coordinator

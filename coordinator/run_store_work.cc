@@ -5,6 +5,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "coordinator/run_store.h"
 #include "coordinator/run_store_internal.h"
@@ -650,18 +651,32 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
         return absl::OkStatus();
       }
     }
-    BPO_ASSIGN_OR_RETURN(
-        Statement * pick,
-        db_->Prepare(
-            "SELECT seq, version FROM pairs WHERE phase = ? AND state = 3 ORDER BY seq LIMIT ?"));
+    BPO_ASSIGN_OR_RETURN(Statement * pick,
+                         db_->Prepare("SELECT seq, version, sampled FROM pairs WHERE phase = ? "
+                                      "AND state = 3 ORDER BY seq LIMIT ?"));
     pick->Bind(1, phase).Bind(2, static_cast<int64_t>(sch.batch_size()));
     std::vector<int64_t> seqs;
+    std::vector<std::pair<int64_t, std::string>> quarantine;
     int64_t oldest = phase;
     while (true) {
       BPO_ASSIGN_OR_RETURN(bool row, pick->Step());
       if (!row) break;
+      if (pair_check_) {
+        bpo::v1::SampledPair pair;
+        std::string why = pair.ParseFromString(pick->Text(2)) ? pair_check_(pair)
+                                                              : "the stored pair does not parse";
+        if (!why.empty()) {
+          quarantine.emplace_back(pick->Int(0), std::move(why));
+          continue;
+        }
+      }
       seqs.push_back(pick->Int(0));
       oldest = std::min(oldest, pick->Int(1));
+    }
+    for (const auto& [seq, why] : quarantine) {
+      BPO_LOG(WARNING) << "pair #" << seq << " of phase " << phase
+                       << " quarantined and replaced: " << why;
+      BPO_RETURN_IF_ERROR(DropAndReplace(seq, static_cast<int>(phase), "quarantined: " + why));
     }
     if (static_cast<int64_t>(seqs.size()) < sch.batch_size()) {
       SetRetry(response.mutable_retry_after(), kRetryAfterMs);

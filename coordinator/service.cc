@@ -102,45 +102,116 @@ void RpcMetrics::Record(const std::string& method, double seconds, const absl::S
   calls_->Add({{"method", method}, {"code", absl::StatusCodeToString(status.code())}}).Increment();
 }
 
-// Validates the request, then runs it on the store.
-#define BPO_ANSWER(Method, Store)                                                                  \
-  return Answer(context, response, metrics_, #Method, [&]() -> decltype(Store->Method(*request)) { \
-    if (absl::Status s = Validate(*request, *limits_); !s.ok()) return s;                          \
-    return Store->Method(*request);                                                                \
-  })
+namespace {
+
+// The authenticated caller, within its call budget.
+absl::StatusOr<Identity> Caller(const grpc::CallbackServerContext& context,
+                                const ServiceContext& c) {
+  BPO_ASSIGN_OR_RETURN(Identity caller, PeerIdentity(context, c.transport));
+  if (caller.role != Role::kPlaintext && !c.limiter->Admit(caller.ToString())) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(caller.ToString(), " calls more than ",
+                     c.store->config().coordinator().rpcs_per_second_max(),
+                     " times a second (coordinator.rpcs_per_second_max): retry later"));
+  }
+  return caller;
+}
+
+// OK when the caller may make `method` about `worker_id`: it has `role` and is
+// the identity that registered the worker. Plaintext callers may do anything.
+absl::Status Authorize(const grpc::CallbackServerContext& context, const ServiceContext& c,
+                       std::initializer_list<Role> roles, const std::string& worker_id,
+                       absl::string_view method) {
+  BPO_ASSIGN_OR_RETURN(const Identity caller, Caller(context, c));
+  BPO_RETURN_IF_ERROR(RequireRole(caller, roles, method));
+  if (caller.role == Role::kPlaintext) return absl::OkStatus();
+  BPO_ASSIGN_OR_RETURN(const bpo::v1::WorkerInfo worker, c.store->GetWorker(worker_id));
+  if (worker.identity() != caller.ToString()) {
+    return absl::PermissionDeniedError(absl::StrCat(method, ": worker '", worker_id,
+                                                    "' belongs to identity '", worker.identity(),
+                                                    "'; the caller is ", caller.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+Role RoleOfKind(bpo::v1::WorkerKind kind) {
+  switch (kind) {
+    case bpo::v1::WORKER_KIND_ACTOR:
+      return Role::kActor;
+    case bpo::v1::WORKER_KIND_ANNOTATOR:
+      return Role::kAnnotator;
+    case bpo::v1::WORKER_KIND_LEARNER:
+      return Role::kLearner;
+    default:
+      return Role::kObserver;  // refused by Validate before it matters
+  }
+}
+
+}  // namespace
+
+// Authorizes the caller for `roles`, validates the request, then runs it on
+// the store.
+#define BPO_ANSWER(Service, Method, ...)                                                          \
+  return Answer(                                                                                  \
+      context, response, c_->metrics, #Method, [&]() -> decltype(c_->store->Method(*request)) {   \
+        BPO_RETURN_IF_ERROR(                                                                      \
+            Authorize(*context, *c_, {__VA_ARGS__}, request->worker_id(), #Service "." #Method)); \
+        BPO_RETURN_IF_ERROR(Validate(*request, c_->limits));                                      \
+        return c_->store->Method(*request);                                                       \
+      })
 
 grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* context,
                                                        const bpo::v1::RegisterRequest* request,
                                                        bpo::v1::RegisterResponse* response) {
-  BPO_ANSWER(Register, store_);
+  return Answer(context, response, c_->metrics, "Register",
+                [&]() -> absl::StatusOr<bpo::v1::RegisterResponse> {
+                  BPO_RETURN_IF_ERROR(Validate(*request, c_->limits));
+                  BPO_ASSIGN_OR_RETURN(const Identity caller, Caller(*context, *c_));
+                  BPO_RETURN_IF_ERROR(RequireRole(
+                      caller, {RoleOfKind(request->worker().kind())},
+                      absl::StrCat("Coordinator.Register as ",
+                                   bpo::v1::WorkerKind_Name(request->worker().kind()))));
+                  // The worker belongs to whoever registered it, whatever it says.
+                  bpo::v1::RegisterRequest owned = *request;
+                  owned.mutable_worker()->set_identity(
+                      caller.role == Role::kPlaintext ? "" : caller.ToString());
+                  return c_->store->Register(owned);
+                });
 }
 grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* context,
                                                         const bpo::v1::HeartbeatRequest* request,
                                                         bpo::v1::HeartbeatResponse* response) {
-  BPO_ANSWER(Heartbeat, store_);
+  BPO_ANSWER(Coordinator, Heartbeat, Role::kActor, Role::kAnnotator, Role::kLearner);
 }
 grpc::ServerUnaryReactor* CoordinatorService::GetRunStatus(grpc::CallbackServerContext* context,
                                                            const bpo::v1::GetRunStatusRequest*,
                                                            bpo::v1::RunStatus* response) {
-  return Answer(context, response, metrics_, "GetRunStatus", [&] { return store_->Status(); });
+  return Answer(context, response, c_->metrics, "GetRunStatus",
+                [&]() -> absl::StatusOr<bpo::v1::RunStatus> {
+                  // Any authenticated identity of the run may read it.
+                  BPO_RETURN_IF_ERROR(Caller(*context, *c_).status());
+                  return c_->store->Status();
+                });
 }
 grpc::ServerUnaryReactor* PromptQueueService::LeasePrompts(
     grpc::CallbackServerContext* context, const bpo::v1::LeasePromptsRequest* request,
     bpo::v1::LeasePromptsResponse* response) {
-  BPO_ANSWER(LeasePrompts, store_);
+  BPO_ANSWER(PromptQueue, LeasePrompts, Role::kActor);
 }
 grpc::ServerUnaryReactor* PromptQueueService::SubmitPairs(
     grpc::CallbackServerContext* context, const bpo::v1::SubmitPairsRequest* request,
     bpo::v1::SubmitPairsResponse* response) {
-  return Answer(context, response, metrics_, "SubmitPairs",
+  return Answer(context, response, c_->metrics, "SubmitPairs",
                 [&]() -> absl::StatusOr<bpo::v1::SubmitPairsResponse> {
-                  BPO_RETURN_IF_ERROR(Validate(*request, *limits_));
+                  BPO_RETURN_IF_ERROR(Authorize(*context, *c_, {Role::kActor}, request->worker_id(),
+                                                "PromptQueue.SubmitPairs"));
+                  BPO_RETURN_IF_ERROR(Validate(*request, c_->limits));
                   // Pairs out of bounds are rejected one by one; the store sees the rest.
                   bpo::v1::SubmitPairsRequest fit = *request;
                   fit.clear_pairs();
                   bpo::v1::SubmitPairsResponse refused;
                   for (const bpo::v1::SampledPair& pair : request->pairs()) {
-                    if (std::string why = CheckPairBounds(pair, *limits_); !why.empty()) {
+                    if (std::string why = CheckPairBounds(pair, c_->limits); !why.empty()) {
                       bpo::v1::ItemStatus* item = refused.add_results();
                       item->set_id(pair.pair_id());
                       item->set_outcome(bpo::v1::ItemStatus::REJECTED);
@@ -151,7 +222,7 @@ grpc::ServerUnaryReactor* PromptQueueService::SubmitPairs(
                     }
                   }
                   BPO_ASSIGN_OR_RETURN(bpo::v1::SubmitPairsResponse stored,
-                                       store_->SubmitPairs(fit));
+                                       c_->store->SubmitPairs(fit));
                   refused.mutable_results()->MergeFrom(stored.results());
                   return refused;
                 });
@@ -159,37 +230,37 @@ grpc::ServerUnaryReactor* PromptQueueService::SubmitPairs(
 grpc::ServerUnaryReactor* PromptQueueService::ReturnPrompts(
     grpc::CallbackServerContext* context, const bpo::v1::ReturnPromptsRequest* request,
     bpo::v1::ReturnPromptsResponse* response) {
-  BPO_ANSWER(ReturnPrompts, store_);
+  BPO_ANSWER(PromptQueue, ReturnPrompts, Role::kActor);
 }
 grpc::ServerUnaryReactor* AnnotationQueueService::LeasePairs(
     grpc::CallbackServerContext* context, const bpo::v1::LeasePairsRequest* request,
     bpo::v1::LeasePairsResponse* response) {
-  BPO_ANSWER(LeasePairs, store_);
+  BPO_ANSWER(AnnotationQueue, LeasePairs, Role::kAnnotator);
 }
 grpc::ServerUnaryReactor* AnnotationQueueService::ExtendLease(
     grpc::CallbackServerContext* context, const bpo::v1::ExtendLeaseRequest* request,
     bpo::v1::ExtendLeaseResponse* response) {
-  BPO_ANSWER(ExtendLease, store_);
+  BPO_ANSWER(AnnotationQueue, ExtendLease, Role::kAnnotator);
 }
 grpc::ServerUnaryReactor* AnnotationQueueService::SubmitLabels(
     grpc::CallbackServerContext* context, const bpo::v1::SubmitLabelsRequest* request,
     bpo::v1::SubmitLabelsResponse* response) {
-  BPO_ANSWER(SubmitLabels, store_);
+  BPO_ANSWER(AnnotationQueue, SubmitLabels, Role::kAnnotator);
 }
 grpc::ServerUnaryReactor* LearnerFeedService::FetchBatch(grpc::CallbackServerContext* context,
                                                          const bpo::v1::FetchBatchRequest* request,
                                                          bpo::v1::FetchBatchResponse* response) {
-  BPO_ANSWER(FetchBatch, store_);
+  BPO_ANSWER(LearnerFeed, FetchBatch, Role::kLearner);
 }
 grpc::ServerUnaryReactor* LearnerFeedService::CommitStep(grpc::CallbackServerContext* context,
                                                          const bpo::v1::CommitStepRequest* request,
                                                          bpo::v1::CommitStepResponse* response) {
-  BPO_ANSWER(CommitStep, store_);
+  BPO_ANSWER(LearnerFeed, CommitStep, Role::kLearner);
 }
 grpc::ServerUnaryReactor* LearnerFeedService::ReportSnapshot(
     grpc::CallbackServerContext* context, const bpo::v1::ReportSnapshotRequest* request,
     bpo::v1::ReportSnapshotResponse* response) {
-  BPO_ANSWER(ReportSnapshot, store_);
+  BPO_ANSWER(LearnerFeed, ReportSnapshot, Role::kLearner);
 }
 
 #undef BPO_ANSWER

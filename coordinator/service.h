@@ -1,9 +1,11 @@
 // The coordinator's gRPC services over one RunStore: Coordinator,
 // PromptQueue, AnnotationQueue and LearnerFeed (proto/bpo/v1). Each call is
-// one store transaction, answered after it commits; every request is first
-// checked against the run's ValidationLimits (coordinator/validation.h) and
-// a refused one never reaches the store. Also exports the run's
-// queue depths, leases and RPC latencies as Prometheus metrics.
+// one store transaction, answered after it commits. Before the store, every
+// call is authorized (the caller's authenticated identity must have the
+// method's role and own the worker_id it names; docs/security.md) and
+// checked against the run's ValidationLimits (coordinator/validation.h); a
+// refused call never reaches the store. Also exports the run's queue depths,
+// leases and RPC latencies as Prometheus metrics.
 #ifndef BPO_COORDINATOR_SERVICE_H_
 #define BPO_COORDINATOR_SERVICE_H_
 
@@ -15,6 +17,8 @@
 #include "bpo/v1/annotation.grpc.pb.h"
 #include "bpo/v1/coordinator.grpc.pb.h"
 #include "common/metrics.h"
+#include "common/transport.h"
+#include "coordinator/rate_limit.h"
 #include "coordinator/run_store.h"
 #include "coordinator/validation.h"
 
@@ -32,10 +36,19 @@ class RpcMetrics {
   metrics::Family<metrics::Counter>* calls_ = nullptr;
 };
 
+// What the four services share; outlives them.
+struct ServiceContext {
+  RunStore* store;
+  RpcMetrics* metrics;
+  ValidationLimits limits;
+  TransportSecurity transport;
+  // Calls per identity (coordinator.rpcs_per_second_max, burst of 2 s).
+  std::unique_ptr<RateLimiter> limiter;
+};
+
 class CoordinatorService final : public bpo::v1::Coordinator::CallbackService {
  public:
-  CoordinatorService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
-      : store_(store), metrics_(metrics), limits_(limits) {}
+  explicit CoordinatorService(const ServiceContext* context) : c_(context) {}
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const bpo::v1::RegisterRequest* request,
                                      bpo::v1::RegisterResponse* response) override;
@@ -47,15 +60,12 @@ class CoordinatorService final : public bpo::v1::Coordinator::CallbackService {
                                          bpo::v1::RunStatus* response) override;
 
  private:
-  RunStore* store_;
-  RpcMetrics* metrics_;
-  const ValidationLimits* limits_;
+  const ServiceContext* c_;
 };
 
 class PromptQueueService final : public bpo::v1::PromptQueue::CallbackService {
  public:
-  PromptQueueService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
-      : store_(store), metrics_(metrics), limits_(limits) {}
+  explicit PromptQueueService(const ServiceContext* context) : c_(context) {}
   grpc::ServerUnaryReactor* LeasePrompts(grpc::CallbackServerContext* context,
                                          const bpo::v1::LeasePromptsRequest* request,
                                          bpo::v1::LeasePromptsResponse* response) override;
@@ -67,15 +77,12 @@ class PromptQueueService final : public bpo::v1::PromptQueue::CallbackService {
                                           bpo::v1::ReturnPromptsResponse* response) override;
 
  private:
-  RunStore* store_;
-  RpcMetrics* metrics_;
-  const ValidationLimits* limits_;
+  const ServiceContext* c_;
 };
 
 class AnnotationQueueService final : public bpo::v1::AnnotationQueue::CallbackService {
  public:
-  AnnotationQueueService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
-      : store_(store), metrics_(metrics), limits_(limits) {}
+  explicit AnnotationQueueService(const ServiceContext* context) : c_(context) {}
   grpc::ServerUnaryReactor* LeasePairs(grpc::CallbackServerContext* context,
                                        const bpo::v1::LeasePairsRequest* request,
                                        bpo::v1::LeasePairsResponse* response) override;
@@ -87,15 +94,12 @@ class AnnotationQueueService final : public bpo::v1::AnnotationQueue::CallbackSe
                                          bpo::v1::SubmitLabelsResponse* response) override;
 
  private:
-  RunStore* store_;
-  RpcMetrics* metrics_;
-  const ValidationLimits* limits_;
+  const ServiceContext* c_;
 };
 
 class LearnerFeedService final : public bpo::v1::LearnerFeed::CallbackService {
  public:
-  LearnerFeedService(RunStore* store, RpcMetrics* metrics, const ValidationLimits* limits)
-      : store_(store), metrics_(metrics), limits_(limits) {}
+  explicit LearnerFeedService(const ServiceContext* context) : c_(context) {}
   grpc::ServerUnaryReactor* FetchBatch(grpc::CallbackServerContext* context,
                                        const bpo::v1::FetchBatchRequest* request,
                                        bpo::v1::FetchBatchResponse* response) override;
@@ -107,25 +111,33 @@ class LearnerFeedService final : public bpo::v1::LearnerFeed::CallbackService {
                                            bpo::v1::ReportSnapshotResponse* response) override;
 
  private:
-  RunStore* store_;
-  RpcMetrics* metrics_;
-  const ValidationLimits* limits_;
+  const ServiceContext* c_;
 };
 
-// All four services, for StartGrpcServer.
+// All four services, for StartGrpcServer with the same `transport`.
 // Requests are checked against `limits` (by default those of the store's
 // config; the coordinator adds the policy's vocabulary size).
 struct CoordinatorServices {
-  CoordinatorServices(RunStore* store, RpcMetrics* metrics)
-      : CoordinatorServices(store, metrics, LimitsFromConfig(store->config())) {}
-  CoordinatorServices(RunStore* store, RpcMetrics* metrics, ValidationLimits limits)
-      : limits(std::move(limits)),
-        coordinator(store, metrics, &this->limits),
-        prompts(store, metrics, &this->limits),
-        annotation(store, metrics, &this->limits),
-        learner(store, metrics, &this->limits) {}
+  CoordinatorServices(RunStore* store, RpcMetrics* metrics, TransportSecurity transport)
+      : CoordinatorServices(store, metrics, std::move(transport),
+                            LimitsFromConfig(store->config())) {}
+  CoordinatorServices(RunStore* store, RpcMetrics* metrics, TransportSecurity transport,
+                      ValidationLimits limits)
+      : context{store, metrics, std::move(limits), std::move(transport),
+                std::make_unique<RateLimiter>(
+                    store->config().coordinator().rpcs_per_second_max(),
+                    2.0 * store->config().coordinator().rpcs_per_second_max())},
+        coordinator(&context),
+        prompts(&context),
+        annotation(&context),
+        learner(&context) {
+    // Batches hold only pairs within these limits (RunStore::SetPairCheck).
+    store->SetPairCheck([limits = context.limits](const bpo::v1::SampledPair& pair) {
+      return CheckPairBounds(pair, limits);
+    });
+  }
   std::vector<grpc::Service*> list() { return {&coordinator, &prompts, &annotation, &learner}; }
-  const ValidationLimits limits;  // before the services, which point at it
+  const ServiceContext context;  // before the services, which point at it
   CoordinatorService coordinator;
   PromptQueueService prompts;
   AnnotationQueueService annotation;

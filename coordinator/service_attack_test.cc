@@ -1,6 +1,8 @@
-// Hostile requests over real gRPC on loopback (issue 12): each is refused with
-// a precise status, and the run's status and store counters are the same
-// before and after. docs/security.md lists which test shows which limit.
+// Hostile requests over real gRPC with mutual TLS on loopback (issue 12):
+// each is refused with a precise status, and the run's status and store
+// counters are the same before and after. Every client holds a certificate
+// of the test's CA for the role and name it is given. docs/security.md lists
+// which test shows which limit.
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -10,9 +12,11 @@
 #include <limits>
 
 #include "common/config.h"
+#include "common/files.h"
 #include "common/rpc.h"
 #include "coordinator/client.h"
 #include "coordinator/service.h"
+#include "tests/testing/pki.h"
 
 namespace bpo::coordinator {
 namespace {
@@ -48,24 +52,53 @@ class ServiceAttackTest : public ::testing::Test {
     auto m = RpcMetrics::Create(&registry_);
     ASSERT_TRUE(m.ok());
     metrics_ = std::move(*m);
-    services_ = std::make_unique<CoordinatorServices>(store_.get(), metrics_.get());
-    auto server = StartGrpcServer("127.0.0.1:0", services_->list(), 64 << 20);
+    auto pki = bpo::testing::TestPki::Create((dir_ / "pki").string());
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = std::move(*pki);
+    auto transport = pki_.Transport(Role::kCoordinator, "coordinator");
+    ASSERT_TRUE(transport.ok()) << transport.status();
+    // One external service holds a bearer token instead of a certificate.
+    token_ = "0123456789abcdef0123456789abcdef";
+    transport->tokens[Sha256Hex(token_)] = Identity{Role::kAnnotator, "human-service"};
+    services_ = std::make_unique<CoordinatorServices>(store_.get(), metrics_.get(), *transport);
+    auto server = StartGrpcServer("127.0.0.1:0", services_->list(), *transport, 64 << 20);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     address_ = absl::StrCat("127.0.0.1:", server_.port);
   }
   void TearDown() override { server_.server->Shutdown(); }
 
-  std::unique_ptr<CoordinatorClient> Connect() {
+  TransportSecurity As(Role role, const std::string& name) {
+    auto t = pki_.Transport(role, name);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return *t;
+  }
+  std::unique_ptr<CoordinatorClient> Connect(const TransportSecurity& transport) {
     ClientOptions o;
     o.address = address_;
     o.retry_for = absl::Seconds(5);
+    o.transport = transport;
     auto c = CoordinatorClient::Connect(o);
     EXPECT_TRUE(c.ok()) << c.status();
     return std::move(*c);
   }
+  // A client that holds an observer certificate.
+  std::unique_ptr<CoordinatorClient> Connect() { return Connect(As(Role::kObserver, "observer")); }
+  static Role RoleOf(bpo::v1::WorkerKind kind) {
+    return kind == bpo::v1::WORKER_KIND_LEARNER ? Role::kLearner
+           : kind == bpo::v1::WORKER_KIND_ACTOR ? Role::kActor
+                                                : Role::kAnnotator;
+  }
+  // A raw channel for hand-made requests, as `role:name`.
+  std::shared_ptr<grpc::Channel> Channel(Role role, const std::string& name) {
+    auto channel =
+        bpo::Connect(address_, "coordinator", absl::Seconds(5), As(role, name), Role::kCoordinator);
+    EXPECT_TRUE(channel.ok()) << channel.status();
+    return *channel;
+  }
+  // Registers `name` as a worker of `kind`, holding the certificate role:name.
   std::unique_ptr<CoordinatorClient> Worker(bpo::v1::WorkerKind kind, const std::string& name) {
-    auto c = Connect();
+    auto c = Connect(As(RoleOf(kind), name));
     bpo::v1::WorkerInfo info;
     info.set_kind(kind);
     info.set_name(name);
@@ -117,6 +150,8 @@ class ServiceAttackTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  bpo::testing::TestPki pki_;
+  std::string token_;
   bpo::v1::RunConfig config_;
   metrics::Registry registry_;
   std::unique_ptr<RunStore> store_;
@@ -214,7 +249,7 @@ TEST_F(ServiceAttackTest, OversizedNamesListsAndCountsAreRefused) {
   big.set_name(std::string(40 << 20, 'n'));  // the 40 MB name that broke GetRunStatus
   EXPECT_EQ(Connect()->Register(big).status().code(), absl::StatusCode::kInvalidArgument);
 
-  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  auto channel = Channel(Role::kActor, "actor");
   auto coordinator = bpo::v1::Coordinator::NewStub(channel);
   bpo::v1::HeartbeatRequest hb;
   hb.set_worker_id(actor->worker_id());
@@ -248,18 +283,37 @@ TEST_F(ServiceAttackTest, AWorkerCannotTakeOverAnotherWorkersNameLeasesOrPairs) 
   const auto lease = OpenPhaseAndLease(actor.get(), 2);
   const std::string before = Fingerprint();
 
-  // Re-registering under the actor's name as a learner.
+  // Re-registering under the actor's name, by another actor identity or by a
+  // learner identity.
+  bpo::v1::WorkerInfo same_name;
+  same_name.set_kind(bpo::v1::WORKER_KIND_ACTOR);
+  same_name.set_name("actor-a");
+  auto r = Connect(As(Role::kActor, "actor-b"))->Register(same_name);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(r.status().message(), HasSubstr("belongs to identity 'actor:actor-a'"));
   bpo::v1::WorkerInfo as_learner;
   as_learner.set_kind(bpo::v1::WORKER_KIND_LEARNER);
   as_learner.set_name("actor-a");
   as_learner.set_world_size(1);
-  auto r = Connect()->Register(as_learner);
+  r = Connect(As(Role::kLearner, "learner-x"))->Register(as_learner);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(r.status().message(), HasSubstr("is registered as WORKER_KIND_ACTOR"));
+  EXPECT_THAT(r.status().message(), HasSubstr("belongs to identity 'actor:actor-a'"));
+
+  // Using the actor's worker id from another identity.
+  auto channel = Channel(Role::kActor, "actor-b");
+  auto prompts = bpo::v1::PromptQueue::NewStub(channel);
+  {
+    bpo::v1::LeasePromptsRequest steal;
+    steal.set_worker_id(actor->worker_id());
+    steal.set_max_prompts(1);
+    grpc::ClientContext c0;
+    bpo::v1::LeasePromptsResponse out;
+    grpc::Status s0 = prompts->LeasePrompts(&c0, steal, &out);
+    EXPECT_EQ(s0.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(s0.error_message(), HasSubstr("belongs to identity 'actor:actor-a'"));
+  }
 
   // Returning the actor's prompts, or reporting them dropped.
-  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
-  auto prompts = bpo::v1::PromptQueue::NewStub(channel);
   bpo::v1::ReturnPromptsRequest back;
   back.set_worker_id(thief->worker_id());
   back.set_lease_id(lease.lease().lease_id());
@@ -339,6 +393,133 @@ TEST_F(ServiceAttackTest, SnapshotPathsSizesAndAbsurdLossesAreRefused) {
   EXPECT_EQ(Fingerprint(), before);
   // A path under the directory is accepted.
   EXPECT_TRUE(learner->ReportSnapshot(Snapshot(0)).ok());
+}
+
+TEST_F(ServiceAttackTest, OnlyTheRightRoleMayCallEachService) {
+  auto actor = Worker(bpo::v1::WORKER_KIND_ACTOR, "actor");
+  const auto lease = OpenPhaseAndLease(actor.get(), 2);
+  const std::string before = Fingerprint();
+  // An actor identity registering as a learner or an annotator.
+  for (auto kind : {bpo::v1::WORKER_KIND_LEARNER, bpo::v1::WORKER_KIND_ANNOTATOR}) {
+    bpo::v1::WorkerInfo info;
+    info.set_kind(kind);
+    info.set_name("sneaky");
+    info.set_world_size(1);
+    info.set_annotator_kind(bpo::v1::ANNOTATOR_KIND_RULE);
+    auto r = Connect(As(Role::kActor, "sneaky"))->Register(info);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << kind;
+    EXPECT_THAT(r.status().message(), HasSubstr("the caller is actor:sneaky"));
+  }
+  // An actor reporting a snapshot, committing a step, fetching a batch or
+  // labelling, with its own worker id.
+  auto channel = Channel(Role::kActor, "actor");
+  auto feed = bpo::v1::LearnerFeed::NewStub(channel);
+  bpo::v1::ReportSnapshotRequest snap = Snapshot(1);
+  snap.set_worker_id(actor->worker_id());
+  grpc::ClientContext c1;
+  bpo::v1::ReportSnapshotResponse snap_out;
+  grpc::Status s = feed->ReportSnapshot(&c1, snap, &snap_out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("LearnerFeed.ReportSnapshot is only for learner"));
+  bpo::v1::CommitStepRequest commit;
+  commit.set_worker_id(actor->worker_id());
+  grpc::ClientContext c2;
+  bpo::v1::CommitStepResponse commit_out;
+  EXPECT_EQ(feed->CommitStep(&c2, commit, &commit_out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto queue = bpo::v1::AnnotationQueue::NewStub(channel);
+  bpo::v1::SubmitLabelsRequest label;
+  label.set_worker_id(actor->worker_id());
+  auto* l = label.add_labels();
+  l->set_pair_id(lease.work(0).pair_id());
+  l->set_choice(bpo::v1::CHOICE_A);
+  grpc::ClientContext c3;
+  bpo::v1::SubmitLabelsResponse label_out;
+  EXPECT_EQ(queue->SubmitLabels(&c3, label, &label_out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // An observer may read the run's status and nothing else.
+  EXPECT_TRUE(Connect()->Status().ok());
+  EXPECT_EQ(Fingerprint(), before);
+}
+
+TEST_F(ServiceAttackTest, ClientsWithoutACertificateOfTheRunsCaAreRefused) {
+  const std::string before = Fingerprint();
+  // No client certificate, no token: the call fails before any handler.
+  TransportSecurity anonymous = pki_.TokenClient("");
+  auto channel =
+      bpo::Connect(address_, "coordinator", absl::Seconds(2), anonymous, Role::kCoordinator);
+  if (channel.ok()) {
+    auto stub = bpo::v1::Coordinator::NewStub(*channel);
+    grpc::ClientContext c;
+    bpo::v1::RunStatus out;
+    EXPECT_EQ(stub->GetRunStatus(&c, {}, &out).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // A certificate of another CA does not connect.
+  auto other = bpo::testing::TestPki::Create((dir_ / "other-pki").string());
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto stranger = other->Transport(Role::kLearner, "learner");
+  ASSERT_TRUE(stranger.ok());
+  EXPECT_EQ(bpo::Connect(address_, "coordinator", absl::Seconds(1), *stranger, Role::kCoordinator)
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
+  // Plaintext to a TLS server does not connect either.
+  EXPECT_EQ(bpo::Connect(address_, "coordinator", absl::Seconds(1), TransportSecurity::Plaintext(),
+                         Role::kCoordinator)
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
+  // A server that is not the coordinator: clients check the peer's role.
+  auto actor_server = As(Role::kActor, "impostor");
+  CoordinatorServices impostor(store_.get(), metrics_.get(), actor_server);
+  auto served = StartGrpcServer("127.0.0.1:0", impostor.list(), actor_server);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(bpo::Connect(absl::StrCat("127.0.0.1:", served->port), "coordinator", absl::Seconds(1),
+                         As(Role::kActor, "actor"), Role::kCoordinator)
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
+  served->server->Shutdown();
+  EXPECT_EQ(Fingerprint(), before);
+}
+
+TEST_F(ServiceAttackTest, BearerTokensAuthenticateAnExternalServiceWithItsRoleOnly) {
+  const std::string before = Fingerprint();
+  // A wrong token is UNAUTHENTICATED.
+  ClientOptions o;
+  o.address = address_;
+  o.retry_for = absl::Seconds(5);
+  o.transport = pki_.TokenClient("not-the-token");
+  auto wrong = CoordinatorClient::Connect(o);
+  ASSERT_TRUE(wrong.ok()) << wrong.status();
+  EXPECT_EQ((*wrong)->Status().status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Fingerprint(), before);
+  // The right token is annotator:human-service: it registers raters as
+  // annotators and labels, and is refused a learner's calls.
+  o.transport = pki_.TokenClient(token_);
+  auto human = CoordinatorClient::Connect(o);
+  ASSERT_TRUE(human.ok()) << human.status();
+  bpo::v1::WorkerInfo rater;
+  rater.set_kind(bpo::v1::WORKER_KIND_ANNOTATOR);
+  rater.set_annotator_kind(bpo::v1::ANNOTATOR_KIND_HUMAN);
+  rater.set_name("human:alice");
+  auto registered = (*human)->Register(rater);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  auto status = store_->Status();
+  ASSERT_TRUE(status.ok());
+  bool found = false;
+  for (const auto& w : status->workers()) {
+    if (w.info().name() == "human:alice") {
+      found = true;
+      EXPECT_EQ(w.info().identity(), "annotator:human-service");
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_TRUE((*human)->LeasePairs(1, absl::Seconds(30)).ok());
+  rater.set_kind(bpo::v1::WORKER_KIND_LEARNER);
+  rater.set_name("human-learner");
+  rater.set_world_size(1);
+  EXPECT_EQ((*human)->Register(rater).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 }  // namespace

@@ -41,8 +41,10 @@ class ServiceTest : public ::testing::Test {
     auto m = RpcMetrics::Create(&registry_);
     ASSERT_TRUE(m.ok());
     metrics_ = std::move(*m);
-    services_ = std::make_unique<CoordinatorServices>(store_.get(), metrics_.get());
-    auto server = StartGrpcServer("127.0.0.1:0", services_->list(), kMaxMessage);
+    services_ = std::make_unique<CoordinatorServices>(store_.get(), metrics_.get(),
+                                                      TransportSecurity::Plaintext());
+    auto server = StartGrpcServer("127.0.0.1:0", services_->list(), TransportSecurity::Plaintext(),
+                                  kMaxMessage);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     address_ = absl::StrCat("127.0.0.1:", server_.port);
@@ -64,6 +66,7 @@ class ServiceTest : public ::testing::Test {
 TEST_F(ServiceTest, OversizedMalformedAndUnknownRequestsAreRefusedPrecisely) {
   ClientOptions o;
   o.address = address_;
+  o.transport = TransportSecurity::Plaintext();
   o.retry_for = absl::Seconds(5);
   auto client = CoordinatorClient::Connect(o);
   ASSERT_TRUE(client.ok()) << client.status();
@@ -135,6 +138,7 @@ TEST_F(ServiceTest, OversizedMalformedAndUnknownRequestsAreRefusedPrecisely) {
 TEST_F(ServiceTest, ClientRetriesWhileTheCoordinatorIsDown) {
   ClientOptions o;
   o.address = address_;
+  o.transport = TransportSecurity::Plaintext();
   o.retry_for = absl::Seconds(20);
   auto client = CoordinatorClient::Connect(o);
   ASSERT_TRUE(client.ok());
@@ -143,7 +147,8 @@ TEST_F(ServiceTest, ClientRetriesWhileTheCoordinatorIsDown) {
   // Bring it back on the same port after a second.
   std::thread restart([&] {
     absl::SleepFor(absl::Seconds(1));
-    auto again = StartGrpcServer(address_, services_->list(), kMaxMessage);
+    auto again =
+        StartGrpcServer(address_, services_->list(), TransportSecurity::Plaintext(), kMaxMessage);
     ASSERT_TRUE(again.ok()) << again.status();
     server_ = std::move(*again);
   });

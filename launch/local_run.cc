@@ -13,8 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/certs.h"
 #include "common/config.h"
 #include "common/status_macros.h"
+#include "common/transport.h"
 #include "coordinator/client.h"
 #include "launch/ports.h"
 #include "launch/progress.h"
@@ -157,9 +159,29 @@ int Watch(Supervisor& supervisor, ProgressReporter& progress, const LocalRunOpti
 
 }  // namespace
 
+absl::StatusOr<TransportSecurity> PrepareLocalTransport(const bpo::v1::RunConfig& config) {
+  if (config.security().plaintext()) return TransportSecurity::Plaintext();
+  BPO_ASSIGN_OR_RETURN(const std::string dir, CertificateDir(config));
+  std::vector<Identity> identities = {{Role::kCoordinator, "coordinator"},
+                                      {Role::kObserver, "launcher"},
+                                      {Role::kObserver, "prometheus"}};
+  for (int r = 0; r < config.learner().world_size(); ++r) {
+    identities.push_back({Role::kLearner, absl::StrCat("learner-", r)});
+  }
+  for (int i = 0; i < config.launch().actors(); ++i) {
+    identities.push_back({Role::kActor, absl::StrCat("actor-", i)});
+  }
+  for (int i = 0; i < config.launch().annotators(); ++i) {
+    identities.push_back({Role::kAnnotator, absl::StrCat("annotator-", i)});
+  }
+  BPO_RETURN_IF_ERROR(EnsureCertificates(dir, config.run_id(), identities));
+  return LoadTransport(config, "launcher");
+}
+
 absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   bpo::v1::RunConfig& config = options.config;
   BPO_ASSIGN_OR_RETURN(const RunLayout layout, PrepareRunDir(config, options.config_source));
+  BPO_ASSIGN_OR_RETURN(const TransportSecurity transport, PrepareLocalTransport(config));
   auto children = MakeChildren(config, layout, options.program);
   WritePrometheusTargets(children, config.run_id(), layout.run_dir);
 
@@ -171,9 +193,10 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
     metrics[spec.name] = address;
     if (spec.name == "coordinator") {
       // Everyone else needs it: wait until it serves.
-      spec.ready = [&layout, log = spec.log_path]() -> absl::Status {
+      spec.ready = [&layout, &transport, log = spec.log_path]() -> absl::Status {
         coordinator::ClientOptions co;
         co.address = layout.coordinator_address;
+        co.transport = transport;
         co.retry_for = absl::Seconds(60);
         if (coordinator::CoordinatorClient::Connect(co).ok()) return absl::OkStatus();
         return absl::UnavailableError(absl::StrCat("the coordinator did not start; see ", log));
@@ -182,8 +205,9 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
     so.children.push_back(std::move(spec));
   }
   const bool tty = isatty(STDOUT_FILENO);
-  so.on_started = [&metrics](const ChildSpec& c, pid_t pid) {
-    std::cout << "  started " << c.name << " (pid " << pid << "), metrics http://"
+  const char* scheme = transport.plaintext ? "http" : "https";
+  so.on_started = [&metrics, scheme](const ChildSpec& c, pid_t pid) {
+    std::cout << "  started " << c.name << " (pid " << pid << "), metrics " << scheme << "://"
               << metrics[c.name] << "/metrics\n";
   };
   so.on_restart = [tty](const std::string& notice) {
@@ -194,7 +218,10 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   std::cout << "bpo local: run " << config.run_id() << " in " << layout.run_dir << " ("
             << config.learner().world_size() << " learner rank(s), " << config.launch().actors()
             << " actor(s), " << config.launch().annotators() << " annotator(s); logs in "
-            << layout.run_dir << "/logs)\n";
+            << layout.run_dir << "/logs; "
+            << (transport.plaintext ? "plaintext on loopback"
+                                    : "mutual TLS, certificates in " + *CertificateDir(config))
+            << ")\n";
   BPO_RETURN_IF_ERROR(supervisor.Start());
   std::cout << std::flush;
 
@@ -202,6 +229,7 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   co.address = layout.coordinator_address;
   co.rpc_deadline = absl::Seconds(5);
   co.retry_for = absl::Seconds(1);
+  co.transport = transport;
   BPO_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::CoordinatorClient> status_client,
                        coordinator::CoordinatorClient::Connect(co));
   ProgressReporter progress(status_client.get(), &std::cout, tty);

@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "bpo/v1/config.pb.h"
+#include "common/transport.h"
 
 namespace bpo::launch {
 
@@ -35,6 +36,13 @@ struct LocalRunOptions {
   // Polled a few times a second; true stops every child (exit code 130).
   std::function<bool()> stop_requested;
 };
+
+// The launcher's transport for a run: unless security.plaintext, creates the
+// run CA in the certificate directory (CertificateDir) if it has none and
+// issues every process's certificate that is missing or stale: coordinator,
+// learner-<rank>, actor-<i>, annotator-<i>, and two observers, launcher and
+// prometheus (for scrapes). Then loads the launcher's.
+absl::StatusOr<TransportSecurity> PrepareLocalTransport(const bpo::v1::RunConfig& config);
 
 // Carries the run out, writing its progress and what happens to stdout.
 // Returns the exit code once it ended: 0 when every learner rank finished,

@@ -239,9 +239,11 @@ absl::Status Learner::StartSnapshots() {
   if (so.shared_dir.empty() && online) so.shared_dir = run_dir_ + "/snapshots";
   so.keep_versions = std::max(4, c.schedule().max_staleness() + 2);
   snapshots_ = std::make_unique<snapshot::SnapshotStore>(so);
-  snapshot_service_ = std::make_unique<snapshot::SnapshotServiceImpl>(snapshots_.get());
-  BPO_ASSIGN_OR_RETURN(snapshot_server_,
-                       StartGrpcServer(c.endpoints().snapshots(), {snapshot_service_.get()}));
+  snapshot_service_ =
+      std::make_unique<snapshot::SnapshotServiceImpl>(snapshots_.get(), options_.transport);
+  BPO_ASSIGN_OR_RETURN(
+      snapshot_server_,
+      StartGrpcServer(c.endpoints().snapshots(), {snapshot_service_.get()}, options_.transport));
   auto ep = ParseEndpoint(c.endpoints().snapshots());
   std::string host = ep.ok() ? ep->host : "127.0.0.1";
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";

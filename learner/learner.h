@@ -25,6 +25,7 @@
 #include "collective/collective.h"
 #include "common/metrics.h"
 #include "common/rpc.h"
+#include "common/transport.h"
 #include "coordinator/client.h"
 #include "learner/batch_source.h"
 #include "learner/checkpoint.h"
@@ -51,6 +52,8 @@ struct LearnerOptions {
   // Where ranks meet: file:DIR or tcp:HOST:PORT; empty: file:<run dir>/rendezvous.
   std::string rendezvous;
   int64_t max_prompt_tokens = 64;
+  // How rank 0 serves snapshots (a learner certificate, or plaintext).
+  TransportSecurity transport;
   // Polled before each batch fetch (online); true ends Run with CANCELLED.
   std::function<bool()> stop = [] { return false; };
   // Progress lines (steps, snapshots, the time account); never null.

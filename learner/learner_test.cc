@@ -65,6 +65,7 @@ TEST(LearnerTest, OnlineRunTrainsEveryBatchAndPublishesEveryPhase) {
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
   coordinator::ClientOptions co;
   co.address = (*coordinator)->address();
+  co.transport = TransportSecurity::Plaintext();
   auto client = coordinator::CoordinatorClient::Connect(co);
   ASSERT_TRUE(client.ok()) << client.status();
   bpo::v1::WorkerInfo info;
@@ -74,6 +75,7 @@ TEST(LearnerTest, OnlineRunTrainsEveryBatchAndPublishesEveryPhase) {
   ASSERT_TRUE((*client)->Register(info).ok());
 
   LearnerOptions options;
+  options.transport = TransportSecurity::Plaintext();
   options.config = config;
   std::ostringstream out;
   options.out = &out;
@@ -139,6 +141,7 @@ std::string WritePairs(const std::string& dir, int n) {
 TEST(LearnerTest, OfflineRunTrainsTheFileOnceAndResumesWhereItStopped) {
   const std::string dir = TestDir();
   LearnerOptions options;
+  options.transport = TransportSecurity::Plaintext();
   options.config = TinyRunConfig(dir);
   options.pairs_path = WritePairs(dir, 8);  // T * B = 4 * 2
   options.snapshot_every = 2;
@@ -175,6 +178,7 @@ TEST(LearnerTest, BadInputIsRefusedWithWhatWasWrong) {
   const std::string dir = TestDir();
   metrics::Registry registry;
   LearnerOptions options;
+  options.transport = TransportSecurity::Plaintext();
   options.config = TinyRunConfig(dir);
   options.pairs_path = WritePairs(dir, 7);
   auto s = Learner::Create(options, nullptr, &registry);

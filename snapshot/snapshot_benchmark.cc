@@ -50,8 +50,8 @@ void BM_Fetch(benchmark::State& state) {
   const std::string bytes = Payload(state.range(0) << 20);
   SnapshotStore store;
   auto info = store.Publish(0, 0, bytes);
-  SnapshotServiceImpl service(&store);
-  auto server = StartGrpcServer("127.0.0.1:0", {&service});
+  SnapshotServiceImpl service(&store, TransportSecurity::Plaintext());
+  auto server = StartGrpcServer("127.0.0.1:0", {&service}, TransportSecurity::Plaintext());
   if (!server.ok()) {
     state.SkipWithError("cannot serve");
     return;
@@ -62,7 +62,9 @@ void BM_Fetch(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     std::filesystem::remove_all(cache);
-    SnapshotClient client(address, cache);  // a fresh actor: nothing cached
+    SnapshotClient client(
+        address, cache,
+        {.transport = TransportSecurity::Plaintext()});  // a fresh actor: nothing cached
     state.ResumeTiming();
     auto got = client.Fetch(0, info->sha256());
     if (!got.ok() || got->size() != bytes.size()) state.SkipWithError("fetch failed");

@@ -90,10 +90,21 @@ bool IsBrokenStream(const absl::Status& s) {
 
 }  // namespace
 
+absl::Status SnapshotServiceImpl::Authorize(const grpc::CallbackServerContext& context,
+                                            const char* method) const {
+  absl::StatusOr<Identity> caller = PeerIdentity(context, transport_);
+  if (!caller.ok()) return caller.status();
+  return RequireRole(*caller, {Role::kActor, Role::kLearner}, method);
+}
+
 grpc::ServerUnaryReactor* SnapshotServiceImpl::GetSnapshotInfo(
     grpc::CallbackServerContext* context, const bpo::v1::GetSnapshotInfoRequest* request,
     SnapshotInfo* response) {
   auto* reactor = context->DefaultReactor();
+  if (absl::Status ok = Authorize(*context, "SnapshotService.GetSnapshotInfo"); !ok.ok()) {
+    reactor->Finish(ToGrpcStatus(ok));
+    return reactor;
+  }
   auto snapshot = store_->Get(request->version());
   if (snapshot.ok()) *response = snapshot->info;
   reactor->Finish(ToGrpcStatus(snapshot.status()));
@@ -103,6 +114,11 @@ grpc::ServerUnaryReactor* SnapshotServiceImpl::GetSnapshotInfo(
 grpc::ServerUnaryReactor* SnapshotServiceImpl::ListSnapshots(
     grpc::CallbackServerContext* context, const bpo::v1::ListSnapshotsRequest*,
     bpo::v1::ListSnapshotsResponse* response) {
+  if (absl::Status ok = Authorize(*context, "SnapshotService.ListSnapshots"); !ok.ok()) {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(ok));
+    return reactor;
+  }
   for (SnapshotInfo& info : store_->List()) *response->add_snapshots() = std::move(info);
   auto* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -110,7 +126,10 @@ grpc::ServerUnaryReactor* SnapshotServiceImpl::ListSnapshots(
 }
 
 grpc::ServerWriteReactor<SnapshotChunk>* SnapshotServiceImpl::FetchSnapshot(
-    grpc::CallbackServerContext*, const bpo::v1::FetchSnapshotRequest* request) {
+    grpc::CallbackServerContext* context, const bpo::v1::FetchSnapshotRequest* request) {
+  if (absl::Status ok = Authorize(*context, "SnapshotService.FetchSnapshot"); !ok.ok()) {
+    return new FetchReactor(ok, *request);
+  }
   ++fetches_started_;
   return new FetchReactor(store_->Get(request->version()), *request);
 }
@@ -135,7 +154,8 @@ SnapshotClient::Stats SnapshotClient::stats() const {
 absl::StatusOr<std::shared_ptr<bpo::v1::SnapshotService::Stub>> SnapshotClient::Stub() {
   absl::MutexLock lock(&mu_);
   if (stub_ == nullptr) {
-    auto channel = Connect(address_, "snapshot service", options_.rpc_timeout);
+    auto channel = Connect(address_, "snapshot service", options_.rpc_timeout, options_.transport,
+                           Role::kLearner);
     if (!channel.ok()) return channel.status();
     stub_ = bpo::v1::SnapshotService::NewStub(*channel);
   }
@@ -237,10 +257,23 @@ absl::StatusOr<std::string> SnapshotClient::Fetch(uint64_t version,
     return absl::DataLossError(absl::StrCat("snapshot ", version, " at ", address_, " has sha256 ",
                                             info->sha256(), ", expected ", expected_sha256));
   }
+  if (info->size_bytes() > options_.max_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("snapshot ", version, " at ", address_, " claims ", info->size_bytes(),
+                     " bytes, over the limit of ", options_.max_bytes,
+                     " (coordinator.snapshot_bytes_max): refused"));
+  }
 
   const std::string path = CachePath(version);
-  if (auto cached = ReadWholeFile(path); cached.ok()) {
-    if (cached->size() == info->size_bytes() && Sha256Hex(*cached) == info->sha256()) {
+  std::error_code size_ec;
+  const uintmax_t cached_size = std::filesystem::file_size(path, size_ec);
+  if (!size_ec) {
+    // Read only a cached file of the announced size.
+    absl::StatusOr<std::string> cached = cached_size == info->size_bytes()
+                                             ? ReadWholeFile(path)
+                                             : absl::StatusOr<std::string>(std::string());
+    if (cached.ok() && cached->size() == info->size_bytes() &&
+        Sha256Hex(*cached) == info->sha256()) {
       absl::MutexLock lock(&mu_);
       ++stats_.cache_hits;
       return cached;

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bpo/v1/snapshot.grpc.pb.h"
+#include "common/transport.h"
 #include "snapshot/snapshot.h"
 
 namespace bpo::snapshot {
@@ -28,10 +29,12 @@ inline constexpr uint32_t kMaxSnapshotChunkBytes = 16u << 20;
 
 // Serves the store's snapshots; the store must outlive the service. A stream
 // holds a reference to its payload, so a version dropped from the store
-// mid-stream still completes.
+// mid-stream still completes. Only actor and learner identities (or any
+// peer of a plaintext transport) are served; others get PERMISSION_DENIED.
 class SnapshotServiceImpl final : public bpo::v1::SnapshotService::CallbackService {
  public:
-  explicit SnapshotServiceImpl(const SnapshotStore* store) : store_(store) {}
+  SnapshotServiceImpl(const SnapshotStore* store, TransportSecurity transport)
+      : store_(store), transport_(std::move(transport)) {}
 
   // NOT_FOUND names the version and the versions held.
   grpc::ServerUnaryReactor* GetSnapshotInfo(grpc::CallbackServerContext* context,
@@ -51,7 +54,11 @@ class SnapshotServiceImpl final : public bpo::v1::SnapshotService::CallbackServi
   int64_t fetches_started() const { return fetches_started_.load(); }
 
  private:
+  // OK when the caller may read snapshots.
+  absl::Status Authorize(const grpc::CallbackServerContext& context, const char* method) const;
+
   const SnapshotStore* store_;
+  const TransportSecurity transport_;
   std::atomic<int64_t> fetches_started_{0};
 };
 
@@ -61,6 +68,11 @@ struct SnapshotClientOptions {
   absl::Duration rpc_timeout = absl::Seconds(30);
   // Largest chunk asked for; 0 lets the server choose (1 MiB).
   uint32_t max_chunk_bytes = 0;
+  // How to connect; the server must hold a learner certificate.
+  TransportSecurity transport;
+  // A snapshot the server says is larger is refused (RESOURCE_EXHAUSTED)
+  // before anything is allocated (coordinator.snapshot_bytes_max).
+  uint64_t max_bytes = uint64_t{16} << 30;
 };
 
 // Fetches snapshots from one SnapshotService and caches them in a directory

@@ -343,7 +343,7 @@ struct Served {
 };
 
 Served Serve(grpc::Service* service) {
-  auto server = StartGrpcServer("127.0.0.1:0", {service});
+  auto server = StartGrpcServer("127.0.0.1:0", {service}, TransportSecurity::Plaintext());
   EXPECT_TRUE(server.ok()) << server.status();
   Served out{std::move(*server), ""};
   out.address = absl::StrCat("127.0.0.1:", out.server.port);
@@ -355,11 +355,13 @@ TEST_F(SnapshotTest, ClientFetchesInChunksCachesAndVerifies) {
   const std::string bytes = Encode(model::MergeMode::kMeanDelta, true, 1);
   auto info = store.Publish(1, 100, bytes);
   ASSERT_TRUE(info.ok());
-  SnapshotServiceImpl service(&store);
+  SnapshotServiceImpl service(&store, TransportSecurity::Plaintext());
   Served s = Serve(&service);
   const std::string cache = FreshDir("cache");
   SnapshotClient client(s.address, cache,
-                        {.rpc_timeout = absl::Seconds(10), .max_chunk_bytes = 1000});
+                        {.rpc_timeout = absl::Seconds(10),
+                         .max_chunk_bytes = 1000,
+                         .transport = TransportSecurity::Plaintext()});
 
   // Cold: streamed in 1000-byte chunks, reassembled exactly, cached.
   auto got = client.Fetch(1);
@@ -405,7 +407,8 @@ TEST_F(SnapshotTest, ClientFetchesInChunksCachesAndVerifies) {
   EXPECT_EQ((*list)[0].sha256(), info->sha256());
 
   // Resume offsets: past the end is OUT_OF_RANGE, at the end one empty chunk.
-  auto channel = Connect(s.address, "snapshot service", absl::Seconds(5));
+  auto channel = Connect(s.address, "snapshot service", absl::Seconds(5),
+                         TransportSecurity::Plaintext(), Role::kLearner);
   ASSERT_TRUE(channel.ok());
   auto stub = bpo::v1::SnapshotService::NewStub(*channel);
   for (uint64_t offset : {bytes.size() + 1, bytes.size()}) {
@@ -441,9 +444,9 @@ TEST_F(SnapshotTest, ServerWithOtherBytesForACachedVersionIsFetchedAgain) {
   ASSERT_TRUE(WriteFileAtomically(SnapshotStore::PayloadPath(cache, 1), old_bytes).ok());
   SnapshotStore store;
   ASSERT_TRUE(store.Publish(1, 100, new_bytes).ok());
-  SnapshotServiceImpl service(&store);
+  SnapshotServiceImpl service(&store, TransportSecurity::Plaintext());
   Served s = Serve(&service);
-  SnapshotClient client(s.address, cache);
+  SnapshotClient client(s.address, cache, {.transport = TransportSecurity::Plaintext()});
   auto got = client.Fetch(1);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, new_bytes);
@@ -460,7 +463,8 @@ TEST_F(SnapshotTest, BrokenStreamResumesFromTheLastOffset) {
   ASSERT_TRUE(info.ok());
   ScriptedSnapshotService service(bytes, *info, /*break_after=*/3, /*corrupt=*/false);
   Served s = Serve(&service);
-  SnapshotClient client(s.address, FreshDir("resume"));
+  SnapshotClient client(s.address, FreshDir("resume"),
+                        {.transport = TransportSecurity::Plaintext()});
   auto got = client.Fetch(2);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, bytes);
@@ -477,7 +481,8 @@ TEST_F(SnapshotTest, CorruptPayloadIsDataLossAndNotCached) {
   ASSERT_TRUE(info.ok());
   ScriptedSnapshotService service(bytes, *info, /*break_after=*/-1, /*corrupt=*/true);
   Served s = Serve(&service);
-  SnapshotClient client(s.address, FreshDir("corrupt"));
+  SnapshotClient client(s.address, FreshDir("corrupt"),
+                        {.transport = TransportSecurity::Plaintext()});
   auto got = client.Fetch(4);
   std::string flipped = bytes;
   flipped[flipped.size() / 2] ^= 0x01;
@@ -490,7 +495,9 @@ TEST_F(SnapshotTest, CorruptPayloadIsDataLossAndNotCached) {
 
 TEST(SnapshotClientTest, UnreachableServerIsUnavailableNamingTheAddress) {
   const std::string address = absl::StrCat("127.0.0.1:", testing::PickFreePort());
-  SnapshotClient client(address, FreshDir("unreachable"), {.rpc_timeout = absl::Milliseconds(300)});
+  SnapshotClient client(
+      address, FreshDir("unreachable"),
+      {.rpc_timeout = absl::Milliseconds(300), .transport = TransportSecurity::Plaintext()});
   auto got = client.Fetch(1);
   EXPECT_EQ(got.status(),
             absl::UnavailableError(absl::StrCat("snapshot service at ", address,
@@ -523,9 +530,10 @@ TEST_F(SnapshotTest, PrintsSizeAndLatency) {
     auto info = store.Publish(1, 0, *payload);
     const absl::Duration publish = absl::Now() - t0;
     ASSERT_TRUE(info.ok()) << info.status();
-    SnapshotServiceImpl service(&store);
+    SnapshotServiceImpl service(&store, TransportSecurity::Plaintext());
     Served s = Serve(&service);
-    SnapshotClient client(s.address, FreshDir("bench_cache"));
+    SnapshotClient client(s.address, FreshDir("bench_cache"),
+                          {.transport = TransportSecurity::Plaintext()});
     t0 = absl::Now();
     auto cold = client.Fetch(1);
     const absl::Duration fetch_cold = absl::Now() - t0;

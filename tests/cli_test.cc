@@ -2,12 +2,16 @@
 // messages, example configs, and clear errors for bad flags and busy ports.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/https_client.h"
 #include "tests/testing/subprocess.h"
 
 namespace bpo {
@@ -156,37 +160,66 @@ TEST(CliTest, ConfigJsonAndDefaults) {
               2);
 }
 
+// configs/tiny-cpu.yaml with its output (and the run's certificates) in a
+// directory of the test's own.
+std::string TinyConfigIn(const fs::path& dir) {
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ifstream in(absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml"));
+  std::stringstream text;
+  text << in.rdbuf() << "output_dir: " << dir.string() << "\n";
+  const std::string path = (dir / "tiny-cpu.yaml").string();
+  std::ofstream(path) << text.str();
+  return path;
+}
+
 TEST(CliTest, RunPlansTheScheduleAndServesMetrics) {
-  auto r = Bpo({"run", "--config", absl::StrCat(BPO_SOURCE_DIR, "/configs/tiny-cpu.yaml"),
-                "--log_level=warning"});
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_cli_run_", getpid());
+  auto r = Bpo({"run", "--config", TinyConfigIn(dir), "--log_level=warning"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("run tiny-cpu"));
   EXPECT_THAT(r.out, HasSubstr("T = 8 steps, F = 2 phases, K = 4 steps/phase, B = 4"));
-  EXPECT_THAT(r.out, HasSubstr("metrics: http://127.0.0.1:"));
+  // Over HTTPS with the run's certificates, which `bpo run` made.
+  EXPECT_THAT(r.out, HasSubstr("metrics: https://127.0.0.1:"));
+  EXPECT_TRUE(fs::exists(dir / "tiny-cpu" / "certs" / "ca.pem"));
+  EXPECT_TRUE(fs::exists(dir / "tiny-cpu" / "certs" / "prometheus.key"));
+  fs::remove_all(dir);
 }
 
 TEST(CliTest, RunOnABusyPortFailsClearly) {
   // Hold a port with a first `bpo run`, then ask a second one for it.
   const int port = testing::PickFreePort();
   const std::string address = absl::StrCat("127.0.0.1:", port);
-  const fs::path log = fs::temp_directory_path() / absl::StrCat("bpo_cli_hold_", getpid());
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_cli_busy_", getpid());
+  const std::string config = TinyConfigIn(dir);
+  const fs::path log = dir / "hold.log";
   auto holder = testing::Subprocess::Start(
-      {BPO_BINARY, "run", "--metrics_address=" + address, "--serve_seconds=60"}, log.string());
+      {BPO_BINARY, "run", "--config", config, "--metrics_address=" + address, "--serve_seconds=60"},
+      log.string());
   ASSERT_TRUE(holder.ok());
-  // The holder serves its metrics (LibTorch is loaded in that process too).
+  // The holder serves its metrics (LibTorch is loaded in that process too),
+  // over HTTPS to the run's prometheus certificate.
   bool serving = false;
   for (int attempt = 0; attempt < 200 && !serving; ++attempt) {
-    auto got = testing::HttpGet("127.0.0.1", port, "/metrics");
+    const fs::path certs = dir / "tiny-cpu" / "certs";
+    TransportSecurity scraper;
+    scraper.ca_pem = ReadWholeFile((certs / "ca.pem").string()).value_or("");
+    scraper.cert_pem = ReadWholeFile((certs / "prometheus.pem").string()).value_or("");
+    scraper.key_pem = ReadWholeFile((certs / "prometheus.key").string()).value_or("");
+    auto got = scraper.ca_pem.empty()
+                   ? absl::StatusOr<testing::HttpsResult>(absl::NotFoundError("no CA yet"))
+                   : testing::HttpsGet("127.0.0.1", port, "/metrics", scraper);
     serving = got.ok() && got->status == 200 &&
               got->body.find("bpo_run_schedule{quantity=\"total_steps\"") != std::string::npos;
     if (!serving) absl::SleepFor(absl::Milliseconds(100));
   }
   ASSERT_TRUE(serving);
-  testing::CommandResult r = Bpo({"run", "--metrics_address=" + address, "--log_level=error"});
+  testing::CommandResult r =
+      Bpo({"run", "--config", config, "--metrics_address=" + address, "--log_level=error"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("bpo run: cannot serve HTTP on ", address, ": ")));
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("bpo run: cannot serve HTTP on ", address)));
   EXPECT_THAT(r.err, HasSubstr("in use"));
-  fs::remove(log);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -243,6 +243,7 @@ TEST(HumanAnnotatorBrowserTest, ARaterSignsInAndLabelsEveryPairInChromium) {
   ASSERT_TRUE((*coordinator)->SamplePhase(0).ok());
   annotator::HumanOptions options;
   options.coordinator_address = (*coordinator)->address();
+  options.transport = TransportSecurity::Plaintext();
   options.tokens = {{"carol", "carol-token"}};
   options.seed = 7;
   options.rpc_deadline = absl::Seconds(10);

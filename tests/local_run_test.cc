@@ -14,11 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/transport.h"
 #include "coordinator/sqlite.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/http_client.h"
+#include "tests/testing/https_client.h"
 #include "tests/testing/subprocess.h"
 
 namespace bpo {
@@ -139,6 +142,9 @@ TEST_F(LocalRunTest, StrictRunCompletes) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("8/8 steps, 32 pairs consumed"));
   ExpectCompleteRun();
+  // Over mutual TLS by default, with the certificates `bpo local` issued.
+  EXPECT_THAT(r.out, HasSubstr("mutual TLS, certificates in " + RunDir() + "/certs"));
+  EXPECT_TRUE(fs::exists(RunDir() + "/certs/actor-0.pem"));
   // Strict: every pair of phase p was sampled from snapshot p.
   EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5 AND version != phase"), 0);
   EXPECT_EQ(Query("SELECT COUNT(*) FROM snapshots"), 4);
@@ -260,11 +266,18 @@ TEST_F(LocalRunTest, EveryDashboardMetricIsServedDuringARun) {
   std::ifstream targets_file(RunDir() + "/prometheus-targets.json");
   const nlohmann::json targets = nlohmann::json::parse(targets_file, nullptr, false);
   ASSERT_FALSE(targets.is_discarded());
+  // Scraped over HTTPS as Prometheus would, with the run's observer
+  // certificate that `bpo local` issued.
+  const std::string certs = RunDir() + "/certs";
+  TransportSecurity scraper;
+  scraper.ca_pem = ReadWholeFile(certs + "/ca.pem").value_or("");
+  scraper.cert_pem = ReadWholeFile(certs + "/prometheus.pem").value_or("");
+  scraper.key_pem = ReadWholeFile(certs + "/prometheus.key").value_or("");
   for (const auto& group : targets) {
     const std::string address = group["targets"][0].get<std::string>();
     const auto colon = address.rfind(':');
-    auto r = testing::HttpGet(address.substr(0, colon), std::stoi(address.substr(colon + 1)),
-                              "/metrics");
+    auto r = testing::HttpsGet(address.substr(0, colon), std::stoi(address.substr(colon + 1)),
+                               "/metrics", scraper);
     ASSERT_TRUE(r.ok()) << group["labels"]["process"] << ": " << r.status();
     for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
       if (line.empty() || line[0] == '#') continue;

@@ -1,6 +1,7 @@
 // Integration: a real Prometheus server (Debian's `prometheus`) scrapes this
-// process's /metrics over loopback; the test reads the series back through
-// Prometheus's HTTP query API.
+// process's /metrics over loopback, in plain HTTP and over HTTPS with a client
+// certificate (what every bpo process serves by default); the test reads the
+// series back through Prometheus's HTTP query API.
 #include <filesystem>
 #include <fstream>
 
@@ -12,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/http_client.h"
+#include "tests/testing/pki.h"
 #include "tests/testing/subprocess.h"
 
 namespace bpo {
@@ -46,6 +48,19 @@ class PrometheusScrapeTest : public ::testing::Test {
     auto body = nlohmann::json::parse(got->body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded() || body["status"] != "success") return nlohmann::json::array();
     return body["data"]["result"];
+  }
+
+  // Starts Prometheus on `config` (prometheus.yml's text).
+  void StartPrometheus(const std::string& config) {
+    web_port_ = testing::PickFreePort();
+    std::ofstream(dir_ / "prometheus.yml") << config;
+    auto process = testing::Subprocess::Start(
+        {prometheus_, absl::StrCat("--config.file=", (dir_ / "prometheus.yml").string()),
+         absl::StrCat("--storage.tsdb.path=", (dir_ / "data").string()),
+         absl::StrCat("--web.listen-address=127.0.0.1:", web_port_), "--log.level=warn"},
+        (dir_ / "prometheus.log").string());
+    ASSERT_TRUE(process.ok()) << process.status();
+    server_process_.emplace(std::move(*process));
   }
 
   // Polls until the query returns exactly one sample equal to `want`.
@@ -95,19 +110,11 @@ TEST_F(PrometheusScrapeTest, RealServerScrapesOurSeries) {
   ASSERT_TRUE(server.ok()) << server.status();
   ServeMetrics(&registry, server->get());
 
-  web_port_ = testing::PickFreePort();
-  std::ofstream(dir_ / "prometheus.yml") << absl::StrCat(
-      "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-      "scrape_configs:\n  - job_name: bpo\n    scrape_interval: 1s\n"
-      "    static_configs:\n      - targets: ['",
-      (*server)->address(), "']\n");
-  auto process = testing::Subprocess::Start(
-      {prometheus_, absl::StrCat("--config.file=", (dir_ / "prometheus.yml").string()),
-       absl::StrCat("--storage.tsdb.path=", (dir_ / "data").string()),
-       absl::StrCat("--web.listen-address=127.0.0.1:", web_port_), "--log.level=warn"},
-      (dir_ / "prometheus.log").string());
-  ASSERT_TRUE(process.ok()) << process.status();
-  server_process_.emplace(std::move(*process));
+  StartPrometheus(
+      absl::StrCat("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                   "scrape_configs:\n  - job_name: bpo\n    scrape_interval: 1s\n"
+                   "    static_configs:\n      - targets: ['",
+                   (*server)->address(), "']\n"));
 
   EXPECT_TRUE(WaitForValue("up{job=\"bpo\"}", 1));
   EXPECT_TRUE(WaitForValue("bpo_test_pairs_total{job=\"bpo\",state=\"annotated\"}", 7));
@@ -121,6 +128,48 @@ TEST_F(PrometheusScrapeTest, RealServerScrapesOurSeries) {
   // A later value arrives with a later scrape.
   step_gauge.Set(43);
   EXPECT_TRUE(WaitForValue("bpo_test_learner_step{job=\"bpo\"}", 43));
+}
+
+TEST_F(PrometheusScrapeTest, ScrapesOverHttpsWithAClientCertificateAndOnlyWithOne) {
+  metrics::Registry registry;
+  auto* step = registry.AddGauge("bpo_test_learner_step", "Learner step.").value();
+  step->Add({}).Set(7);
+  auto pki = testing::TestPki::Create((dir_ / "pki").string());
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  auto served = pki->Transport(Role::kActor, "actor-0");
+  ASSERT_TRUE(served.ok()) << served.status();
+  ASSERT_TRUE(pki->Transport(Role::kObserver, "prometheus").ok());
+  auto options = MetricsServerOptions("127.0.0.1:0", *served);
+  ASSERT_TRUE(options.ok()) << options.status();
+  ASSERT_TRUE(options->tls.has_value() && options->tls->require_client_cert);
+  auto server = HttpServer::Start(*options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ServeMetrics(&registry, server->get());
+  EXPECT_EQ((*server)->Url("/metrics"), absl::StrCat("https://", (*server)->address(), "/metrics"));
+
+  const std::string pki_dir = (dir_ / "pki").string();
+  // Job "mtls" presents the prometheus certificate; job "anonymous" trusts
+  // the CA but has no certificate, so its scrapes fail.
+  StartPrometheus(absl::StrCat(
+      "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      "scrape_configs:\n"
+      "  - job_name: mtls\n    scrape_interval: 1s\n    scheme: https\n"
+      "    tls_config:\n      ca_file: ",
+      pki_dir, "/ca.pem\n      cert_file: ", pki_dir, "/prometheus.pem\n      key_file: ", pki_dir,
+      "/prometheus.key\n      server_name: bpo\n"
+      "    static_configs:\n      - targets: ['",
+      (*server)->address(),
+      "']\n"
+      "  - job_name: anonymous\n    scrape_interval: 1s\n    scheme: https\n"
+      "    tls_config:\n      ca_file: ",
+      pki_dir, "/ca.pem\n      server_name: bpo\n    static_configs:\n      - targets: ['",
+      (*server)->address(), "']\n"));
+  EXPECT_TRUE(WaitForValue("up{job=\"mtls\"}", 1));
+  EXPECT_TRUE(WaitForValue("bpo_test_learner_step{job=\"mtls\"}", 7));
+  EXPECT_TRUE(WaitForValue("up{job=\"anonymous\"}", 0));
+  // Plain HTTP to the HTTPS port gets nothing either.
+  auto plain = testing::HttpGet("127.0.0.1", (*server)->port(), "/metrics", absl::Seconds(3));
+  EXPECT_TRUE(!plain.ok() || plain->status != 200);
 }
 
 }  // namespace

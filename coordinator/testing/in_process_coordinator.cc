@@ -24,7 +24,7 @@ bpo::v1::RunConfig SmallRunConfig() {
 }
 
 absl::StatusOr<std::unique_ptr<InProcessCoordinator>> InProcessCoordinator::Start(
-    const std::string& dir, bpo::v1::RunConfig config) {
+    const std::string& dir, bpo::v1::RunConfig config, TransportSecurity transport) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("create ", dir, ": ", ec.message()));
@@ -40,9 +40,9 @@ absl::StatusOr<std::unique_ptr<InProcessCoordinator>> InProcessCoordinator::Star
   std::unique_ptr<InProcessCoordinator> c(new InProcessCoordinator());
   BPO_ASSIGN_OR_RETURN(c->store_, coordinator::RunStore::Open(config, prompts, options));
   BPO_ASSIGN_OR_RETURN(c->rpc_metrics_, coordinator::RpcMetrics::Create(&c->registry_));
-  c->services_ =
-      std::make_unique<coordinator::CoordinatorServices>(c->store_.get(), c->rpc_metrics_.get());
-  BPO_ASSIGN_OR_RETURN(c->server_, StartGrpcServer("127.0.0.1:0", c->services_->list()));
+  c->services_ = std::make_unique<coordinator::CoordinatorServices>(
+      c->store_.get(), c->rpc_metrics_.get(), transport);
+  BPO_ASSIGN_OR_RETURN(c->server_, StartGrpcServer("127.0.0.1:0", c->services_->list(), transport));
 
   bpo::v1::RegisterRequest learner;
   learner.mutable_worker()->set_kind(bpo::v1::WORKER_KIND_LEARNER);

@@ -25,9 +25,11 @@ bpo::v1::RunConfig SmallRunConfig();
 class InProcessCoordinator {
  public:
   // Opens the store at dir/store.db (dir is created) with 20 prompts
-  // "prompt number <i>" and serves it on 127.0.0.1 (a free port).
-  static absl::StatusOr<std::unique_ptr<InProcessCoordinator>> Start(const std::string& dir,
-                                                                     bpo::v1::RunConfig config);
+  // "prompt number <i>" and serves it on 127.0.0.1 (a free port), in
+  // plaintext unless a TLS `transport` (a coordinator certificate) is given.
+  static absl::StatusOr<std::unique_ptr<InProcessCoordinator>> Start(
+      const std::string& dir, bpo::v1::RunConfig config,
+      TransportSecurity transport = TransportSecurity::Plaintext());
   ~InProcessCoordinator();
 
   std::string address() const { return "127.0.0.1:" + std::to_string(server_.port); }
