@@ -7,17 +7,9 @@ find_package(absl CONFIG REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
 find_package(yaml-cpp CONFIG REQUIRED)
-# Debian 12's civetweb CMake config references /usr/bin/civetweb (another
-# package), so find the header and library directly.
-find_path(BPO_CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
-find_library(BPO_CIVETWEB_LIBRARY civetweb REQUIRED)
-add_library(bpo_civetweb INTERFACE)
-target_include_directories(bpo_civetweb SYSTEM INTERFACE ${BPO_CIVETWEB_INCLUDE_DIR})
-target_link_libraries(bpo_civetweb INTERFACE ${BPO_CIVETWEB_LIBRARY} ${CMAKE_DL_LIBS})
-add_library(bpo::civetweb ALIAS bpo_civetweb)
 find_package(SQLite3 REQUIRED)
 find_package(ZLIB REQUIRED)
-find_package(OpenSSL REQUIRED)  # libcrypto: sha256 of snapshots and checkpoints
+find_package(OpenSSL REQUIRED)  # sha256, the run CA's certificates, HTTPS
 find_package(nlohmann_json CONFIG REQUIRED)
 find_package(Gloo CONFIG REQUIRED)
 find_package(Torch REQUIRED)

@@ -1,39 +1,35 @@
 #include "common/http_server.h"
 
-#include <civetweb.h>
-#include <dlfcn.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <pthread.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/endpoint.h"
 #include "common/status_macros.h"
 
-// Debian's civetweb is built with USE_STACK_SIZE=102400: it asks for 100 KiB
-// thread stacks. glibc carves a thread's static TLS out of its stack, and a
-// process that has loaded LibTorch and its dependencies has more static TLS
-// than that, so pthread_create fails with EINVAL ("Cannot create first worker
-// thread"). This definition in the executable takes precedence over libc's
-// for shared libraries (civetweb included) and raises such requests to a
-// floor; larger requests pass through unchanged.
-extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stacksize) {
-  using Fn = int (*)(pthread_attr_t*, size_t);
-  static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
-  constexpr size_t kFloor = size_t{2} << 20;
-  return real(attr, stacksize < kFloor ? kFloor : stacksize);
-}
-
 namespace bpo {
 namespace {
+
+constexpr size_t kMaxHeaderBytes = 16 << 10;
 
 const char* StatusText(int status) {
   switch (status) {
@@ -57,136 +53,60 @@ const char* StatusText(int status) {
       return "Method Not Allowed";
     case 409:
       return "Conflict";
+    case 411:
+      return "Length Required";
     case 413:
       return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
     case 503:
       return "Service Unavailable";
   }
   return "Status";
 }
 
-// civetweb only says "Failed to setup server ports"; binding a probe socket
-// tells why (address in use, not local, permission).
-std::string WhyCannotBind(const Endpoint& ep) {
-  addrinfo hints = {};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* res = nullptr;
-  if (int rc = getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &res);
-      rc != 0) {
-    return gai_strerror(rc);
-  }
-  std::string why;
-  const int fd = socket(res->ai_family, SOCK_STREAM, 0);
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
-    why = std::strerror(errno);
-  } else if (listen(fd, 1) != 0) {
-    why = std::strerror(errno);
-  }
-  close(fd);
-  freeaddrinfo(res);
-  return why;
+HttpResponse Plain(int status, std::string body) {
+  return HttpResponse{status, "text/plain; charset=utf-8", std::move(body), {}};
 }
 
-void Send(mg_connection* conn, const HttpResponse& r) {
-  std::string head = absl::StrCat(
-      "HTTP/1.1 ", r.status, " ", StatusText(r.status), "\r\nContent-Type: ", r.content_type,
-      "\r\nContent-Length: ", r.body.size(), "\r\nCache-Control: no-store\r\n");
-  for (const auto& [k, v] : r.headers) absl::StrAppend(&head, k, ": ", v, "\r\n");
-  head += "\r\n";
-  mg_write(conn, head.data(), head.size());
-  if (!r.body.empty()) mg_write(conn, r.body.data(), r.body.size());
+// Decodes %XX; false for a malformed escape or a NUL byte.
+bool PercentDecode(absl::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+        !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      return false;
+    }
+    const std::string hex(in.substr(i + 1, 2));
+    const int v = static_cast<int>(std::strtol(hex.c_str(), nullptr, 16));
+    if (v == 0) return false;
+    out->push_back(static_cast<char>(v));
+    i += 2;
+  }
+  return true;
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options) {
-  auto endpoint = ParseEndpoint(options.address);
-  if (!endpoint.ok()) return endpoint.status();
-  if (options.num_threads < 1 || options.connection_queue < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTP server: num_threads and connection_queue must be >= 1, got ",
-                     options.num_threads, " and ", options.connection_queue));
-  }
-  const int64_t timeout_ms = absl::ToInt64Milliseconds(options.request_timeout);
-  if (timeout_ms < 1 || timeout_ms > 3600 * 1000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTP server: request_timeout must be in [1ms, 1h], got ",
-                     absl::FormatDuration(options.request_timeout)));
-  }
-  static std::once_flag init_once;
-  // MG_FEATURES_TLS (2): civetweb initializes OpenSSL for HTTPS ports.
-  std::call_once(init_once, [] { mg_init_library(2); });
-
-  std::unique_ptr<HttpServer> server(new HttpServer());
-  server->max_body_bytes_ = options.max_body_bytes;
-  server->tls_ = options.tls;
-  if (options.tls.has_value() &&
-      (options.tls->cert_pem.empty() || options.tls->key_pem.empty() ||
-       (options.tls->require_client_cert && options.tls->ca_pem.empty()))) {
-    return absl::InvalidArgumentError(
-        "HTTPS server: a certificate, its key and (for client certificates) a CA are required");
-  }
-  // civetweb's "s" suffix makes a listening port HTTPS.
-  const std::string ports = absl::StrCat(endpoint->ToString(), options.tls.has_value() ? "s" : "");
-  const std::string threads = absl::StrCat(options.num_threads);
-  const std::string queue = absl::StrCat(options.connection_queue);
-  const std::string timeout = absl::StrCat(timeout_ms);
-  // civetweb's request_timeout_ms (default 30 s) also bounds the wait for the
-  // first byte of a new connection: it is what frees a worker from an idle
-  // client.
-  const char* config[] = {"listening_ports",
-                          ports.c_str(),
-                          "num_threads",
-                          threads.c_str(),
-                          "connection_queue",
-                          queue.c_str(),
-                          "request_timeout_ms",
-                          timeout.c_str(),
-                          "enable_keep_alive",
-                          "no",
-                          "enable_directory_listing",
-                          "no",
-                          nullptr};
-  mg_callbacks callbacks = {};
-  // civetweb prints startup problems itself unless a logger is installed; the
-  // error text comes back through mg_error_data instead.
-  callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
-  if (options.tls.has_value()) callbacks.init_ssl = &HttpServer::InitTls;
-  mg_init_data init = {};
-  init.callbacks = &callbacks;
-  init.user_data = server.get();
-  init.configuration_options = config;
-  char error_text[256] = {0};
-  unsigned error_code = 0;
-  mg_error_data error = {};
-  error.code = &error_code;
-  error.text = error_text;
-  error.text_buffer_size = sizeof(error_text);
-  server->ctx_ = mg_start2(&init, &error);
-  if (server->ctx_ == nullptr) {
-    const std::string why = WhyCannotBind(*endpoint);
-    const std::string detail = error_text[0] ? error_text : "start failed";
-    return absl::UnavailableError(
-        absl::StrCat("cannot serve HTTP on ", endpoint->ToString(), ": ",
-                     why.empty() ? detail : absl::StrCat(why, " (", detail, ")")));
-  }
-  mg_server_port bound[4] = {};
-  const int n = mg_get_server_ports(server->ctx_, 4, bound);
-  server->port_ = n > 0 ? bound[0].port : endpoint->port;
-  Endpoint actual = *endpoint;
-  actual.port = server->port_;
-  server->address_ = actual.ToString();
-  return server;
+std::string OpenSslError() {
+  char buf[256] = {0};
+  ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+  return buf;
 }
 
-int HttpServer::InitTls(void* ssl_ctx, void* user_data) {
-  const HttpTls& tls = *static_cast<HttpServer*>(user_data)->tls_;
-  SSL_CTX* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+// The server's TLS context from PEM material; INVALID_ARGUMENT says why not.
+absl::StatusOr<SSL_CTX*> MakeTlsContext(const HttpTls& tls) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == nullptr) return absl::InternalError(absl::StrCat("SSL_CTX_new: ", OpenSslError()));
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   auto read_cert = [](const std::string& pem) {
     BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
@@ -202,60 +122,375 @@ int HttpServer::InitTls(void* ssl_ctx, void* user_data) {
                   SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
   X509_free(cert);
   EVP_PKEY_free(key);
-  if (!ok) return -1;
+  if (!ok) {
+    SSL_CTX_free(ctx);
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTPS: unusable certificate or key (", OpenSslError(), ")"));
+  }
   if (tls.require_client_cert) {
     X509* ca = read_cert(tls.ca_pem);
     if (ca == nullptr || X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca) != 1) {
       X509_free(ca);
-      return -1;
+      SSL_CTX_free(ctx);
+      return absl::InvalidArgumentError("HTTPS: unusable CA certificate for client certificates");
     }
     X509_free(ca);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
-  return 1;  // configured: civetweb reads no certificate files
+  return ctx;
+}
+
+}  // namespace
+
+// One accepted connection, plain or TLS, on a non-blocking socket: every
+// read and write waits at most until the connection's deadline, and stops
+// when the server does.
+class HttpServer::Connection {
+ public:
+  Connection(int fd, int wake_fd, absl::Time deadline)
+      : fd_(fd), wake_fd_(wake_fd), deadline_(deadline) {}
+  ~Connection() {
+    if (ssl_ != nullptr) {
+      SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+    }
+  }
+
+  // The TLS handshake; false when it fails or runs out of time.
+  bool Handshake(SSL_CTX* ctx) {
+    ssl_ = SSL_new(ctx);
+    if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1) return false;
+    while (true) {
+      const int rc = SSL_accept(ssl_);
+      if (rc == 1) return true;
+      if (!WaitFor(SSL_get_error(ssl_, rc))) return false;
+    }
+  }
+
+  // The common name of the client's verified certificate, if any.
+  std::string PeerName() const {
+    if (ssl_ == nullptr) return "";
+    X509* cert = SSL_get1_peer_certificate(ssl_);
+    if (cert == nullptr) return "";
+    char cn[256] = {0};
+    const int n =
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn));
+    X509_free(cert);
+    return n > 0 ? std::string(cn, static_cast<size_t>(n)) : "";
+  }
+
+  // Up to `n` bytes; 0 at end of stream, -1 on error or timeout.
+  long Read(char* buf, size_t n) {
+    while (true) {
+      if (ssl_ != nullptr) {
+        const int rc = SSL_read(ssl_, buf, static_cast<int>(n));
+        if (rc > 0) return rc;
+        const int err = SSL_get_error(ssl_, rc);
+        if (err == SSL_ERROR_ZERO_RETURN) return 0;
+        if (!WaitFor(err)) return -1;
+      } else {
+        const ssize_t rc = recv(fd_, buf, n, 0);
+        if (rc >= 0) return rc;
+        if (errno == EINTR) continue;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !Wait(POLLIN)) return -1;
+      }
+    }
+  }
+
+  bool WriteAll(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      if (ssl_ != nullptr) {
+        const int rc = SSL_write(ssl_, bytes.data() + done, static_cast<int>(bytes.size() - done));
+        if (rc > 0) {
+          done += static_cast<size_t>(rc);
+        } else if (!WaitFor(SSL_get_error(ssl_, rc))) {
+          return false;
+        }
+      } else {
+        const ssize_t rc = send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+        if (rc > 0) {
+          done += static_cast<size_t>(rc);
+        } else if (rc < 0 && errno == EINTR) {
+          continue;
+        } else if (rc == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || !Wait(POLLOUT)) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+ private:
+  bool WaitFor(int ssl_error) {
+    if (ssl_error == SSL_ERROR_WANT_READ) return Wait(POLLIN);
+    if (ssl_error == SSL_ERROR_WANT_WRITE) return Wait(POLLOUT);
+    return false;
+  }
+  // Waits for `events` until the deadline; false on timeout or stop.
+  bool Wait(short events) {
+    while (true) {
+      const int64_t left = absl::ToInt64Milliseconds(deadline_ - absl::Now());
+      if (left <= 0) return false;
+      pollfd p[2] = {{fd_, events, 0}, {wake_fd_, POLLIN, 0}};
+      const int rc = poll(p, 2, static_cast<int>(std::min<int64_t>(left, 1 << 30)));
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc <= 0 || (p[1].revents & POLLIN)) return false;
+      return true;
+    }
+  }
+
+  const int fd_;
+  const int wake_fd_;
+  const absl::Time deadline_;
+  SSL* ssl_ = nullptr;
+};
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options) {
+  auto endpoint = ParseEndpoint(options.address);
+  if (!endpoint.ok()) return endpoint.status();
+  if (options.num_threads < 1 || options.connection_queue < 1 || options.num_threads > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HTTP server: num_threads must be in [1, 4096] and connection_queue >= 1, got ",
+        options.num_threads, " and ", options.connection_queue));
+  }
+  const int64_t timeout_ms = absl::ToInt64Milliseconds(options.request_timeout);
+  if (timeout_ms < 1 || timeout_ms > 3600 * 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP server: request_timeout must be in [1ms, 1h], got ",
+                     absl::FormatDuration(options.request_timeout)));
+  }
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  server->max_body_bytes_ = options.max_body_bytes;
+  server->connection_queue_ = static_cast<size_t>(options.connection_queue);
+  server->request_timeout_ = options.request_timeout;
+  server->tls_ = options.tls;
+  if (options.tls.has_value()) {
+    if (options.tls->cert_pem.empty() || options.tls->key_pem.empty() ||
+        (options.tls->require_client_cert && options.tls->ca_pem.empty())) {
+      return absl::InvalidArgumentError(
+          "HTTPS server: a certificate, its key and (for client certificates) a CA are required");
+    }
+    BPO_ASSIGN_OR_RETURN(server->ssl_ctx_, MakeTlsContext(*options.tls));
+  }
+
+  const std::string where = endpoint->ToString();
+  addrinfo hints = {};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string host = endpoint->host.empty() ? "0.0.0.0" : endpoint->host;
+  if (int rc = getaddrinfo(host.c_str(), std::to_string(endpoint->port).c_str(), &hints, &res);
+      rc != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve HTTP on ", where, ": ", gai_strerror(rc)));
+  }
+  const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  std::string why;
+  if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+    why = std::strerror(errno);
+  }
+  freeaddrinfo(res);
+  if (!why.empty()) {
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot serve HTTP on ", where, ": ", why));
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  sockaddr_storage bound = {};
+  socklen_t len = sizeof(bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  server->listen_fd_ = fd;
+  server->port_ =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  Endpoint actual = *endpoint;
+  actual.port = server->port_;
+  server->address_ = actual.ToString();
+  server->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  HttpServer* self = server.get();
+  for (int i = 0; i < options.num_threads; ++i) {
+    server->workers_.emplace_back([self] { self->WorkLoop(); });
+  }
+  server->acceptor_ = std::thread([self] { self->AcceptLoop(); });
+  return server;
 }
 
 HttpServer::~HttpServer() {
-  if (ctx_ != nullptr) mg_stop(ctx_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  if (wake_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+  ready_.notify_all();
+  if (acceptor_.joinable()) acceptor_.join();
+  for (std::thread& t : workers_) t.join();
+  for (auto& [fd, peer] : queue_) close(fd);
+  if (listen_fd_ >= 0) close(listen_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (ssl_ctx_ != nullptr) SSL_CTX_free(ssl_ctx_);
 }
 
 void HttpServer::Handle(const std::string& path, Handler handler) {
-  auto& route = routes_[path];
-  route = std::make_unique<Route>(Route{this, std::move(handler)});
-  mg_set_request_handler(ctx_, path.c_str(), &HttpServer::Dispatch, route.get());
+  routes_[path] = std::move(handler);
 }
 
-int HttpServer::Dispatch(mg_connection* conn, void* cbdata) {
-  const Route& route = *static_cast<Route*>(cbdata);
-  const size_t max_body = route.server->max_body_bytes_;
-  const mg_request_info* info = mg_get_request_info(conn);
-  HttpRequest req;
-  req.method = info->request_method ? info->request_method : "";
-  req.path = info->local_uri ? info->local_uri : "";
-  req.query = info->query_string ? info->query_string : "";
-  const long long length = info->content_length;
-  if (length > static_cast<long long>(max_body)) {
-    Send(conn, HttpResponse{413, "text/plain; charset=utf-8", "request body too large\n", {}});
-    return 413;
-  }
-  char buf[8192];
-  int got;
-  while ((got = mg_read(conn, buf, sizeof(buf))) > 0) {
-    req.body.append(buf, got);
-    if (req.body.size() > max_body) {
-      Send(conn, HttpResponse{413, "text/plain; charset=utf-8", "request body too large\n", {}});
-      return 413;
+const HttpServer::Handler* HttpServer::FindRoute(const std::string& path) const {
+  const Handler* best = nullptr;
+  size_t best_len = 0;
+  for (const auto& [prefix, handler] : routes_) {
+    const bool match =
+        path == prefix || prefix == "/" ||
+        (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+         (prefix.back() == '/' || path[prefix.size()] == '/'));
+    if (match && (best == nullptr || prefix.size() > best_len)) {
+      best = &handler;
+      best_len = prefix.size();
     }
+  }
+  return best;
+}
+
+void HttpServer::AcceptLoop() {
+  while (true) {
+    pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0 && errno != EINTR) return;
+    if (p[1].revents & POLLIN) return;
+    sockaddr_storage addr = {};
+    socklen_t len = sizeof(addr);
+    const int fd =
+        accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) continue;
+    char host[INET6_ADDRSTRLEN] = {0};
+    if (addr.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, host, sizeof(host));
+    } else {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, host, sizeof(host));
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_ || queue_.size() >= connection_queue_) {
+      lock.unlock();
+      close(fd);  // full: refuse at once rather than queue without bound
+      continue;
+    }
+    queue_.emplace_back(fd, host);
+    lock.unlock();
+    ready_.notify_one();
+  }
+}
+
+void HttpServer::WorkLoop() {
+  while (true) {
+    std::unique_lock<std::mutex> lock(mu_);
+    ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    auto [fd, peer] = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    Serve(fd, peer);
+    close(fd);
+  }
+}
+
+void HttpServer::Serve(int fd, const std::string& peer) {
+  Connection c(fd, wake_fd_, absl::Now() + request_timeout_);
+  if (ssl_ctx_ != nullptr && !c.Handshake(ssl_ctx_)) return;
+  auto send = [&c](const HttpResponse& r) {
+    std::string out =
+        absl::StrCat("HTTP/1.1 ", r.status, " ", StatusText(r.status),
+                     "\r\nContent-Type: ", r.content_type, "\r\nContent-Length: ", r.body.size(),
+                     "\r\nCache-Control: no-store\r\nConnection: close\r\n");
+    for (const auto& [k, v] : r.headers) absl::StrAppend(&out, k, ": ", v, "\r\n");
+    absl::StrAppend(&out, "\r\n", r.body);
+    c.WriteAll(out);
+  };
+
+  // The request line and headers.
+  std::string raw;
+  size_t head_end = std::string::npos;
+  char buf[8192];
+  while (head_end == std::string::npos) {
+    if (raw.size() > kMaxHeaderBytes) {
+      send(Plain(431, "request headers too large\n"));
+      return;
+    }
+    const long n = c.Read(buf, sizeof(buf));
+    if (n <= 0) return;  // closed, timed out or stopping: nothing to answer
+    raw.append(buf, static_cast<size_t>(n));
+    head_end = raw.find("\r\n\r\n");
+  }
+  HttpRequest req;
+  req.remote_address = peer;
+  req.peer_identity = c.PeerName();
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(absl::string_view(raw).substr(0, head_end), "\r\n");
+  std::vector<absl::string_view> parts = absl::StrSplit(lines[0], ' ');
+  if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/1.") || parts[1].empty() ||
+      parts[1][0] != '/') {
+    send(Plain(400, "malformed request line\n"));
+    return;
+  }
+  req.method = std::string(parts[0]);
+  const size_t q = parts[1].find('?');
+  if (q != absl::string_view::npos) req.query = std::string(parts[1].substr(q + 1));
+  if (!PercentDecode(parts[1].substr(0, q), &req.path)) {
+    send(Plain(400, "malformed path\n"));
+    return;
+  }
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const size_t colon = lines[i].find(':');
+    if (colon == absl::string_view::npos || colon == 0) {
+      send(Plain(400, "malformed header\n"));
+      return;
+    }
+    const std::string name = absl::AsciiStrToLower(lines[i].substr(0, colon));
+    const std::string value(absl::StripAsciiWhitespace(lines[i].substr(colon + 1)));
+    auto [it, fresh] = req.headers.emplace(name, value);
+    if (!fresh) absl::StrAppend(&it->second, ", ", value);
+  }
+  if (req.headers.count("transfer-encoding")) {
+    send(Plain(501, "chunked request bodies are not supported; send Content-Length\n"));
+    return;
+  }
+
+  // The body, by Content-Length.
+  size_t length = 0;
+  if (auto it = req.headers.find("content-length"); it != req.headers.end()) {
+    uint64_t v = 0;
+    if (!absl::SimpleAtoi(it->second, &v)) {
+      send(Plain(400, "malformed Content-Length\n"));
+      return;
+    }
+    if (v > max_body_bytes_) {
+      send(Plain(413, "request body too large\n"));
+      return;
+    }
+    length = static_cast<size_t>(v);
+  }
+  req.body = raw.substr(head_end + 4);
+  if (req.body.size() > length) req.body.resize(length);
+  while (req.body.size() < length) {
+    const long n = c.Read(buf, std::min(sizeof(buf), length - req.body.size()));
+    if (n <= 0) return;
+    req.body.append(buf, static_cast<size_t>(n));
+  }
+
+  const Handler* handler = FindRoute(req.path);
+  if (handler == nullptr) {
+    send(Plain(404, "not found\n"));
+    return;
   }
   HttpResponse resp;
   try {
-    resp = route.handler(req);
+    resp = (*handler)(req);
   } catch (const std::exception& e) {
-    resp =
-        HttpResponse{500, "text/plain; charset=utf-8", absl::StrCat("error: ", e.what(), "\n"), {}};
+    resp = Plain(500, absl::StrCat("error: ", e.what(), "\n"));
   }
-  Send(conn, resp);
-  return resp.status;
+  send(resp);
 }
 
 absl::StatusOr<HttpServerOptions> MetricsServerOptions(const std::string& address,
