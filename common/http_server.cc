@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/endpoint.h"
 
@@ -55,6 +56,8 @@ const char* StatusText(int status) {
       return "Conflict";
     case 413:
       return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
     case 500:
       return "Internal Server Error";
     case 503:
@@ -187,6 +190,13 @@ int HttpServer::Dispatch(mg_connection* conn, void* cbdata) {
   req.method = info->request_method ? info->request_method : "";
   req.path = info->local_uri ? info->local_uri : "";
   req.query = info->query_string ? info->query_string : "";
+  req.remote_address = info->remote_addr;
+  for (int i = 0; i < info->num_headers; ++i) {
+    const mg_header& h = info->http_headers[i];
+    if (h.name == nullptr || h.value == nullptr) continue;
+    auto [it, fresh] = req.headers.emplace(absl::AsciiStrToLower(h.name), h.value);
+    if (!fresh) absl::StrAppend(&it->second, ", ", h.value);
+  }
   const long long length = info->content_length;
   if (length > static_cast<long long>(max_body)) {
     Send(conn, HttpResponse{413, "text/plain; charset=utf-8", "request body too large\n", {}});

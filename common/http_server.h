@@ -30,6 +30,9 @@ struct HttpRequest {
   std::string path;    // decoded, without the query
   std::string query;   // raw, without '?'
   std::string body;
+  // Names lower-cased; a repeated header's values joined with ", ".
+  std::map<std::string, std::string> headers;
+  std::string remote_address;  // the client's IP address
 };
 
 struct HttpResponse {
