@@ -50,7 +50,7 @@ constexpr char kPage[] = R"html(<!DOCTYPE html>
   <form id="login-view" class="card" hidden>
     <p>Sign in to label pairs.</p>
     <label>Name <input id="rater" autocomplete="username" required></label>
-    <label>Token <input id="token" type="password" autocomplete="current-password" required></label>
+    <label>Secret <input id="secret" type="password" autocomplete="current-password" required></label>
     <button id="signin" class="main" type="submit">Sign in</button>
     <p id="login-error" class="error"></p>
   </form>
@@ -79,7 +79,9 @@ constexpr char kPage[] = R"html(<!DOCTYPE html>
 const $ = (id) => document.getElementById(id);
 const kKeys = { "1": "left", "ArrowLeft": "left", "2": "right", "ArrowRight": "right",
                 "3": "tie", "t": "tie", "4": "skip", "s": "skip" };
-let session = sessionStorage.getItem("bpo-session") || "";
+// The session lives in an HttpOnly cookie the page never sees.
+let signedIn = false;
+let cookieCheck = false;  // signed in; no API call has shown the cookie works yet
 let pair = null;
 let busy = false;
 let retryTimer = 0;
@@ -102,7 +104,7 @@ function showCount(n) {
 }
 
 async function api(method, path, body) {
-  const init = { method: method, headers: {} };
+  const init = { method: method, headers: { "X-Bpo-Request": "1" }, credentials: "same-origin" };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -124,8 +126,12 @@ async function api(method, path, body) {
 
 function signedOut(why) {
   clearTimeout(retryTimer);
-  session = "";
-  sessionStorage.removeItem("bpo-session");
+  if (cookieCheck) {
+    why = "Signed in, but the browser did not keep the session cookie: open the page over " +
+          "HTTPS (or on localhost).";
+  }
+  signedIn = false;
+  cookieCheck = false;
   pair = null;
   $("who").textContent = "";
   $("run-progress").textContent = "";
@@ -136,14 +142,14 @@ function signedOut(why) {
 
 async function login(event) {
   event.preventDefault();
-  const r = await api("POST", "/api/login", { rater: $("rater").value.trim(), token: $("token").value });
+  const r = await api("POST", "/api/login", { rater: $("rater").value.trim(), secret: $("secret").value });
   if (r.status !== 200) {
     $("login-error").textContent = r.data.error || "sign-in failed";
     return;
   }
-  session = r.data.session;
-  sessionStorage.setItem("bpo-session", session);
-  $("token").value = "";
+  signedIn = true;
+  cookieCheck = true;
+  $("secret").value = "";
   $("login-error").textContent = "";
   $("who").textContent = r.data.rater;
   showCount(r.data.labelled);
@@ -153,8 +159,9 @@ async function login(event) {
 
 async function next() {
   clearTimeout(retryTimer);
-  const r = await api("GET", "/api/next?session=" + encodeURIComponent(session));
+  const r = await api("GET", "/api/next");
   if (r.status === 401) return signedOut(r.data.error);
+  cookieCheck = false;
   if (r.status !== 200) {
     pair = null;
     setState("waiting");
@@ -188,7 +195,7 @@ async function choose(choice) {
   if (!pair || busy) return;
   busy = true;
   setButtons(false);
-  const r = await api("POST", "/api/label", { session: session, pair_id: pair.pair_id, choice: choice });
+  const r = await api("POST", "/api/label", { pair_id: pair.pair_id, choice: choice });
   if (r.status === 401) return signedOut(r.data.error);
   if (r.status === 200) {
     showCount(r.data.labelled);
@@ -206,10 +213,11 @@ async function choose(choice) {
 }
 
 async function stats() {
-  if (!session) return;
-  const r = await api("GET", "/api/stats?session=" + encodeURIComponent(session));
+  if (!signedIn) return;
+  const r = await api("GET", "/api/stats");
   if (r.status === 401) return signedOut(r.data.error);
   if (r.status !== 200) return;
+  cookieCheck = false;
   $("who").textContent = r.data.rater;
   showCount(r.data.labelled);
   if (r.data.run) {
@@ -220,7 +228,8 @@ async function stats() {
 
 $("login-view").addEventListener("submit", login);
 $("signout").addEventListener("click", async () => {
-  await api("POST", "/api/logout", { session: session });
+  await api("POST", "/api/logout");
+  cookieCheck = false;
   signedOut("");
 });
 for (const b of document.querySelectorAll("[data-choice]")) {
@@ -237,12 +246,16 @@ document.addEventListener("keydown", (event) => {
 });
 // Keeps the session, and with it the rater's lease, alive while the page is open.
 setInterval(stats, 30000);
-if (session) {
+// A reload keeps the session: the cookie says whether the rater is signed in.
+(async () => {
+  const r = await api("GET", "/api/stats");
+  if (r.status !== 200) return setState("login");
+  signedIn = true;
+  $("who").textContent = r.data.rater;
+  showCount(r.data.labelled);
+  await next();
   stats();
-  next();
-} else {
-  setState("login");
-}
+})();
 </script>
 </body>
 </html>

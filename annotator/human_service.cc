@@ -1,16 +1,20 @@
 #include "annotator/human_service.h"
 
+#include <openssl/rand.h>
+
+#include <algorithm>
 #include <random>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "annotator/human_page.h"
 #include "common/endpoint.h"
+#include "common/files.h"
 #include "common/logging.h"
 #include "common/rpc.h"
 #include "common/status_macros.h"
@@ -82,49 +86,37 @@ absl::StatusOr<std::map<std::string, std::string>> ParseFields(
   return out;
 }
 
-int FromHex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = absl::ascii_tolower(c);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+constexpr char kSessionCookie[] = "bpo_session";
 
-// The percent-decoded value of `key` in a raw query string ("" when absent).
-std::string QueryParam(const std::string& query, absl::string_view key) {
-  for (absl::string_view part : absl::StrSplit(query, '&')) {
+// The value of the cookie `name` in a Cookie header ("" when absent).
+std::string CookieValue(const HttpRequest& request, absl::string_view name) {
+  auto header = request.headers.find("cookie");
+  if (header == request.headers.end()) return "";
+  for (absl::string_view part : absl::StrSplit(header->second, ';')) {
     std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(part, absl::MaxSplits('=', 1));
-    if (kv.first != key) continue;
-    std::string out;
-    for (size_t i = 0; i < kv.second.size(); ++i) {
-      const char c = kv.second[i];
-      if (c == '+') {
-        out += ' ';
-      } else if (c == '%' && i + 2 < kv.second.size() && FromHex(kv.second[i + 1]) >= 0 &&
-                 FromHex(kv.second[i + 2]) >= 0) {
-        out += static_cast<char>(FromHex(kv.second[i + 1]) * 16 + FromHex(kv.second[i + 2]));
-        i += 2;
-      } else {
-        out += c;
-      }
-    }
-    return out;
+        absl::StrSplit(absl::StripAsciiWhitespace(part), absl::MaxSplits('=', 1));
+    if (kv.first == name) return std::string(kv.second);
   }
   return "";
 }
 
-// Compares in time independent of where equal-length strings differ.
-bool SecretEquals(const std::string& given, const std::string& secret) {
-  if (secret.empty() || given.size() != secret.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < given.size(); ++i) diff |= given[i] ^ secret[i];
-  return diff == 0;
+// 256 random bits as 64 hex digits.
+absl::StatusOr<std::string> NewSessionId() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return absl::InternalError("OpenSSL RAND_bytes failed");
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
-std::string NewSessionId() {
-  std::random_device random;
-  std::string id;
-  for (int i = 0; i < 4; ++i) absl::StrAppendFormat(&id, "%08x", random());
-  return id;
+HttpResponse TooManyAttempts(absl::Duration wait) {
+  const int64_t seconds =
+      std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))));
+  HttpResponse r =
+      ErrorResponse(429, absl::StrCat("too many sign-in attempts: try again in ", seconds, " s"));
+  r.headers["Retry-After"] = absl::StrCat(seconds);
+  return r;
 }
 
 // FNV-1a, then SplitMix64: a well-mixed per-rater seed.
@@ -155,7 +147,7 @@ const char* ChoiceKey(bpo::v1::Choice choice) {
 }  // namespace
 
 HumanAnnotationService::HumanAnnotationService(HumanOptions options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)), limiter_(options_.login_limits) {}
 
 HumanAnnotationService::~HumanAnnotationService() { Stop(); }
 
@@ -164,15 +156,21 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
   if (options.coordinator_address.empty()) {
     return absl::InvalidArgumentError("human annotation: the coordinator address is empty");
   }
-  if (options.tokens.empty() && options.shared_token.empty()) {
-    return absl::InvalidArgumentError("human annotation: give rater tokens or a shared token");
+  if (options.raters.empty()) {
+    return absl::InvalidArgumentError(
+        "human annotation: no raters (make a raters file with `bpo annotator add-rater`)");
   }
-  for (const auto& [name, token] : options.tokens) {
-    if (!IsValidRaterName(name) || token.empty()) {
+  int iterations = 0;
+  for (const auto& [name, hash] : options.raters) {
+    if (!IsValidRaterName(name) || hash.iterations < kSecretHashIterationsMin ||
+        hash.hash.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("human annotation: bad rater '", name, "' or empty token"));
+          absl::StrCat("human annotation: bad rater name '", name, "' or secret hash"));
     }
+    iterations = std::max(iterations, hash.iterations);
   }
+  BPO_RETURN_IF_ERROR(ValidateLoginLimits(options.login_limits));
+  if (!options.clock) return absl::InvalidArgumentError("human annotation: no clock");
   if (options.lease_duration <= absl::ZeroDuration() ||
       options.rpc_deadline <= absl::ZeroDuration() ||
       options.idle_timeout <= absl::ZeroDuration() ||
@@ -189,6 +187,8 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
     options.seed = (uint64_t{std::random_device()()} << 32) | std::random_device()();
 
   std::unique_ptr<HumanAnnotationService> service(new HumanAnnotationService(std::move(options)));
+  BPO_ASSIGN_OR_RETURN(std::string unknown_secret, NewRaterSecret());
+  BPO_ASSIGN_OR_RETURN(service->unknown_rater_, HashSecret(unknown_secret, iterations));
   const HumanOptions& o = service->options_;
   BPO_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
                        Connect(o.coordinator_address, "coordinator", o.connect_timeout, o.transport,
@@ -224,15 +224,19 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
   HumanAnnotationService* self = service.get();
   service->http_->Handle("/", [self](const HttpRequest& request) { return self->Route(request); });
   service->keepalive_ = std::thread([self] { self->KeepAliveLoop(); });
+  const LoginLimits& limits = o.login_limits;
   BPO_LOG(INFO) << "human annotation: serving " << service->http_->Url("/") << " for "
-                << (o.tokens.empty()
-                        ? std::string("any rater (shared token)")
-                        : absl::StrCat(o.tokens.size(), " raters",
-                                       o.shared_token.empty() ? "" : " and a shared token"))
-                << "; coordinator " << o.coordinator_address << ", lease "
-                << absl::FormatDuration(o.lease_duration) << " x " << o.pairs_per_lease
-                << " pairs, idle after " << absl::FormatDuration(o.idle_timeout)
-                << ", rpc deadline " << absl::FormatDuration(o.rpc_deadline);
+                << o.raters.size() << " raters; "
+                << (o.secure_cookies ? "Secure session cookies (HTTPS or localhost only)"
+                                     : "session cookies without Secure (plain HTTP)")
+                << "; sign-in lockout after " << limits.rater_failures_max
+                << " failures per rater or " << limits.address_failures_max
+                << " per address within " << absl::FormatDuration(limits.window) << ", at most "
+                << limits.attempts_per_second_max << " attempts/s; coordinator "
+                << o.coordinator_address << ", lease " << absl::FormatDuration(o.lease_duration)
+                << " x " << o.pairs_per_lease << " pairs, idle after "
+                << absl::FormatDuration(o.idle_timeout) << ", rpc deadline "
+                << absl::FormatDuration(o.rpc_deadline);
   return service;
 }
 
@@ -259,6 +263,16 @@ absl::Status HumanAnnotationService::InitMetrics(metrics::Registry* registry) {
                                             "Choices the coordinator refused (the lease lapsed and "
                                             "the pair went to another rater)"));
   metrics_.refused = &refused->Add({});
+  BPO_ASSIGN_OR_RETURN(auto* failed,
+                       registry->AddCounter("bpo_human_logins_failed_total",
+                                            "Sign-ins refused for an unknown rater or a wrong "
+                                            "secret"));
+  metrics_.logins_failed = &failed->Add({});
+  BPO_ASSIGN_OR_RETURN(auto* limited,
+                       registry->AddCounter("bpo_human_logins_limited_total",
+                                            "Sign-ins refused unchecked (HTTP 429): a lockout or "
+                                            "the per-second cap"));
+  metrics_.logins_limited = &limited->Add({});
   return absl::OkStatus();
 }
 
@@ -293,7 +307,14 @@ HttpResponse HumanAnnotationService::Route(const HttpRequest& request) {
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
     page.headers["X-Content-Type-Options"] = "nosniff";
+    page.headers["Referrer-Policy"] = "no-referrer";
     return page;
+  }
+  if (absl::StartsWith(request.path, "/api/")) {
+    auto marker = request.headers.find("x-bpo-request");
+    if (marker == request.headers.end() || marker->second != "1") {
+      return ErrorResponse(403, "API requests must send the header 'X-Bpo-Request: 1'");
+    }
   }
   for (const Api& api : kApi) {
     if (request.path != api.path) continue;
@@ -307,21 +328,42 @@ HttpResponse HumanAnnotationService::Route(const HttpRequest& request) {
   return ErrorResponse(404, absl::StrCat("no such page: ", request.path));
 }
 
-bool HumanAnnotationService::TokenMatches(const std::string& rater,
-                                          const std::string& token) const {
-  auto it = options_.tokens.find(rater);
-  if (it != options_.tokens.end()) return SecretEquals(token, it->second);
-  return !options_.shared_token.empty() && IsValidRaterName(rater) &&
-         SecretEquals(token, options_.shared_token);
+std::string HumanAnnotationService::SessionCookie(const std::string& session) const {
+  return absl::StrCat(kSessionCookie, "=", session, "; Path=/; HttpOnly; SameSite=Strict",
+                      options_.secure_cookies ? "; Secure" : "");
+}
+
+std::string HumanAnnotationService::ClearedSessionCookie() const {
+  return absl::StrCat(kSessionCookie, "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+                      options_.secure_cookies ? "; Secure" : "");
 }
 
 HttpResponse HumanAnnotationService::Login(const HttpRequest& request) {
-  auto fields = ParseFields(request.body, {"rater", "token"});
+  auto fields = ParseFields(request.body, {"rater", "secret"});
   if (!fields.ok()) return StatusResponse(fields.status());
   const std::string& name = (*fields)["rater"];
-  if (!TokenMatches(name, (*fields)["token"])) {
-    return ErrorResponse(401, "unknown rater or wrong token");
+  auto known = options_.raters.find(name);
+  const bool is_known = known != options_.raters.end();
+  const absl::Time attempt = options_.clock();
+  if (absl::Duration wait = limiter_.Admit(name, is_known, request.remote_address, attempt);
+      wait > absl::ZeroDuration()) {
+    metrics_.logins_limited->Increment();
+    return TooManyAttempts(wait);
   }
+  if (!SecretMatches((*fields)["secret"], is_known ? known->second : unknown_rater_) || !is_known) {
+    metrics_.logins_failed->Increment();
+    if (limiter_.Failed(name, is_known, request.remote_address, attempt)) {
+      BPO_LOG(WARNING) << "human annotation: sign-ins "
+                       << (is_known ? absl::StrCat("as rater '", name, "' or ") : "") << "from "
+                       << request.remote_address << " locked out for "
+                       << absl::FormatDuration(options_.login_limits.window)
+                       << " after repeated failures";
+    }
+    return ErrorResponse(401, "unknown rater or wrong secret");
+  }
+  limiter_.Succeeded(name);
+  absl::StatusOr<std::string> session = NewSessionId();
+  if (!session.ok()) return StatusResponse(session.status());
   std::shared_ptr<RaterWork> rater;
   {
     absl::MutexLock lock(&mu_);
@@ -341,24 +383,27 @@ HttpResponse HumanAnnotationService::Login(const HttpRequest& request) {
   }
   const absl::Time now = absl::Now();
   rater->Touch(now);
-  const std::string session = NewSessionId();
   {
     absl::MutexLock lock(&mu_);
-    sessions_[session] = Session{name, now};
+    sessions_[Sha256Hex(*session)] = Session{name, now};
     metrics_.raters_active->Set(CountActive(now));
   }
-  BPO_LOG(INFO) << "human annotation: rater '" << name << "' signed in";
-  return JsonResponse(
-      200, json{{"session", session}, {"rater", name}, {"labelled", rater->counts().labelled}});
+  BPO_LOG(INFO) << "human annotation: rater '" << name << "' signed in from "
+                << request.remote_address;
+  HttpResponse ok =
+      JsonResponse(200, json{{"rater", name}, {"labelled", rater->counts().labelled}});
+  ok.headers["Set-Cookie"] = SessionCookie(*session);
+  return ok;
 }
 
-std::shared_ptr<RaterWork> HumanAnnotationService::FindRater(const std::string& session,
+std::shared_ptr<RaterWork> HumanAnnotationService::FindRater(const HttpRequest& request,
                                                              HttpResponse* error) {
+  const std::string session = CookieValue(request, kSessionCookie);
   const absl::Time now = absl::Now();
   std::shared_ptr<RaterWork> rater;
-  {
+  if (!session.empty()) {
     absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(session);
+    auto it = sessions_.find(Sha256Hex(session));
     if (it != sessions_.end()) {
       it->second.last_used = now;
       rater = raters_.at(it->second.rater);
@@ -375,7 +420,7 @@ std::shared_ptr<RaterWork> HumanAnnotationService::FindRater(const std::string& 
 
 HttpResponse HumanAnnotationService::Next(const HttpRequest& request) {
   HttpResponse error;
-  std::shared_ptr<RaterWork> rater = FindRater(QueryParam(request.query, "session"), &error);
+  std::shared_ptr<RaterWork> rater = FindRater(request, &error);
   if (rater == nullptr) return error;
   absl::StatusOr<RaterWork::Next> next = rater->NextPair(absl::Now());
   if (!next.ok()) return StatusResponse(next.status());
@@ -392,11 +437,11 @@ HttpResponse HumanAnnotationService::Next(const HttpRequest& request) {
 }
 
 HttpResponse HumanAnnotationService::Label(const HttpRequest& request) {
-  auto fields = ParseFields(request.body, {"session", "pair_id", "choice"});
-  if (!fields.ok()) return StatusResponse(fields.status());
   HttpResponse error;
-  std::shared_ptr<RaterWork> rater = FindRater((*fields)["session"], &error);
+  std::shared_ptr<RaterWork> rater = FindRater(request, &error);
   if (rater == nullptr) return error;
+  auto fields = ParseFields(request.body, {"pair_id", "choice"});
+  if (!fields.ok()) return StatusResponse(fields.status());
   absl::StatusOr<Side> side = ParseSide((*fields)["choice"]);
   if (!side.ok()) return StatusResponse(side.status());
   absl::StatusOr<RaterWork::Outcome> outcome =
@@ -416,7 +461,7 @@ HttpResponse HumanAnnotationService::Label(const HttpRequest& request) {
 
 HttpResponse HumanAnnotationService::Stats(const HttpRequest& request) {
   HttpResponse error;
-  std::shared_ptr<RaterWork> rater = FindRater(QueryParam(request.query, "session"), &error);
+  std::shared_ptr<RaterWork> rater = FindRater(request, &error);
   if (rater == nullptr) return error;
   const RaterWork::Counts counts = rater->counts();
   json by_choice = json::object();
@@ -445,13 +490,15 @@ HttpResponse HumanAnnotationService::Stats(const HttpRequest& request) {
 }
 
 HttpResponse HumanAnnotationService::Logout(const HttpRequest& request) {
-  auto fields = ParseFields(request.body, {"session"});
-  if (!fields.ok()) return StatusResponse(fields.status());
-  absl::MutexLock lock(&mu_);
-  if (sessions_.erase((*fields)["session"]) == 0) {
-    return ErrorResponse(401, "unknown or expired session");
+  const std::string session = CookieValue(request, kSessionCookie);
+  bool ended = false;
+  if (!session.empty()) {
+    absl::MutexLock lock(&mu_);
+    ended = sessions_.erase(Sha256Hex(session)) > 0;
   }
-  return JsonResponse(200, json{{"signed_out", true}});
+  HttpResponse out = JsonResponse(200, json{{"signed_out", ended}});
+  out.headers["Set-Cookie"] = ClearedSessionCookie();
+  return out;
 }
 
 int HumanAnnotationService::CountActive(absl::Time now) {

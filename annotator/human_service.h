@@ -10,24 +10,38 @@
 // RNG; the mapping back to A/B stays on the server, so the page never sees
 // which side is A.
 //
+// Sign-in: each rater has their own secret (human_tokens.h; the raters file
+// keeps only its PBKDF2 hash). Failed sign-ins lock the rater name and the
+// client address out for a while (human_login.h). A signed-in page holds
+// its session only in the cookie
+//   bpo_session=<64 hex digits>; Path=/; HttpOnly; SameSite=Strict; Secure
+// (Secure unless secure_cookies is off); the API never takes a session from
+// the URL or a JSON body, and no response carries one in its body. Every
+// /api/ request must send the header `X-Bpo-Request: 1`: a cross-site page
+// cannot add it without a CORS preflight, which the service never grants,
+// so together with SameSite=Strict it stops cross-site request forgery.
+//
 // HTTP API (JSON bodies; errors are {"error": "..."}):
 //   GET  /                 the page (HTML, CSS and JS inline; no external resources)
-//   POST /api/login        {"rater","token"} -> {"session","rater","labelled"}; 401 bad token
-//   GET  /api/next?session=S   -> {"pair": {"pair_id","prompt","left","right"} | null,
-//                                  "retry_after_ms", "labelled"}
-//   POST /api/label        {"session","pair_id","choice": left|right|tie|skip}
+//   POST /api/login        {"rater","secret"} -> {"rater","labelled"} and Set-Cookie;
+//                            401 unknown rater or wrong secret; 429 locked out or
+//                            too many attempts (Retry-After: seconds)
+//   GET  /api/next         -> {"pair": {"pair_id","prompt","left","right"} | null,
+//                              "retry_after_ms", "labelled"}
+//   POST /api/label        {"pair_id","choice": left|right|tie|skip}
 //                            -> {"outcome","labelled"}; 409 not the shown pair or refused
-//   GET  /api/stats?session=S  -> the rater's counts and the run's progress
-//   POST /api/logout       {"session"}
+//   GET  /api/stats        -> the rater's counts and the run's progress
+//   POST /api/logout       ends the session and clears the cookie
 //   GET  /metrics          Prometheus text format
-// Unknown or expired sessions are 401, malformed requests 400, the
-// coordinator unreachable 503.
+// A missing X-Bpo-Request header is 403; unknown or expired sessions are
+// 401, malformed requests 400, the coordinator unreachable 503.
 //
 // Thread-safe: the HTTP server calls handlers on several threads.
 #ifndef BPO_ANNOTATOR_HUMAN_SERVICE_H_
 #define BPO_ANNOTATOR_HUMAN_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,7 +51,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "annotator/human_login.h"
 #include "annotator/human_rater.h"
 #include "annotator/human_tokens.h"
 #include "common/http_server.h"
@@ -55,10 +71,14 @@ struct HumanOptions {
   // bearer token) and serves the page: HTTPS with the certificate, unless
   // plaintext (loopback only).
   TransportSecurity transport;
-  // Rater name -> token (LoadRaterTokens). When shared_token is set instead
-  // (or as well), any valid rater name signs in with it.
-  std::map<std::string, std::string> tokens;
-  std::string shared_token;
+  // Rater name -> the hash of their secret (LoadRaters). At least one.
+  std::map<std::string, SecretHash> raters;
+  LoginLimits login_limits;
+  // Marks the session cookie Secure, so browsers send it only over HTTPS (and
+  // to localhost). Off only for plain HTTP, where the cookie travels in clear.
+  bool secure_cookies = true;
+  // The time of the login limits; tests substitute a fake clock.
+  std::function<absl::Time()> clock = absl::Now;
   // Asked for each lease (the run's annotation.lease_seconds caps it); the
   // service extends it while the rater's page is open.
   absl::Duration lease_duration = absl::Hours(1);
@@ -113,6 +133,8 @@ class HumanAnnotationService {
     metrics::Histogram* time_taken = nullptr;
     metrics::Gauge* raters_active = nullptr;
     metrics::Counter* refused = nullptr;
+    metrics::Counter* logins_failed = nullptr;
+    metrics::Counter* logins_limited = nullptr;
   };
 
   explicit HumanAnnotationService(HumanOptions options);
@@ -123,13 +145,19 @@ class HumanAnnotationService {
   HttpResponse Label(const HttpRequest& request);
   HttpResponse Stats(const HttpRequest& request);
   HttpResponse Logout(const HttpRequest& request);
-  // The rater of a session (refreshing its use), or a 401 response.
-  std::shared_ptr<RaterWork> FindRater(const std::string& session, HttpResponse* error);
-  bool TokenMatches(const std::string& rater, const std::string& token) const;
+  // The rater of the request's session cookie (refreshing its use), or a 401 response.
+  std::shared_ptr<RaterWork> FindRater(const HttpRequest& request, HttpResponse* error);
+  // Set-Cookie values that hold `session` and that clear it.
+  std::string SessionCookie(const std::string& session) const;
+  std::string ClearedSessionCookie() const;
   void KeepAliveLoop();
   int CountActive(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const HumanOptions options_;
+  // Checked against the secrets given for unknown names, so that a wrong
+  // name costs as long as a wrong secret.
+  SecretHash unknown_rater_;
+  LoginLimiter limiter_;
   std::unique_ptr<metrics::Registry> own_registry_;
   Metrics metrics_;
   CoordinatorStubs stubs_;
@@ -138,7 +166,9 @@ class HumanAnnotationService {
   std::string address_;
 
   absl::Mutex mu_;
-  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);                   // by session id
+  // By the sha256 of the session id, so lookups reveal nothing of an id's
+  // prefix through timing and a memory dump no usable id.
+  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<RaterWork>> raters_ ABSL_GUARDED_BY(mu_);  // by name
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread keepalive_;

@@ -1,9 +1,8 @@
-// bpo annotator: labels sampled pairs with a reward model or a rule.
+// bpo annotator: labels sampled pairs with a reward model, a rule or human
+// raters on a web page; bpo annotator add-rater: issues a rater's secret.
 #include <iostream>
-#include <random>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "annotator/annotator.h"
 #include "annotator/human_service.h"
@@ -19,10 +18,12 @@
 ABSL_FLAG(std::string, kind, "", "rm, rule or human; empty uses annotation.kind of the run.");
 ABSL_FLAG(std::string, http, "127.0.0.1:8080",
           "human: serve the rating page here (host:port; port 0 picks one).");
-ABSL_FLAG(std::string, raters, "", "human: file of `name token` lines, one rater a line.");
-ABSL_FLAG(std::string, token, "",
-          "human: a token every rater may sign in with; with neither --raters nor --token a "
-          "random one is made and printed.");
+ABSL_FLAG(std::string, raters, "",
+          "human: the raters file, one `name <hash of the secret>` line a rater; "
+          "`bpo annotator add-rater` writes it.");
+ABSL_FLAG(bool, secure_cookies, true,
+          "human: mark the session cookie Secure, so browsers send it only over HTTPS or to "
+          "localhost; false only behind plain HTTP, where the cookie travels in clear.");
 
 namespace bpo::cli {
 namespace {
@@ -40,23 +41,23 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   absl::StatusOr<TransportSecurity> transport = TransportFromFlags(local, name);
   if (!transport.ok()) return Fail("annotator", transport.status());
   o.transport = *transport;
-  if (!absl::GetFlag(FLAGS_raters).empty()) {
-    auto tokens = annotator::LoadRaterTokens(absl::GetFlag(FLAGS_raters));
-    if (!tokens.ok()) return Fail("annotator", tokens.status());
-    o.tokens = std::move(*tokens);
+  const std::string raters = absl::GetFlag(FLAGS_raters);
+  if (raters.empty()) {
+    return Fail("annotator", absl::InvalidArgumentError(
+                                 "--kind human needs --raters FILE; make one with `bpo annotator "
+                                 "add-rater --raters FILE NAME`"));
   }
-  o.shared_token = absl::GetFlag(FLAGS_token);
-  if (o.tokens.empty() && o.shared_token.empty()) {
-    std::random_device rd;
-    o.shared_token = absl::StrFormat("%08x%08x", rd(), rd());
-  }
+  auto loaded = annotator::LoadRaters(raters);
+  if (!loaded.ok()) return Fail("annotator", loaded.status());
+  o.raters = std::move(*loaded);
+  o.secure_cookies = absl::GetFlag(FLAGS_secure_cookies);
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));
   auto service = annotator::HumanAnnotationService::Start(o, &registry);
   if (!service.ok()) return Fail("annotator", service.status());
-  std::cout << "human annotation: raters sign in at " << (*service)->url();
-  if (!o.shared_token.empty()) std::cout << " with token " << o.shared_token;
-  std::cout << "\n" << std::flush;
+  std::cout << "human annotation: " << o.raters.size() << " raters sign in at " << (*service)->url()
+            << "\n"
+            << std::flush;
   while (!StopRequested()) absl::SleepFor(absl::Milliseconds(200));
   (*service)->Stop();
   return kExitOk;
@@ -129,6 +130,22 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
   return kExitOk;
 }
 
+// Adds a rater with a new secret. The secret goes to stdout once (and to no
+// log); the file keeps only its hash.
+int RunAddRaterCommand(const std::vector<std::string>& args) {
+  const std::string path = absl::GetFlag(FLAGS_raters);
+  if (path.empty()) {
+    return Fail("annotator add-rater", absl::InvalidArgumentError("give --raters FILE"));
+  }
+  auto secret = annotator::AddRater(path, args[0]);
+  if (!secret.ok()) return Fail("annotator add-rater", secret.status());
+  std::cerr << "added rater '" << args[0] << "' to " << path
+            << "; hand them the secret below. It is shown only now and stored nowhere (the file "
+               "keeps its hash).\n";
+  std::cout << *secret << "\n" << std::flush;
+  return kExitOk;
+}
+
 }  // namespace
 
 const Command& AnnotatorCommand() {
@@ -140,10 +157,22 @@ const Command& AnnotatorCommand() {
       0,
       0,
       &RunAnnotatorCommand,
-      {},
+      // --http, --raters, --secure_cookies: kind human only.
+      {"kind", "http", "raters", "secure_cookies"},
       {"config", "metrics_address", "coordinator", "name", "reward_model", "tls_ca", "tls_cert",
        "tls_key"}};
-  // --http, --raters, --token: kind human only.
+  return kCommand;
+}
+
+const Command& AddRaterCommand() {
+  static const Command kCommand{"annotator add-rater",
+                                "Add a rater to a raters file and print their new secret once.",
+                                "bpo annotator add-rater --raters FILE NAME",
+                                __FILE__,
+                                1,
+                                1,
+                                &RunAddRaterCommand,
+                                {"raters"}};
   return kCommand;
 }
 

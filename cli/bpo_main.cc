@@ -15,13 +15,30 @@ ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warni
 namespace bpo::cli {
 
 std::vector<const Command*> AllCommands() {
-  return {
-      &QuickstartCommand(),  &ReproduceCommand(),      &RunCommand(),          &LocalCommand(),
-      &CoordinatorCommand(), &ActorCommand(),          &AnnotatorCommand(),    &LearnerCommand(),
-      &ConfigCheckCommand(), &ConfigDefaultsCommand(), &ModelInfoCommand(),    &GenerateCommand(),
-      &LogprobsCommand(),    &ScoreCommand(),          &TaskGenerateCommand(), &SftCommand(),
-      &TrainRmCommand(),     &EvalCommand(),           &AggregateCommand(),    &CertsInitCommand(),
-      &CertsIssueCommand(),  &CertsTokenCommand(),     &InfoCommand()};
+  return {&QuickstartCommand(),
+          &ReproduceCommand(),
+          &RunCommand(),
+          &LocalCommand(),
+          &CoordinatorCommand(),
+          &ActorCommand(),
+          &AnnotatorCommand(),
+          &AddRaterCommand(),
+          &LearnerCommand(),
+          &ConfigCheckCommand(),
+          &ConfigDefaultsCommand(),
+          &ModelInfoCommand(),
+          &GenerateCommand(),
+          &LogprobsCommand(),
+          &ScoreCommand(),
+          &TaskGenerateCommand(),
+          &SftCommand(),
+          &TrainRmCommand(),
+          &EvalCommand(),
+          &AggregateCommand(),
+          &CertsInitCommand(),
+          &CertsIssueCommand(),
+          &CertsTokenCommand(),
+          &InfoCommand()};
 }
 
 }  // namespace bpo::cli

@@ -53,6 +53,7 @@ const Command& LearnerCommand();
 const Command& CoordinatorCommand();
 const Command& ActorCommand();
 const Command& AnnotatorCommand();
+const Command& AddRaterCommand();
 const Command& LocalCommand();
 const Command& TaskGenerateCommand();
 const Command& EvalCommand();

@@ -2,6 +2,7 @@
 // messages, example configs, and clear errors for bad flags and busy ports.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -31,8 +32,8 @@ testing::CommandResult Bpo(std::vector<std::string> args) {
 TEST(CliTest, TopLevelHelpListsCommandsOneLineEach) {
   auto r = Bpo({"--help"});
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_THAT(r.out, HasSubstr("\n  run              Run the main job"));
-  EXPECT_THAT(r.out, HasSubstr("\n  config check     Validate a run config"));
+  EXPECT_THAT(r.out, HasSubstr("\n  run                  Run the main job"));
+  EXPECT_THAT(r.out, HasSubstr("\n  config check         Validate a run config"));
   EXPECT_THAT(r.out, HasSubstr("\n  info             "));
   EXPECT_THAT(r.out, HasSubstr("--log_level"));
   EXPECT_EQ(Bpo({}).exit_code, 2);
@@ -63,7 +64,8 @@ TEST(CliTest, BadCommandLines) {
       unknown.err,
       "bpo: unknown command 'trian'; commands: quickstart, reproduce, run, local, coordinator, "
       "actor, "
-      "annotator, learner, config check, config defaults, model info, generate, logprobs, score, "
+      "annotator, annotator add-rater, learner, config check, config defaults, model info, "
+      "generate, logprobs, score, "
       "task generate, sft, train-rm, eval, aggregate, info (bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
   EXPECT_EQ(foreign_flag.exit_code, 2);
@@ -142,6 +144,45 @@ TEST(CliTest, ConfigCheckRefusesARunIdThatLeavesOutputDir) {
                                 "[A-Za-z0-9._-], not starting with '.' or '-' (a single directory "
                                 "name)\n",
                                 "bpo config check: ", bad, ": 1 error\n"));
+  fs::remove_all(dir);
+}
+
+TEST(CliTest, AnnotatorAddRaterPrintsTheSecretOnceAndStoresOnlyItsHash) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_cli_raters_test_", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string raters = (dir / "raters").string();
+  auto r = Bpo({"annotator", "add-rater", "--raters", raters, "alice"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::MatchesRegex("[0-9a-f]{64}\n"));
+  EXPECT_THAT(r.err, HasSubstr("added rater 'alice' to " + raters));
+  EXPECT_THAT(r.err, Not(HasSubstr(r.out.substr(0, 64))));
+  EXPECT_EQ(fs::status(raters).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  std::ifstream in(raters);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("\nalice pbkdf2-sha256$600000$"));
+  EXPECT_THAT(text, Not(HasSubstr(r.out.substr(0, 64))));
+
+  auto twice = Bpo({"annotator", "add-rater", "--raters", raters, "alice"});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_EQ(twice.out, "");
+  EXPECT_THAT(twice.err, HasSubstr("already names rater 'alice'"));
+  EXPECT_EQ(Bpo({"annotator", "add-rater", "alice"}).exit_code, 1);
+  EXPECT_EQ(Bpo({"annotator", "add-rater", "--raters", raters}).exit_code, 2);
+  EXPECT_EQ(Bpo({"annotator", "add-rater", "--raters", raters, "--kind=human", "bob"}).exit_code,
+            2);
+  EXPECT_THAT(Bpo({"annotator", "add-rater", "--help"}).out, Not(HasSubstr("--kind")));
+
+  // The old plaintext format and the shared token are refused.
+  const std::string plain = (dir / "plain").string();
+  std::ofstream(plain) << "alice tok-alice\n";
+  auto old = Bpo({"annotator", "--kind", "human", "--raters", plain});
+  EXPECT_EQ(old.exit_code, 1);
+  EXPECT_THAT(old.err, HasSubstr(plain + ":1: rater 'alice' has a plaintext token"));
+  EXPECT_THAT(old.err, Not(HasSubstr("tok-alice")));
+  EXPECT_THAT(Bpo({"annotator", "--kind", "human"}).err, HasSubstr("needs --raters FILE"));
+  EXPECT_EQ(Bpo({"annotator", "--kind", "human", "--token", "x"}).exit_code, 2);
   fs::remove_all(dir);
 }
 

@@ -2,7 +2,10 @@
 // driven over the DevTools protocol on a pipe (--remote-debugging-pipe),
 // signs in, and labels every pair with real mouse clicks and key presses, so
 // the page's own code posts each label. The labels must then be in the
-// coordinator's store with provenance human:<rater> on the chosen side.
+// coordinator's store with provenance human:<rater> on the chosen side. The
+// session must live only in an HttpOnly, SameSite=Strict, Secure cookie:
+// Chromium keeps Secure cookies from http://127.0.0.1 (loopback counts as a
+// secure context), so the test runs with the production default.
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -21,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "annotator/human_service.h"
+#include "annotator/human_tokens.h"
 #include "coordinator/testing/in_process_coordinator.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/subprocess.h"
@@ -244,7 +248,9 @@ TEST(HumanAnnotatorBrowserTest, ARaterSignsInAndLabelsEveryPairInChromium) {
   annotator::HumanOptions options;
   options.coordinator_address = (*coordinator)->address();
   options.transport = TransportSecurity::Plaintext();
-  options.tokens = {{"carol", "carol-token"}};
+  auto hash = annotator::HashSecret("carol-secret", annotator::kSecretHashIterationsMin);
+  ASSERT_TRUE(hash.ok()) << hash.status();
+  options.raters = {{"carol", *hash}};
   options.seed = 7;
   options.rpc_deadline = absl::Seconds(10);
   auto service = annotator::HumanAnnotationService::Start(options);
@@ -257,18 +263,50 @@ TEST(HumanAnnotatorBrowserTest, ARaterSignsInAndLabelsEveryPairInChromium) {
       << page.Diagnostics();
   ASSERT_TRUE(page.WaitFor("document.body && document.body.dataset.state === 'login'").ok());
 
-  // A wrong token is refused on the page; the right one signs in.
+  // A wrong secret is refused on the page; the right one signs in.
   ASSERT_TRUE(page.Type("rater", "carol").ok());
-  ASSERT_TRUE(page.Type("token", "not-the-token").ok());
+  ASSERT_TRUE(page.Type("secret", "not-the-secret").ok());
   ASSERT_TRUE(page.Click("signin").ok());
   ASSERT_TRUE(page.WaitFor("document.getElementById('login-error').textContent !== ''").ok());
   EXPECT_EQ(*page.Eval("document.getElementById('login-error').textContent"),
-            "unknown rater or wrong token");
-  ASSERT_TRUE(page.Eval("document.getElementById('token').value = ''; true").ok());
-  ASSERT_TRUE(page.Type("token", "carol-token").ok());
+            "unknown rater or wrong secret");
+  ASSERT_TRUE(page.Eval("document.getElementById('secret').value = ''; true").ok());
+  ASSERT_TRUE(page.Type("secret", "carol-secret").ok());
   ASSERT_TRUE(page.Click("signin").ok());
   absl::Status rating = page.WaitFor("document.body.dataset.state === 'rating'");
   ASSERT_TRUE(rating.ok()) << rating;
+
+  // The session is in the cookie only: the page's script cannot read it,
+  // and neither the URL nor the page's storage holds it.
+  const std::string origin = absl::StrCat("http://127.0.0.1:", (*service)->port());
+  auto cookies = page.Send("Network.getCookies", {{"urls", {origin + "/"}}});
+  ASSERT_TRUE(cookies.ok()) << cookies.status();
+  ASSERT_EQ((*cookies)["cookies"].size(), 1u) << cookies->dump();
+  const json cookie = (*cookies)["cookies"][0];
+  EXPECT_EQ(cookie["name"], "bpo_session");
+  EXPECT_EQ(cookie["value"].get<std::string>().size(), 64u);
+  EXPECT_EQ(cookie["httpOnly"], true);
+  EXPECT_EQ(cookie["secure"], true);
+  EXPECT_EQ(cookie["sameSite"], "Strict");
+  EXPECT_EQ(*page.Eval("document.cookie"), "");
+  EXPECT_EQ(*page.Eval("location.href"), origin + "/");
+  EXPECT_EQ(*page.Eval("sessionStorage.length + localStorage.length"), 0);
+
+  // A reload keeps the rater signed in, on the same pair.
+  const json before = *page.Eval("document.body.dataset.pair");
+  ASSERT_TRUE(page.Eval("window.beforeReload = true").ok());
+  ASSERT_TRUE(page.Send("Page.reload", json::object()).ok());
+  bool reloaded = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
+       !reloaded && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(50))) {
+    // Evaluation fails while the old document goes away: try again.
+    auto done = page.Eval(
+        "!window.beforeReload && document.body && document.body.dataset.state === 'rating' && "
+        "document.getElementById('who').textContent === 'carol'");
+    reloaded = done.ok() && *done == true;
+  }
+  ASSERT_TRUE(reloaded) << page.Diagnostics();
+  EXPECT_EQ(*page.Eval("document.body.dataset.pair"), before);
 
   // Four pairs: a click on "left", the key 2 (right), the left arrow, a
   // click on "right".

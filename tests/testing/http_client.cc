@@ -19,7 +19,8 @@ namespace bpo::testing {
 
 absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port, const std::string& method,
                                        const std::string& target, const std::string& body,
-                                       absl::Duration timeout) {
+                                       absl::Duration timeout,
+                                       const std::map<std::string, std::string>& headers) {
   const absl::Time deadline = absl::Now() + timeout;
   addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
@@ -36,10 +37,12 @@ absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port, const 
     close(fd);
     return absl::UnavailableError(absl::StrCat("connect ", host, ":", port, ": ", err));
   }
-  const std::string request = absl::StrCat(
+  std::string request = absl::StrCat(
       method, " ", target, " HTTP/1.0\r\nHost: ", host, ":", port,
       "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ", body.size(),
-      "\r\nConnection: close\r\n\r\n", body);
+      "\r\nConnection: close\r\n");
+  for (const auto& [name, value] : headers) absl::StrAppend(&request, name, ": ", value, "\r\n");
+  absl::StrAppend(&request, "\r\n", body);
   for (size_t sent = 0; sent < request.size();) {
     const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) {

@@ -16,9 +16,11 @@ struct HttpResult {
   std::string body;
 };
 
+// `headers` are sent as given, after Host, Content-Type and Content-Length.
 absl::StatusOr<HttpResult> HttpRequest(const std::string& host, int port, const std::string& method,
                                        const std::string& target, const std::string& body = "",
-                                       absl::Duration timeout = absl::Seconds(10));
+                                       absl::Duration timeout = absl::Seconds(10),
+                                       const std::map<std::string, std::string>& headers = {});
 
 inline absl::StatusOr<HttpResult> HttpGet(const std::string& host, int port,
                                           const std::string& target,
