@@ -37,10 +37,6 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   o.rpc_deadline = absl::Seconds(local.endpoints().rpc_deadline_seconds());
   o.lease_duration = absl::Seconds(local.annotation().lease_seconds());
   o.seed = local.seeds().global();
-  const std::string name = absl::GetFlag(FLAGS_name).empty() ? "human" : absl::GetFlag(FLAGS_name);
-  absl::StatusOr<TransportSecurity> transport = TransportFromFlags(local, name);
-  if (!transport.ok()) return Fail("annotator", transport.status());
-  o.transport = *transport;
   const std::string raters = absl::GetFlag(FLAGS_raters);
   if (raters.empty()) {
     return Fail("annotator", absl::InvalidArgumentError(
@@ -50,6 +46,10 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   auto loaded = annotator::LoadRaters(raters);
   if (!loaded.ok()) return Fail("annotator", loaded.status());
   o.raters = std::move(*loaded);
+  const std::string name = absl::GetFlag(FLAGS_name).empty() ? "human" : absl::GetFlag(FLAGS_name);
+  absl::StatusOr<TransportSecurity> transport = TransportFromFlags(local, name);
+  if (!transport.ok()) return Fail("annotator", transport.status());
+  o.transport = *transport;
   o.secure_cookies = absl::GetFlag(FLAGS_secure_cookies);
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));

@@ -103,20 +103,22 @@ int RunLearner(const std::vector<std::string>&) {
       worker.has_value()
           ? absl::StatusOr<TransportSecurity>(worker->transport)
           : TransportFromFlags(options.config, absl::StrCat("learner-", options.rank));
-  if (!transport.ok() && options.snapshot_every > 0) return Fail("learner", transport.status());
   if (transport.ok()) options.transport = *transport;
+  options.serve_snapshots = transport.ok();
 
   metrics::Registry registry;
   registry.AddCollector(metrics::MakeProcessCollector("learner"));
   auto learner = learner::Learner::Create(
       options, worker.has_value() ? worker->client.get() : nullptr, &registry);
   if (!learner.ok()) return Fail("learner", learner.status());
-  absl::StatusOr<std::unique_ptr<HttpServer>> server = transport.status();
+  std::unique_ptr<HttpServer> server;  // serves while the learner runs
   if (transport.ok()) {
-    server = StartMetrics(options.config, *transport, online, options.rank, &registry);
-    if (!server.ok()) return Fail("learner", server.status());
+    auto started = StartMetrics(options.config, *transport, online, options.rank, &registry);
+    if (!started.ok()) return Fail("learner", started.status());
+    server = std::move(*started);
   } else {
-    BPO_LOG(WARNING) << "learner: no /metrics (" << transport.status().message() << ")";
+    BPO_LOG(WARNING) << "learner: serving neither /metrics nor snapshots ("
+                     << transport.status().message() << ")";
   }
   if (auto s = (*learner)->Run(); !s.ok()) return Fail("learner", s);
   return kExitOk;

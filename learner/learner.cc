@@ -241,13 +241,15 @@ absl::Status Learner::StartSnapshots() {
   snapshots_ = std::make_unique<snapshot::SnapshotStore>(so);
   snapshot_service_ =
       std::make_unique<snapshot::SnapshotServiceImpl>(snapshots_.get(), options_.transport);
-  BPO_ASSIGN_OR_RETURN(
-      snapshot_server_,
-      StartGrpcServer(c.endpoints().snapshots(), {snapshot_service_.get()}, options_.transport));
-  auto ep = ParseEndpoint(c.endpoints().snapshots());
-  std::string host = ep.ok() ? ep->host : "127.0.0.1";
-  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
-  serve_address_ = absl::StrCat(host, ":", snapshot_server_.port);
+  if (online || options_.serve_snapshots) {
+    BPO_ASSIGN_OR_RETURN(
+        snapshot_server_,
+        StartGrpcServer(c.endpoints().snapshots(), {snapshot_service_.get()}, options_.transport));
+    auto ep = ParseEndpoint(c.endpoints().snapshots());
+    std::string host = ep.ok() ? ep->host : "127.0.0.1";
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    serve_address_ = absl::StrCat(host, ":", snapshot_server_.port);
+  }
   if (!online) {
     if (trainer_->steps_done() % options_.snapshot_every != 0) return absl::OkStatus();
     return Publish(static_cast<uint64_t>(trainer_->steps_done() / options_.snapshot_every))

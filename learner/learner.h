@@ -54,6 +54,9 @@ struct LearnerOptions {
   int64_t max_prompt_tokens = 64;
   // How rank 0 serves snapshots (a learner certificate, or plaintext).
   TransportSecurity transport;
+  // Offline: serve published snapshots over gRPC too (they always go to the
+  // store and, when learner.snapshot_dir is set, to that directory).
+  bool serve_snapshots = true;
   // Polled before each batch fetch (online); true ends Run with CANCELLED.
   std::function<bool()> stop = [] { return false; };
   // Progress lines (steps, snapshots, the time account); never null.

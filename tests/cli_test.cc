@@ -5,8 +5,10 @@
 #include <iterator>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/certs.h"
 #include "common/files.h"
 #include "common/transport.h"
 #include "gmock/gmock.h"
@@ -66,7 +68,8 @@ TEST(CliTest, BadCommandLines) {
       "actor, "
       "annotator, annotator add-rater, learner, config check, config defaults, model info, "
       "generate, logprobs, score, "
-      "task generate, sft, train-rm, eval, aggregate, info (bpo --help)\n");
+      "task generate, sft, train-rm, eval, aggregate, certs init, certs issue, certs token, info "
+      "(bpo --help)\n");
   auto foreign_flag = Bpo({"info", "--skip_file_checks"});
   EXPECT_EQ(foreign_flag.exit_code, 2);
   EXPECT_EQ(foreign_flag.err,
@@ -260,6 +263,38 @@ TEST(CliTest, RunOnABusyPortFailsClearly) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr(absl::StrCat("bpo run: cannot serve HTTP on ", address)));
   EXPECT_THAT(r.err, HasSubstr("in use"));
+  fs::remove_all(dir);
+}
+
+TEST(CliTest, CertsMakesACaIssuesIdentitiesAndTokens) {
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_cli_certs_", getpid());
+  fs::remove_all(dir);
+  const std::string d = dir.string();
+  auto init = Bpo({"certs", "init", "--dir", d});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  EXPECT_THAT(init.out, HasSubstr("keep it private"));
+  EXPECT_EQ(Bpo({"certs", "init", "--dir", d}).exit_code, 1);  // one CA per directory
+  auto issue = Bpo({"certs", "issue", "--dir", d, "--role", "actor", "--cert_name", "actor-7",
+                    "--hosts", "node7,10.0.0.7", "--days", "30"});
+  ASSERT_EQ(issue.exit_code, 0) << issue.err;
+  EXPECT_THAT(issue.out, HasSubstr("issued actor:actor-7"));
+  auto id = CertificateIdentity(ReadWholeFile((dir / "actor-7.pem").string()).value_or(""));
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->ToString(), "actor:actor-7");
+  auto bad_role = Bpo({"certs", "issue", "--dir", d, "--role", "root", "--cert_name", "x"});
+  EXPECT_EQ(bad_role.exit_code, 1);
+  EXPECT_THAT(bad_role.err, HasSubstr("unknown role 'root'"));
+  EXPECT_EQ(Bpo({"certs", "issue", "--dir", d, "--role", "actor", "--cert_name", "../x"}).exit_code,
+            1);
+  const std::string tokens = (dir / "tokens").string();
+  auto token = Bpo({"certs", "token", "--tokens_file", tokens, "--role", "annotator", "--cert_name",
+                    "rating-tool"});
+  ASSERT_EQ(token.exit_code, 0) << token.err;
+  const std::string secret(absl::StripAsciiWhitespace(token.out));
+  EXPECT_EQ(secret.size(), 64u);
+  const std::string stored = ReadWholeFile(tokens).value_or("");
+  EXPECT_THAT(stored, HasSubstr("annotator:rating-tool sha256:" + Sha256Hex(secret)));
+  EXPECT_THAT(stored, Not(HasSubstr(secret)));
   fs::remove_all(dir);
 }
 
