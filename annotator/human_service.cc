@@ -214,13 +214,17 @@ absl::StatusOr<std::unique_ptr<HumanAnnotationService>> HumanAnnotationService::
                        " in plain HTTP: security.plaintext serves only on loopback addresses"));
     }
   } else {
-    // Browsers hold no client certificate: raters sign in with their secret.
-    http.tls = HttpTls{o.transport.cert_pem, o.transport.key_pem, o.transport.ca_pem, false};
+    // Browsers hold no client certificate; Prometheus presents one for /metrics.
+    http.tls = HttpTls{o.transport.cert_pem, o.transport.key_pem, o.transport.ca_pem,
+                       /*require_client_cert=*/false, /*request_client_cert=*/true};
   }
   BPO_ASSIGN_OR_RETURN(service->http_, HttpServer::Start(http));
   service->port_ = service->http_->port();
   service->address_ = service->http_->address();
-  if (o.serve_metrics) ServeMetrics(registry, service->http_.get());
+  if (o.serve_metrics) {
+    ServeMetrics(registry, service->http_.get(),
+                 /*require_client_identity=*/!o.transport.plaintext);
+  }
   HumanAnnotationService* self = service.get();
   service->http_->Handle("/", [self](const HttpRequest& request) { return self->Route(request); });
   service->keepalive_ = std::thread([self] { self->KeepAliveLoop(); });

@@ -168,5 +168,41 @@ TEST(HttpsServerTest, ServesOnlyClientsWithACertificateOfTheCa) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(HttpsServerTest, OptionalClientCertificatesLetBrowsersInAndKeepMetricsForTheRun) {
+  const fs::path dir = FreshDir();
+  const std::string d = dir.string();
+  ASSERT_TRUE(
+      EnsureCertificates(d, "r", {{Role::kAnnotator, "human"}, {Role::kObserver, "prometheus"}})
+          .ok());
+  bpo::v1::RunConfig config = DefaultRunConfig().config;
+  config.mutable_security()->set_dir(d);
+  auto page = LoadTransport(config, "human");
+  auto scraper = LoadTransport(config, "prometheus");
+  ASSERT_TRUE(page.ok() && scraper.ok());
+  HttpServerOptions options;
+  options.tls = HttpTls{page->cert_pem, page->key_pem, page->ca_pem, false, true};
+  auto server = HttpServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  metrics::Registry registry;
+  ServeMetrics(&registry, server->get(), /*require_client_identity=*/true);
+  (*server)->Handle("/", [](const HttpRequest& r) {
+    return HttpResponse{200, "text/plain", "page for '" + r.peer_identity + "'", {}};
+  });
+  TransportSecurity browser;
+  browser.ca_pem = scraper->ca_pem;
+  auto got = testing::HttpsGet("127.0.0.1", (*server)->port(), "/", browser);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->body, "page for ''");
+  got = testing::HttpsGet("127.0.0.1", (*server)->port(), "/metrics", browser);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->status, 403);
+  got = testing::HttpsGet("127.0.0.1", (*server)->port(), "/metrics", *scraper);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->status, 200);
+  got = testing::HttpsGet("127.0.0.1", (*server)->port(), "/", *scraper);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->body, "page for 'observer:prometheus'");
+}
+
 }  // namespace
 }  // namespace bpo

@@ -127,7 +127,7 @@ absl::StatusOr<SSL_CTX*> MakeTlsContext(const HttpTls& tls) {
     return absl::InvalidArgumentError(
         absl::StrCat("HTTPS: unusable certificate or key (", OpenSslError(), ")"));
   }
-  if (tls.require_client_cert) {
+  if (tls.require_client_cert || tls.request_client_cert) {
     X509* ca = read_cert(tls.ca_pem);
     if (ca == nullptr || X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca) != 1) {
       X509_free(ca);
@@ -135,7 +135,9 @@ absl::StatusOr<SSL_CTX*> MakeTlsContext(const HttpTls& tls) {
       return absl::InvalidArgumentError("HTTPS: unusable CA certificate for client certificates");
     }
     X509_free(ca);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    SSL_CTX_set_verify(
+        ctx, SSL_VERIFY_PEER | (tls.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        nullptr);
   }
   return ctx;
 }
@@ -511,8 +513,15 @@ absl::StatusOr<HttpServerOptions> MetricsServerOptions(const std::string& addres
   return options;
 }
 
-void ServeMetrics(const metrics::Registry* registry, HttpServer* server) {
-  server->Handle("/metrics", [registry](const HttpRequest& req) {
+void ServeMetrics(const metrics::Registry* registry, HttpServer* server,
+                  bool require_client_identity) {
+  server->Handle("/metrics", [registry, require_client_identity](const HttpRequest& req) {
+    if (require_client_identity && req.peer_identity.empty()) {
+      return HttpResponse{403,
+                          "text/plain; charset=utf-8",
+                          "/metrics needs a client certificate of the run's CA\n",
+                          {}};
+    }
     if (req.method != "GET" && req.method != "HEAD") {
       return HttpResponse{405, "text/plain; charset=utf-8", "use GET\n", {{"Allow", "GET"}}};
     }

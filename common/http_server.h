@@ -64,6 +64,10 @@ struct HttpTls {
   std::string key_pem;
   std::string ca_pem;
   bool require_client_cert = false;
+  // Without require_client_cert: ask for one and verify it when the client
+  // has one (a browser without one still connects); HttpRequest.peer_identity
+  // says who presented one.
+  bool request_client_cert = false;
 };
 
 struct HttpServerOptions {
@@ -140,8 +144,11 @@ class HttpServer {
 };
 
 // Serves registry.Render() at /metrics in the Prometheus text format 0.0.4.
-// The registry must outlive the server.
-void ServeMetrics(const metrics::Registry* registry, HttpServer* server);
+// The registry must outlive the server. With `require_client_identity`, only
+// to clients that presented a verified certificate (403 otherwise): for a
+// server that lets browsers in without one.
+void ServeMetrics(const metrics::Registry* registry, HttpServer* server,
+                  bool require_client_identity = false);
 
 }  // namespace bpo
 

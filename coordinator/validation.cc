@@ -134,8 +134,12 @@ std::string CheckPairBounds(const bpo::v1::SampledPair& p, const ValidationLimit
     BPO_RETURN_IF_ERROR(Bytes("prompt.reference", p.prompt().reference(), l.text_bytes_max));
     BPO_RETURN_IF_ERROR(Name("prompt.prompt_id", p.prompt().prompt_id(), l));
     BPO_RETURN_IF_ERROR(Tokens("prompt_token_ids", p.prompt_token_ids(), l.prompt_tokens_max, l));
+    // The learner cannot train on an empty prompt or response.
+    if (p.prompt_token_ids().empty()) return Invalid("prompt_token_ids is empty");
     for (const auto* resp : {&p.a(), &p.b()}) {
       const bool a = resp == &p.a();
+      if (resp->token_ids().empty())
+        return Invalid(absl::StrCat(a ? "a" : "b", ".token_ids is empty"));
       BPO_RETURN_IF_ERROR(
           Tokens(a ? "a.token_ids" : "b.token_ids", resp->token_ids(), l.response_tokens_max, l));
       BPO_RETURN_IF_ERROR(Bytes(a ? "a.text" : "b.text", resp->text(), l.text_bytes_max));

@@ -82,6 +82,12 @@ TEST(ValidationTest, TokenIdsLieInTheVocabularyAndLengthsInTheirBounds) {
   p.set_prompt_token_ids(0, -7);
   EXPECT_THAT(CheckPairBounds(p, Limits()), HasSubstr("prompt_token_ids[0] = -7"));
   p = GoodPair();
+  p.mutable_b()->clear_token_ids();
+  EXPECT_EQ(CheckPairBounds(p, Limits()), "b.token_ids is empty");
+  p = GoodPair();
+  p.clear_prompt_token_ids();
+  EXPECT_EQ(CheckPairBounds(p, Limits()), "prompt_token_ids is empty");
+  p = GoodPair();
   for (int i = 0; i < 4; ++i) p.add_prompt_token_ids(1);
   EXPECT_THAT(CheckPairBounds(p, Limits()), HasSubstr("prompt_token_ids has 5 tokens"));
   p = GoodPair();
