@@ -16,6 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bpo::ConfigOptions options;
   options.check_files = false;  // the fuzzer's inputs name no real files
   auto parsed = bpo::ParseRunConfig(yaml, "fuzz.yaml", "/fuzz", options);
+  if (std::getenv("BPO_FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "%s\n", parsed.status().ToString().c_str());
+  }
   if (!parsed.ok()) {
     if (parsed.status().code() != absl::StatusCode::kInvalidArgument) {
       std::fprintf(stderr, "unexpected code: %s\n", parsed.status().ToString().c_str());
