@@ -25,3 +25,21 @@ if(BPO_SANITIZE)
   add_compile_options(${BPO_SANITIZE_FLAGS})
   add_link_options(${BPO_SANITIZE_FLAGS})
 endif()
+
+# Fuzz builds (BPO_BUILD_FUZZERS, clang only): every bpo target is compiled with
+# libFuzzer's coverage hooks and ASan + UBSan, so the fuzzers see and check the
+# parsers' own code; only the fuzzer executables link libFuzzer's main
+# (fuzz/CMakeLists.txt). Use a build directory of its own (scripts/fuzz).
+set(BPO_FUZZ_FLAGS "")
+if(BPO_BUILD_FUZZERS)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "BPO_BUILD_FUZZERS needs clang: CC=clang CXX=clang++ cmake ...")
+  endif()
+  if(BPO_SANITIZE)
+    message(FATAL_ERROR "BPO_BUILD_FUZZERS brings its own sanitizers: leave BPO_SANITIZE empty")
+  endif()
+  set(BPO_FUZZ_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined
+                     -fno-omit-frame-pointer)
+  add_compile_options(${BPO_FUZZ_FLAGS} -fsanitize=fuzzer-no-link)
+  add_link_options(${BPO_FUZZ_FLAGS})
+endif()

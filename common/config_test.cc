@@ -123,6 +123,12 @@ TEST(ConfigTest, SyntaxErrorsAndOddDocuments) {
             "run.yaml:1:1: <top level>: expected a mapping of keys, got a list");
   EXPECT_EQ(ErrorOf("loss: {}\n---\nloss: {}\n"),
             "run.yaml:3:1: <yaml>: expected one YAML document, found a second one");
+  // Found by fuzz/yaml_config_fuzzer: yaml-cpp's LoadAll never returns on a
+  // top-level line starting with ',' (empty documents without end).
+  EXPECT_EQ(ErrorOf(",a\n"),
+            "run.yaml:1:1: <yaml>: expected one YAML document, found a second one");
+  EXPECT_EQ(ErrorOf("# a comment\n,loss: {type: dpo}\n"),
+            "run.yaml:2:1: <yaml>: expected one YAML document, found a second one");
   EXPECT_EQ(ErrorOf("loss: {beta: 1}\nloss: {beta: 2}\n"),
             "run.yaml:2:1: loss: duplicate key (first written at line 1)");
 }

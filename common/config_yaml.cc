@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -11,6 +12,7 @@
 #include "common/config_internal.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace bpo::config_internal {
@@ -221,6 +223,51 @@ class Parser {
   ErrorList* errors_;
 };
 
+// Counts the documents of a YAML text and remembers where the second one's
+// content starts. yaml-cpp 0.7's LoadAll never returns on some malformed
+// input (a top-level line starting with ',' makes the parser report empty
+// documents forever without consuming it, and LoadAll keeps allocating one
+// node each): reading documents one at a time and stopping at the second
+// bounds the work.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  int count() const { return count_; }
+  const YAML::Mark& second_mark() const { return second_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++count_ == 2) second_ = mark;
+    seen_node_ = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  // The second document is reported where its first node is.
+  void Node(const YAML::Mark& mark) {
+    if (count_ == 2 && !seen_node_) second_ = mark;
+    seen_node_ = true;
+  }
+
+  int count_ = 0;
+  bool seen_node_ = false;
+  YAML::Mark second_;
+};
+
 }  // namespace
 
 std::string ClosestName(absl::string_view name, const std::vector<std::string>& candidates) {
@@ -248,20 +295,26 @@ std::string ClosestName(absl::string_view name, const std::vector<std::string>& 
 
 void ParseYaml(absl::string_view yaml, bpo::v1::RunConfig* config,
                std::map<std::string, SourcePosition>* positions, ErrorList* errors) {
-  std::vector<YAML::Node> docs;
+  const std::string text(yaml);
+  YAML::Node doc;
   try {
-    docs = YAML::LoadAll(std::string(yaml));
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (counter.count() < 2 && parser.HandleNextDocument(counter)) {
+    }
+    if (counter.count() > 1) {
+      errors->AddAt(ToPosition(counter.second_mark()), "<yaml>",
+                    "expected one YAML document, found a second one");
+      return;
+    }
+    doc = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     errors->AddAt(ToPosition(e.mark), "<yaml>", absl::StrCat("invalid YAML: ", e.msg));
     return;
   }
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) return;  // all defaults
-  if (docs.size() > 1) {
-    errors->AddAt(ToPosition(docs[1].Mark()), "<yaml>",
-                  "expected one YAML document, found a second one");
-    return;
-  }
-  Parser(positions, errors).ParseMessage(docs[0], "", config);
+  if (doc.IsNull()) return;  // all defaults
+  Parser(positions, errors).ParseMessage(doc, "", config);
 }
 
 }  // namespace bpo::config_internal

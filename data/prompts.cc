@@ -97,7 +97,15 @@ absl::StatusOr<std::vector<bpo::v1::Prompt>> ReadJsonlPrompts(const std::string&
       p.set_reference(r->get<std::string>());
     }
     if (auto id = j.find("id"); id != j.end()) {
-      p.set_prompt_id(id->is_string() ? id->get<std::string>() : id->dump());
+      // Prompt ids key the coordinator's store and the eval results: an
+      // empty one, or one made of a dumped object, names nothing.
+      if (id->is_string() && !id->get<std::string>().empty()) {
+        p.set_prompt_id(id->get<std::string>());
+      } else if (id->is_number()) {
+        p.set_prompt_id(id->dump());
+      } else {
+        return absl::InvalidArgumentError("\"id\" must be a non-empty string or a number");
+      }
     } else {
       p.set_prompt_id(absl::StrCat("line-", n));
     }

@@ -1,7 +1,7 @@
 // Prompt sets (alignment prompts for the coordinator, test prompts with
 // reference responses for evaluation) read from files, by format:
 //   jsonl     one object a line: "prompt" (required), "reference", "id"
-//             (optional);
+//             (optional; a non-empty string or a number, else line-<n>);
 //   tldr      CSV with a header naming a `query` column (the prompt ending in
 //             "TL;DR:") and optionally `reference_responses` (the human
 //             summary), as in summarize-from-feedback's eval files;

@@ -84,6 +84,16 @@ TEST(PromptsTest, MalformedFilesNameTheLine) {
   EXPECT_THAT(nocol.status().message(), HasSubstr("nocol.csv:1: the header has no 'query' column"));
   auto ragged = ReadTldrCsv(Write("ragged.csv", "a,query\n1,x\n2,y,z\n"));
   EXPECT_THAT(ragged.status().message(), HasSubstr("ragged.csv:3: 3 fields, the header has 2"));
+  // Found by fuzz/prompts_jsonl_fuzzer: an empty id was taken as the id.
+  auto noid = ReadJsonlPrompts(Write("noid.jsonl", "{\"id\": \"\", \"prompt\": \"p\"}\n"));
+  EXPECT_EQ(noid.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(noid.status().message(),
+              HasSubstr("noid.jsonl:1: \"id\" must be a non-empty string or a number"));
+  auto objid = ReadJsonlPrompts(Write("objid.jsonl", "{\"id\": {}, \"prompt\": \"p\"}\n"));
+  EXPECT_EQ(objid.status().code(), absl::StatusCode::kInvalidArgument);
+  auto numid = ReadJsonlPrompts(Write("numid.jsonl", "{\"id\": 7, \"prompt\": \"p\"}\n"));
+  ASSERT_TRUE(numid.ok()) << numid.status();
+  EXPECT_EQ((*numid)[0].prompt_id(), "7");
   auto hh = ReadHarmlessJsonl(Write("hh.jsonl", "{\"chosen\": \"\\n\\nHuman: hi\"}\n"));
   EXPECT_THAT(hh.status().message(), HasSubstr("hh.jsonl:1: the transcript has no"));
   EXPECT_EQ(ReadTldrCsv("/nonexistent.csv").status().code(), absl::StatusCode::kNotFound);
