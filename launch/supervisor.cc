@@ -65,28 +65,40 @@ absl::Status Supervisor::Start() {
 }
 
 Supervisor::PollResult Supervisor::Poll() {
-  bool required_done = true;
+  // Reap every child that ended since the last poll before acting on any.
+  struct Death {
+    Child* child;
+    int status;
+  };
+  std::vector<Death> deaths;
   for (Child& child : children_) {
-    if (child.pid <= 0) {
-      if (child.spec.required && !child.finished) required_done = false;
-      continue;
-    }
+    if (child.pid <= 0) continue;
     int status = 0;
-    if (waitpid(child.pid, &status, WNOHANG) != child.pid) {
-      if (child.spec.required) required_done = false;
-      continue;
-    }
+    if (waitpid(child.pid, &status, WNOHANG) != child.pid) continue;
     child.pid = -1;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && child.spec.may_finish) {
       child.finished = true;
       continue;
     }
-    if (child.spec.required) required_done = false;
-    PollResult result = OnChildFailed(child, status);
-    if (result.state != State::kRunning) return result;
+    deaths.push_back({&child, status});
   }
-  if (required_done) return {State::kDone, ""};
-  return {};
+  // Causes before consequences: a child killed by a signal is reported
+  // before one that exited with an error in the same interval (a learner
+  // rank exits 1 when the peer it all-reduces with is killed under it).
+  std::stable_sort(deaths.begin(), deaths.end(), [](const Death& a, const Death& b) {
+    return WIFSIGNALED(a.status) && !WIFSIGNALED(b.status);
+  });
+  bool gang_restarted = false;
+  for (const Death& d : deaths) {
+    if (d.child->spec.gang && gang_restarted) continue;  // restarted with its gang
+    PollResult result = OnChildFailed(*d.child, d.status);
+    if (result.state != State::kRunning) return result;
+    gang_restarted = gang_restarted || d.child->spec.gang;
+  }
+  for (const Child& child : children_) {
+    if (child.spec.required && !child.finished) return {};
+  }
+  return {State::kDone, ""};
 }
 
 Supervisor::PollResult Supervisor::OnChildFailed(Child& child, int wait_status) {

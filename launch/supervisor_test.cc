@@ -202,6 +202,35 @@ TEST_F(SupervisorTest, StopPolicyEndsTheRunAtTheFirstFailure) {
   EXPECT_EQ(Count("start crashing"), 1);
 }
 
+TEST_F(SupervisorTest, ADeathBySignalIsReportedBeforeThePeerThatFailedBecauseOfIt) {
+  // learner-0 exits 1 when learner-1, whose all-reduce it waits on, is killed:
+  // both are dead by the next poll, and the run must name the killed one.
+  SupervisorOptions options;
+  for (const std::string name : {"learner-0", "learner-1"}) {
+    // Each exits 1 on SIGTERM, as a rank whose peer vanished does.
+    ChildSpec c = Child(name, "trap 'kill $!; exit 1' TERM; rec start $0 $1; sleep 1000 & wait");
+    c.on_failure = OnFailure::kStop;
+    c.policy_name = "launch.on_learner_failure";
+    c.gang = c.required = true;
+    options.children.push_back(c);
+  }
+  Supervisor supervisor(std::move(options));
+  ASSERT_TRUE(supervisor.Start().ok());
+  ASSERT_TRUE(WaitForEvent("start learner-0") && WaitForEvent("start learner-1"));
+  const pid_t zero = supervisor.pid("learner-0");
+  const pid_t one = supervisor.pid("learner-1");
+  ASSERT_EQ(kill(one, SIGKILL), 0);
+  // learner-0 ends by an error once learner-1 is gone; wait for both without
+  // reaping them, so that one poll sees both deaths.
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, one, &info, WEXITED | WNOWAIT), 0);
+  ASSERT_EQ(kill(zero, SIGTERM), 0);
+  ASSERT_EQ(waitid(P_PID, zero, &info, WEXITED | WNOWAIT), 0);
+  const Supervisor::PollResult r = supervisor.Poll();
+  EXPECT_EQ(r.state, Supervisor::State::kFailed);
+  EXPECT_THAT(r.message, ::testing::StartsWith("learner-1 died (killed by signal 9"));
+}
+
 TEST_F(SupervisorTest, ExitZeroFinishesAWorkerButNotAServer) {
   SupervisorOptions options;
   std::vector<std::string> notices;
