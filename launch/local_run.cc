@@ -13,11 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/certs.h"
 #include "common/config.h"
 #include "common/status_macros.h"
 #include "common/transport.h"
 #include "coordinator/client.h"
+#include "coordinator/sqlite.h"
 #include "launch/ports.h"
 #include "launch/progress.h"
 #include "launch/supervisor.h"
@@ -32,6 +34,9 @@ constexpr int kExitInterrupted = 130;
 
 struct RunLayout {
   std::string run_dir;
+  // This launch's own rendezvous directory: <run dir>/rendezvous/<launch>,
+  // so no attempt of this launch meets files of an earlier one.
+  std::string rendezvous_dir;
   std::string local_config;  // the config file every child reads
   std::string coordinator_address;
 };
@@ -46,6 +51,17 @@ absl::StatusOr<RunLayout> PrepareRunDir(bpo::v1::RunConfig& config, const std::s
     std::filesystem::create_directories(absl::StrCat(layout.run_dir, "/", sub), ec);
   }
   if (ec) return absl::PermissionDeniedError(absl::StrCat(layout.run_dir, ": ", ec.message()));
+  // A fresh rendezvous namespace for this launch; earlier launches' files
+  // are stale (their processes are gone) and removed.
+  const std::string rendezvous = absl::StrCat(layout.run_dir, "/rendezvous");
+  std::filesystem::remove_all(rendezvous, ec);
+  layout.rendezvous_dir = absl::StrCat(
+      rendezvous, "/", absl::FormatTime("%Y%m%dT%H%M%S", absl::Now(), absl::UTCTimeZone()), "-",
+      getpid());
+  std::filesystem::create_directories(layout.rendezvous_dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat(layout.rendezvous_dir, ": ", ec.message()));
+  }
   layout.coordinator_address = absl::StrCat("127.0.0.1:", PickLoopbackPort());
   config.mutable_endpoints()->set_coordinator(layout.coordinator_address);
   config.mutable_endpoints()->set_snapshots(absl::StrCat("127.0.0.1:", PickLoopbackPort()));
@@ -83,8 +99,8 @@ std::vector<std::pair<ChildSpec, std::string>> MakeChildren(const bpo::v1::RunCo
     c.policy_name = learner ? "launch.on_learner_failure" : "launch.on_worker_failure";
     c.gang = c.required = learner;
     if (learner) {
-      c.gang_arg = [run_dir = layout.run_dir](int attempt) {
-        return absl::StrCat("--rendezvous=file:", run_dir, "/rendezvous/attempt-", attempt);
+      c.gang_arg = [dir = layout.rendezvous_dir](int attempt) {
+        return absl::StrCat("--rendezvous=file:", dir, "/attempt-", attempt);
       };
     }
     // The coordinator serves until stopped, and stops last.
@@ -178,8 +194,32 @@ absl::StatusOr<TransportSecurity> PrepareLocalTransport(const bpo::v1::RunConfig
   return LoadTransport(config, "launcher");
 }
 
+// Steps committed in the run's store; 0 when it has none yet.
+absl::StatusOr<int64_t> CommittedSteps(const bpo::v1::RunConfig& config) {
+  std::string path = config.coordinator().store();
+  if (path.empty()) {
+    BPO_ASSIGN_OR_RETURN(path, RunPath(config, "coordinator.db"));
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return 0;
+  BPO_ASSIGN_OR_RETURN(auto db, coordinator::Database::Open(path, {.fsync = false}));
+  absl::StatusOr<coordinator::Statement*> st = db->Prepare("SELECT COUNT(*) FROM steps");
+  if (!st.ok()) return 0;  // no steps table yet
+  BPO_ASSIGN_OR_RETURN(bool row, (*st)->Step());
+  return row ? (*st)->Int(0) : 0;
+}
+
 absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   bpo::v1::RunConfig& config = options.config;
+  // A finished run is not started again: say so, and succeed.
+  BPO_ASSIGN_OR_RETURN(const int64_t committed, CommittedSteps(config));
+  if (committed >= config.schedule().total_steps()) {
+    BPO_ASSIGN_OR_RETURN(const std::string run_dir, RunPath(config));
+    std::cout << "bpo local: run " << config.run_id() << " is already finished (" << committed
+              << "/" << config.schedule().total_steps() << " steps committed); adapter: " << run_dir
+              << "/adapter. Remove " << run_dir << " to run it again.\n";
+    return kExitOk;
+  }
   BPO_ASSIGN_OR_RETURN(const RunLayout layout, PrepareRunDir(config, options.config_source));
   BPO_ASSIGN_OR_RETURN(const TransportSecurity transport, PrepareLocalTransport(config));
   auto children = MakeChildren(config, layout, options.program);

@@ -29,6 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kSteps = 8, kBatch = 4, kPairs = 32;
 
@@ -145,6 +146,11 @@ TEST_F(LocalRunTest, StrictRunCompletes) {
   // Over mutual TLS by default, with the certificates `bpo local` issued.
   EXPECT_THAT(r.out, HasSubstr("mutual TLS, certificates in " + RunDir() + "/certs"));
   EXPECT_TRUE(fs::exists(RunDir() + "/certs/actor-0.pem"));
+  // Again on the finished run: nothing is started, and it succeeds.
+  auto again = Local(Config());
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_THAT(again.out, HasSubstr("run local-tiny is already finished (8/8 steps committed)"));
+  EXPECT_THAT(again.out, Not(HasSubstr("started coordinator")));
   // Strict: every pair of phase p was sampled from snapshot p.
   EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5 AND version != phase"), 0);
   EXPECT_EQ(Query("SELECT COUNT(*) FROM snapshots"), 4);
