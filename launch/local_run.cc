@@ -233,13 +233,13 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
     metrics[spec.name] = address;
     if (spec.name == "coordinator") {
       // Everyone else needs it: wait until it serves.
-      spec.ready = [&layout, &transport, log = spec.log_path]() -> absl::Status {
+      // The supervisor probes it while the coordinator lives (60 s at most).
+      spec.ready = [&layout, &transport]() -> absl::Status {
         coordinator::ClientOptions co;
         co.address = layout.coordinator_address;
         co.transport = transport;
-        co.retry_for = absl::Seconds(60);
-        if (coordinator::CoordinatorClient::Connect(co).ok()) return absl::OkStatus();
-        return absl::UnavailableError(absl::StrCat("the coordinator did not start; see ", log));
+        co.retry_for = absl::Seconds(1);
+        return coordinator::CoordinatorClient::Connect(co).status();
       };
     }
     so.children.push_back(std::move(spec));

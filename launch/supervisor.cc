@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <utility>
 
@@ -54,7 +55,7 @@ absl::Status Supervisor::Start() {
     if (s.ok()) {
       started.push_back(&child);
       if (options_.on_started) options_.on_started(child.spec, child.pid);
-      if (child.spec.ready) s = child.spec.ready();
+      if (child.spec.ready) s = AwaitReady(child);
     }
     if (!s.ok()) {
       StopTogether(started, options_.start_failure_grace);
@@ -62,6 +63,47 @@ absl::Status Supervisor::Start() {
     }
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// The last `max_lines` lines of a log file (at most 4 KiB of it).
+std::string LogTail(const std::string& path, int max_lines = 20) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "(no log)";
+  const std::streamoff size = in.tellg();
+  const std::streamoff start = std::max<std::streamoff>(0, size - 4096);
+  in.seekg(start);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t cut = text.size();
+  for (int n = 0; n <= max_lines && cut != std::string::npos && cut > 0; ++n) {
+    cut = text.rfind('\n', cut - 1);
+  }
+  if (cut != std::string::npos && cut > 0) text = text.substr(cut + 1);
+  return text.empty() ? "(empty log)" : text;
+}
+
+}  // namespace
+
+absl::Status Supervisor::AwaitReady(Child& child) {
+  const absl::Time deadline = absl::Now() + options_.ready_timeout;
+  while (true) {
+    int status = 0;
+    if (waitpid(child.pid, &status, WNOHANG) == child.pid) {
+      child.pid = -1;
+      return absl::FailedPreconditionError(
+          absl::StrCat(child.spec.name, " died during start-up (", DescribeExit(status),
+                       "); the end of ", child.spec.log_path, ":\n", LogTail(child.spec.log_path)));
+    }
+    const absl::Status probe = child.spec.ready();
+    if (probe.ok() || probe.code() != absl::StatusCode::kUnavailable) return probe;
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          child.spec.name, " was not ready within ", absl::FormatDuration(options_.ready_timeout),
+          " (", probe.message(), "); log: ", child.spec.log_path));
+    }
+    absl::SleepFor(absl::Milliseconds(20));  // between probes; each probe waits itself
+  }
 }
 
 Supervisor::PollResult Supervisor::Poll() {

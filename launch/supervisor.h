@@ -48,7 +48,10 @@ struct ChildSpec {
   // Stop() stops stage 0 first, then stage 1, ... (a stage is reaped before
   // the next one is signalled).
   int stop_stage = 0;
-  // Called once after the first start (in Start()); an error fails Start().
+  // Probed after the first start (in Start()) until it returns OK: UNAVAILABLE
+  // means "not yet" (it is probed again, while the child is alive, for up to
+  // SupervisorOptions::ready_timeout); any other error fails Start() at once.
+  // Each probe should take about a second at most.
   std::function<absl::Status()> ready;
 };
 
@@ -57,6 +60,8 @@ struct SupervisorOptions {
   int max_restarts = 3;                           // per child; one more failure stops the run
   absl::Duration stop_grace = absl::Seconds(10);  // SIGTERM, then SIGKILL
   absl::Duration start_failure_grace = absl::Seconds(5);
+  // How long a child's `ready` may stay UNAVAILABLE during Start().
+  absl::Duration ready_timeout = absl::Seconds(60);
   // Said in a gang restart's notice: "<name> died (...); log: ...; <note>".
   std::string gang_restart_note = "restarting every gang child";
   // Called with each restart's notice just before the child (or gang) starts
@@ -90,9 +95,12 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  // Starts every child in order, calling on_started and then its `ready`.
-  // When a start or a `ready` fails, stops every child started so far (all
-  // at once, start_failure_grace) and returns that error.
+  // Starts every child in order, calling on_started and then probing its
+  // `ready`. A child that dies while it is probed fails Start() at once
+  // (FAILED_PRECONDITION with how it ended and the last lines of its log);
+  // one not ready within ready_timeout fails it with DEADLINE_EXCEEDED. On a
+  // failure, stops every child started so far (all at once,
+  // start_failure_grace) and returns that error.
   absl::Status Start();
 
   // Reaps the children that exited (without blocking), restarts them per
@@ -116,6 +124,8 @@ class Supervisor {
   };
 
   absl::Status Launch(Child& child);
+  // Probes child.spec.ready until it is OK, the child dies or ready_timeout.
+  absl::Status AwaitReady(Child& child);
   // A child exited with `wait_status` and is not done: restart it (or its
   // gang) or say the run stops.
   PollResult OnChildFailed(Child& child, int wait_status);

@@ -315,15 +315,39 @@ TEST_F(SupervisorTest, ReadyFailureStopsWhatStartedAndStartsNothingMore) {
   };
   options.children.push_back(first);
   options.children.push_back(Server("second"));
+  options.ready_timeout = absl::Milliseconds(200);
   Supervisor supervisor(std::move(options));
   const absl::Status s = supervisor.Start();
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(s.message(), "not serving");
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::StartsWith("first was not ready within 200ms (not serving)"));
   EXPECT_THAT(started, ElementsAre("first"));
   EXPECT_EQ(supervisor.pid("first"), -1);
   EXPECT_EQ(Count("stop first"), 1);
   EXPECT_NE(kill(first_pid, 0), 0);
   EXPECT_EQ(Count("start second"), 0);
+}
+
+TEST_F(SupervisorTest, AChildThatDiesDuringStartUpFailsStartAtOnceWithItsLog) {
+  SupervisorOptions options;
+  ChildSpec coordinator = Child("coordinator", "echo 'coordinator: cannot open the store'; exit 3");
+  int probes = 0;
+  coordinator.ready = [&] {
+    ++probes;
+    return absl::UnavailableError("not serving");
+  };
+  options.children.push_back(coordinator);
+  options.children.push_back(Server("worker"));
+  options.ready_timeout = absl::Hours(1);  // a dead child is never waited for
+  Supervisor supervisor(std::move(options));
+  const absl::Time t0 = absl::Now();
+  const absl::Status s = supervisor.Start();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(30));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::StartsWith("coordinator died during start-up (exit status 3)"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("coordinator: cannot open the store"));
+  EXPECT_EQ(Count("start worker"), 0);
 }
 
 TEST(DescribeExitTest, ExitCodesAndSignals) {

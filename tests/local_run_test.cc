@@ -161,6 +161,15 @@ TEST_F(LocalRunTest, StrictRunCompletes) {
   EXPECT_EQ(lines, kSteps);
 }
 
+TEST_F(LocalRunTest, ACoordinatorThatCannotStartIsReportedAtOnceWithItsLog) {
+  const absl::Time t0 = absl::Now();
+  auto r = Local(Config("coordinator: {store: /proc/bpo-no-such-dir/store.db}"));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(30)) << "waited on a dead coordinator";
+  EXPECT_THAT(r.err, HasSubstr("coordinator died during start-up (exit status 1)"));
+  EXPECT_THAT(r.err, HasSubstr("/proc/bpo-no-such-dir/store.db"));  // from its log
+}
+
 TEST_F(LocalRunTest, AsyncRunCompletesWithBoundedStaleness) {
   auto r = Local(Config(
       "schedule: {total_steps: 8, phases: 4, batch_size: 4, mode: async, max_staleness: 1}"));
