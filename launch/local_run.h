@@ -5,8 +5,11 @@
 //
 // Run directory <output_dir>/<run_id>/: local-config.yaml (the config every
 // child reads, ports filled in), logs/<process>.log, pids/<process>.pid,
-// prometheus-targets.json (file_sd targets of every /metrics endpoint), and
-// what the processes write themselves (coordinator.db, checkpoints, ...).
+// prometheus-targets.json (file_sd targets of every /metrics endpoint),
+// certs/ (the run CA and every process's certificate), rendezvous/<launch>/
+// (the learner ranks' meeting place, new for each launch; earlier launches'
+// are removed), and what the processes write themselves (coordinator.db,
+// checkpoints, ...).
 //
 // Children: "coordinator", "learner-<rank>", "actor-<i>", "annotator-<i>",
 // started in that order (the others once the coordinator serves). A learner
@@ -45,10 +48,13 @@ struct LocalRunOptions {
 absl::StatusOr<TransportSecurity> PrepareLocalTransport(const bpo::v1::RunConfig& config);
 
 // Carries the run out, writing its progress and what happens to stdout.
-// Returns the exit code once it ended: 0 when every learner rank finished,
-// 1 when a child's death stopped it, 130 when stop_requested. An error when
-// it could not be set up or started (the run directory cannot be written,
-// the coordinator does not serve within 60 s, ...); nothing is left running.
+// Returns the exit code once it ended: 0 when every learner rank finished
+// (or the store already holds every step: the run is said to be finished and
+// nothing starts), 1 when a child's death stopped it, 130 when
+// stop_requested. An error when it could not be set up or started (the run
+// directory cannot be written; the coordinator died during start-up, said at
+// once with the end of its log, or did not serve within 60 s); nothing is
+// left running.
 absl::StatusOr<int> RunLocal(LocalRunOptions options);
 
 }  // namespace bpo::launch
