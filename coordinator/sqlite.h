@@ -84,16 +84,17 @@ class Statement {
   sqlite3_stmt* stmt_;
 };
 
-// Runs `body` in BEGIN IMMEDIATE ... COMMIT; rolls back when it fails.
+// Runs `body` in BEGIN IMMEDIATE ... COMMIT; rolls back when `body` or the
+// COMMIT fails (a failed COMMIT, e.g. SQLITE_FULL or a deferred constraint,
+// leaves the transaction open: without the rollback every later BEGIN would
+// fail).
 template <typename F>
 absl::Status InTransaction(Database* db, F&& body) {
   if (absl::Status s = db->Begin(); !s.ok()) return s;
   absl::Status s = body();
-  if (!s.ok()) {
-    db->Rollback();
-    return s;
-  }
-  return db->Commit();
+  if (s.ok()) s = db->Commit();
+  if (!s.ok()) db->Rollback();
+  return s;
 }
 
 }  // namespace bpo::coordinator
