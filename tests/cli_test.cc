@@ -245,14 +245,11 @@ TEST(CliTest, RunOnABusyPortFailsClearly) {
   // over HTTPS to the run's prometheus certificate.
   bool serving = false;
   for (int attempt = 0; attempt < 200 && !serving; ++attempt) {
-    const fs::path certs = dir / "tiny-cpu" / "certs";
-    TransportSecurity scraper;
-    scraper.ca_pem = ReadWholeFile((certs / "ca.pem").string()).value_or("");
-    scraper.cert_pem = ReadWholeFile((certs / "prometheus.pem").string()).value_or("");
-    scraper.key_pem = ReadWholeFile((certs / "prometheus.key").string()).value_or("");
-    auto got = scraper.ca_pem.empty()
-                   ? absl::StatusOr<testing::HttpsResult>(absl::NotFoundError("no CA yet"))
-                   : testing::HttpsGet("127.0.0.1", port, "/metrics", scraper);
+    bpo::v1::RunConfig run;
+    run.mutable_security()->set_dir((dir / "tiny-cpu" / "certs").string());
+    absl::StatusOr<TransportSecurity> scraper = LoadTransport(run, "prometheus");
+    auto got = scraper.ok() ? testing::HttpsGet("127.0.0.1", port, "/metrics", *scraper)
+                            : absl::StatusOr<testing::HttpsResult>(scraper.status());
     serving = got.ok() && got->status == 200 &&
               got->body.find("bpo_run_schedule{quantity=\"total_steps\"") != std::string::npos;
     if (!serving) absl::SleepFor(absl::Milliseconds(100));

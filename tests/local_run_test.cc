@@ -14,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/files.h"
 #include "common/transport.h"
 #include "coordinator/sqlite.h"
 #include "gmock/gmock.h"
@@ -283,16 +282,15 @@ TEST_F(LocalRunTest, EveryDashboardMetricIsServedDuringARun) {
   ASSERT_FALSE(targets.is_discarded());
   // Scraped over HTTPS as Prometheus would, with the run's observer
   // certificate that `bpo local` issued.
-  const std::string certs = RunDir() + "/certs";
-  TransportSecurity scraper;
-  scraper.ca_pem = ReadWholeFile(certs + "/ca.pem").value_or("");
-  scraper.cert_pem = ReadWholeFile(certs + "/prometheus.pem").value_or("");
-  scraper.key_pem = ReadWholeFile(certs + "/prometheus.key").value_or("");
+  bpo::v1::RunConfig run;
+  run.mutable_security()->set_dir(RunDir() + "/certs");
+  absl::StatusOr<TransportSecurity> scraper = LoadTransport(run, "prometheus");
+  ASSERT_TRUE(scraper.ok()) << scraper.status();
   for (const auto& group : targets) {
     const std::string address = group["targets"][0].get<std::string>();
     const auto colon = address.rfind(':');
     auto r = testing::HttpsGet(address.substr(0, colon), std::stoi(address.substr(colon + 1)),
-                               "/metrics", scraper);
+                               "/metrics", *scraper);
     ASSERT_TRUE(r.ok()) << group["labels"]["process"] << ": " << r.status();
     for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
       if (line.empty() || line[0] == '#') continue;
