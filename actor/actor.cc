@@ -101,6 +101,9 @@ absl::Status Actor::Run() {
   while (!options_.stop()) {
     BPO_ASSIGN_OR_RETURN(bpo::v1::LeasePromptsResponse lease,
                          client_->LeasePrompts(options_.prompts_per_lease));
+    // The loop came round: the leases it holds may be extended until the
+    // next round (coordinator.stall_seconds).
+    client_->MarkProgress();
     if (lease.work().empty()) {
       BPO_ASSIGN_OR_RETURN(bpo::v1::RunStatus status, client_->Status());
       if (status.state() == bpo::v1::RUN_STATE_DONE) return absl::OkStatus();

@@ -25,6 +25,7 @@ absl::Status RunAnnotator(Scorer* scorer, coordinator::CoordinatorClient* client
   while (!options.stop()) {
     BPO_ASSIGN_OR_RETURN(bpo::v1::LeasePairsResponse lease,
                          client->LeasePairs(options.pairs_per_lease, options.lease));
+    client->MarkProgress();  // leases are extended while the loop comes round
     if (lease.pairs().empty()) {
       BPO_ASSIGN_OR_RETURN(bpo::v1::RunStatus status, client->Status());
       if (status.state() == bpo::v1::RUN_STATE_DONE) return absl::OkStatus();

@@ -84,8 +84,8 @@ const Command& ActorCommand() {
                                 0,
                                 &RunActor,
                                 {},
-                                {"config", "metrics_address", "coordinator", "name", "policy",
-                                 "max_prompt_tokens", "tls_ca", "tls_cert", "tls_key"}};
+                                {"config", "metrics_address", "address_file", "coordinator", "name",
+                                 "policy", "max_prompt_tokens", "tls_ca", "tls_cert", "tls_key"}};
   return kCommand;
 }
 

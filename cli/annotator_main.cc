@@ -33,6 +33,10 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   annotator::HumanOptions o;
   o.coordinator_address = absl::GetFlag(FLAGS_coordinator);
   if (o.coordinator_address.empty()) o.coordinator_address = local.endpoints().coordinator();
+  // An address file (file:PATH) is read once, at start.
+  absl::StatusOr<std::string> resolved = ResolveEndpoint(o.coordinator_address);
+  if (!resolved.ok()) return Fail("annotator", resolved.status());
+  o.coordinator_address = *resolved;
   o.http_address = absl::GetFlag(FLAGS_http);
   o.rpc_deadline = absl::Seconds(local.endpoints().rpc_deadline_seconds());
   o.lease_duration = absl::Seconds(local.annotation().lease_seconds());
@@ -55,6 +59,9 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));
   auto service = annotator::HumanAnnotationService::Start(o, &registry);
   if (!service.ok()) return Fail("annotator", service.status());
+  if (auto s = PublishAddresses({{"http", (*service)->url()}}); !s.ok()) {
+    return Fail("annotator", s);
+  }
   std::cout << "human annotation: " << o.raters.size() << " raters sign in at " << (*service)->url()
             << "\n"
             << std::flush;
@@ -159,8 +166,8 @@ const Command& AnnotatorCommand() {
       &RunAnnotatorCommand,
       // --http, --raters, --secure_cookies: kind human only.
       {"kind", "http", "raters", "secure_cookies"},
-      {"config", "metrics_address", "coordinator", "name", "reward_model", "tls_ca", "tls_cert",
-       "tls_key"}};
+      {"config", "metrics_address", "address_file", "coordinator", "name", "reward_model", "tls_ca",
+       "tls_cert", "tls_key"}};
   return kCommand;
 }
 

@@ -36,6 +36,8 @@ struct Command {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the command ran and failed (bad config, ...)
 inline constexpr int kExitUsage = 2;    // bad command line
+// A worker whose work loop stalled (coordinator.stall_seconds); restart it.
+inline constexpr int kExitStalled = 75;
 
 // Prints "bpo <command>: <message>" to stderr and returns kExitFailure: how a
 // command reports the error that ends it.

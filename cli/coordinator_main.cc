@@ -20,7 +20,8 @@
 #include "model/hf_config.h"
 
 ABSL_FLAG(std::string, listen, "",
-          "Serve gRPC here (host:port); empty uses endpoints.coordinator.");
+          "Serve gRPC here (host:port, port 0 picks one); empty uses endpoints.coordinator, or "
+          "127.0.0.1:0 when that is an address file (file:PATH).");
 ABSL_FLAG(std::string, store, "",
           "SQLite store; empty uses coordinator.store or <output_dir>/<run_id>/coordinator.db.");
 ABSL_FLAG(double, linger_seconds, 10,
@@ -38,8 +39,12 @@ int RunCoordinator(const std::vector<std::string>&) {
   absl::StatusOr<RunConfigFile> file = path.empty() ? DefaultRunConfig() : LoadRunConfig(path);
   if (!file.ok()) return Fail("coordinator", file.status());
   bpo::v1::RunConfig config = file->config;
-  if (!absl::GetFlag(FLAGS_listen).empty()) {
-    config.mutable_endpoints()->set_coordinator(absl::GetFlag(FLAGS_listen));
+  // Where to listen; with a "file:PATH" endpoint the bound address is
+  // published there for the workers (common/address_file.h).
+  const std::string endpoint_file = FileEndpointPath(config.endpoints().coordinator());
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  if (listen.empty()) {
+    listen = endpoint_file.empty() ? config.endpoints().coordinator() : "127.0.0.1:0";
   }
   auto plan = coordinator::MakeRunPlan(config);
   if (!plan.ok()) return Fail("coordinator", plan.status());
@@ -100,7 +105,7 @@ int RunCoordinator(const std::vector<std::string>&) {
                         ? ""
                         : absl::StrCat(", ", transport->tokens.size(), " bearer tokens accepted"));
   coordinator::CoordinatorServices services(store->get(), rpc_metrics->get(), *transport, limits);
-  auto server = StartGrpcServer(config.endpoints().coordinator(), services.list(), *transport,
+  auto server = StartGrpcServer(listen, services.list(), *transport,
                                 config.coordinator().max_message_bytes());
   if (!server.ok()) return Fail("coordinator", server.status());
   std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
@@ -110,6 +115,12 @@ int RunCoordinator(const std::vector<std::string>&) {
   auto http = HttpServer::Start(*http_options);
   if (!http.ok()) return Fail("coordinator", http.status());
   ServeMetrics(&registry, http->get());
+  const AddressMap bound = {{"grpc", PublishedAddress(listen, server->port)},
+                            {"metrics", (*http)->address()}};
+  for (const std::string& path : {endpoint_file, absl::GetFlag(FLAGS_address_file)}) {
+    if (path.empty()) continue;
+    if (auto s = WriteAddressFile(path, bound); !s.ok()) return Fail("coordinator", s);
+  }
 
   auto status = (*store)->Status();
   if (!status.ok()) return Fail("coordinator", status.status());
@@ -147,15 +158,16 @@ int RunCoordinator(const std::vector<std::string>&) {
 }  // namespace
 
 const Command& CoordinatorCommand() {
-  static const Command kCommand{"coordinator",
-                                "Serve a run's coordinator: schedule, durable store, work queues.",
-                                "bpo coordinator --config FILE [--listen HOST:PORT] [--store FILE]",
-                                __FILE__,
-                                0,
-                                0,
-                                &RunCoordinator,
-                                {},
-                                {"config", "metrics_address", "tls_ca", "tls_cert", "tls_key"}};
+  static const Command kCommand{
+      "coordinator",
+      "Serve a run's coordinator: schedule, durable store, work queues.",
+      "bpo coordinator --config FILE [--listen HOST:PORT] [--store FILE] [--address_file FILE]",
+      __FILE__,
+      0,
+      0,
+      &RunCoordinator,
+      {},
+      {"config", "metrics_address", "address_file", "tls_ca", "tls_cert", "tls_key"}};
   return kCommand;
 }
 

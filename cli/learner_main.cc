@@ -75,8 +75,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> StartMetrics(const bpo::v1::RunConfi
     if (online && rank > 0 && ep.ok()) address = absl::StrCat(ep->host, ":0");
   }
   BPO_ASSIGN_OR_RETURN(HttpServerOptions options, MetricsServerOptions(address, transport));
-  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options);
-  if (server.ok()) ServeMetrics(registry, server->get());
+  BPO_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Start(options));
+  ServeMetrics(registry, server.get());
+  BPO_RETURN_IF_ERROR(PublishAddresses({{"metrics", server->address()}}));
   return server;
 }
 
@@ -136,8 +137,8 @@ const Command& LearnerCommand() {
       0,
       &RunLearner,
       {},
-      {"config", "pairs", "metrics_address", "coordinator", "name", "policy", "max_prompt_tokens",
-       "tls_ca", "tls_cert", "tls_key"}};
+      {"config", "pairs", "metrics_address", "address_file", "coordinator", "name", "policy",
+       "max_prompt_tokens", "tls_ca", "tls_cert", "tls_key"}};
   return kCommand;
 }
 

@@ -8,6 +8,9 @@
 ABSL_FLAG(std::string, config, "", "Run config (YAML); empty uses the built-in defaults.");
 ABSL_FLAG(std::string, metrics_address, "",
           "Serve /metrics here (host:port, port 0 picks one); empty uses endpoints.metrics.");
+ABSL_FLAG(std::string, address_file, "",
+          "Write the addresses this process serves on (gRPC, /metrics), as bound (port 0 "
+          "included), to this JSON file, replaced at every start (common/address_file.h).");
 ABSL_FLAG(std::string, pairs, "",
           "JSONL file: {prompt, response} objects (score) or {prompt, chosen, rejected[, "
           "chosen_logprob, rejected_logprob]} preference pairs (learner).");
@@ -67,6 +70,12 @@ absl::StatusOr<TransportSecurity> TransportFromFlags(const bpo::v1::RunConfig& c
   return LoadTransport(
       config, name,
       {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)});
+}
+
+absl::Status PublishAddresses(const AddressMap& addresses) {
+  const std::string path = absl::GetFlag(FLAGS_address_file);
+  if (path.empty()) return absl::OkStatus();
+  return WriteAddressFile(path, addresses);
 }
 
 }  // namespace bpo::cli

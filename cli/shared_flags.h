@@ -9,11 +9,13 @@
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "bpo/v1/config.pb.h"
+#include "common/address_file.h"
 #include "common/transport.h"
 #include "model/policy.h"
 
 ABSL_DECLARE_FLAG(std::string, config);
 ABSL_DECLARE_FLAG(std::string, metrics_address);
+ABSL_DECLARE_FLAG(std::string, address_file);
 ABSL_DECLARE_FLAG(std::string, pairs);
 ABSL_DECLARE_FLAG(std::string, coordinator);
 ABSL_DECLARE_FLAG(std::string, name);
@@ -50,6 +52,8 @@ std::vector<std::string> AdaptersFromFlag(const std::string& flag);
 // --tls_cert and --tls_key overriding the config's security section.
 absl::StatusOr<TransportSecurity> TransportFromFlags(const bpo::v1::RunConfig& config,
                                                      absl::string_view name);
+// Writes `addresses` to --address_file when it is set.
+absl::Status PublishAddresses(const AddressMap& addresses);
 }  // namespace bpo::cli
 
 #endif  // BPO_CLI_SHARED_FLAGS_H_

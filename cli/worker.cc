@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <iostream>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "cli/command.h"
 #include "cli/shared_flags.h"
 #include "common/config.h"
 #include "common/endpoint.h"
@@ -76,7 +78,21 @@ absl::StatusOr<Worker> ConnectWorker(bpo::v1::WorkerInfo info) {
                 << " over " << w.transport.Describe();
   const absl::Duration every = absl::Seconds(registered.heartbeat_interval().seconds()) +
                                absl::Nanoseconds(registered.heartbeat_interval().nanos());
-  w.client->StartHeartbeats(every > absl::ZeroDuration() ? every : absl::Seconds(2));
+  // Actors and annotators hold leases only while their work loop makes
+  // progress; a stalled one exits for its launcher to restart it.
+  const bool holds_leases =
+      info.kind() == bpo::v1::WORKER_KIND_ACTOR || info.kind() == bpo::v1::WORKER_KIND_ANNOTATOR;
+  const absl::Duration stall = absl::Seconds(w.config.coordinator().stall_seconds());
+  w.client->StartHeartbeats(
+      every > absl::ZeroDuration() ? every : absl::Seconds(2),
+      holds_leases ? stall : absl::ZeroDuration(), [](absl::Duration since) {
+        std::cerr << "bpo: no progress for " << absl::FormatDuration(since)
+                  << " (coordinator.stall_seconds); exiting with status " << kExitStalled
+                  << " so that the launcher restarts this worker; its leases expire and their "
+                     "work goes back to the queue\n"
+                  << std::flush;
+        _exit(kExitStalled);
+      });
   return w;
 }
 
@@ -91,6 +107,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> StartWorkerMetrics(const Worker& wor
   BPO_ASSIGN_OR_RETURN(HttpServerOptions options, MetricsServerOptions(address, worker.transport));
   BPO_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Start(options));
   ServeMetrics(registry, server.get());
+  BPO_RETURN_IF_ERROR(PublishAddresses({{"metrics", server->address()}}));
   return server;
 }
 

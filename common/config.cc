@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/address_file.h"
 #include "common/config_internal.h"
 #include "common/endpoint.h"
 
@@ -358,6 +359,7 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
   const auto& co = c.coordinator();
   at_least("coordinator.actor_lease_seconds", co.actor_lease_seconds(), 1);
   positive("coordinator.heartbeat_seconds", co.heartbeat_seconds());
+  at_least("coordinator.stall_seconds", co.stall_seconds(), 0);
   at_least("coordinator.worker_timeout_seconds", co.worker_timeout_seconds(), 1);
   at_least("coordinator.max_message_bytes", co.max_message_bytes(), 1 << 16);
   at_least("coordinator.rpcs_per_second_max", co.rpcs_per_second_max(), 0);
@@ -377,6 +379,12 @@ void Validate(const RunConfig& c, const ConfigOptions& options, ErrorList* error
        {std::pair<const char*, std::string>{"endpoints.coordinator", ep.coordinator()},
         {"endpoints.snapshots", ep.snapshots()},
         {"endpoints.metrics", ep.metrics()}}) {
+    // The coordinator may publish where it listens in an address file
+    // (common/address_file.h): "file:PATH".
+    if (std::string_view(path) == "endpoints.coordinator" && IsFileEndpoint(value)) {
+      if (FileEndpointPath(value).empty()) errors->Add(path, "'file:' needs a path");
+      continue;
+    }
     if (auto parsed = ParseEndpoint(value); !parsed.ok()) {
       errors->Add(path, parsed.status().message());
     }

@@ -1,7 +1,7 @@
 // The workers' side of the coordinator protocol: one channel, every call with
 // a deadline, calls retried while the coordinator is unreachable (a restart)
 // for up to `retry_for`, and a heartbeat thread that keeps the worker listed
-// and extends the leases it holds.
+// and extends the leases it holds while the worker makes progress.
 #ifndef BPO_COORDINATOR_CLIENT_H_
 #define BPO_COORDINATOR_CLIENT_H_
 
@@ -23,6 +23,9 @@
 namespace bpo::coordinator {
 
 struct ClientOptions {
+  // host:port, or "file:PATH": the coordinator's address file, read at
+  // Connect and again whenever the coordinator is unreachable (a restarted
+  // coordinator listens on a new port).
   std::string address;
   absl::Duration rpc_deadline = absl::Seconds(30);
   // How long to wait for the coordinator at start-up and, later, to come back
@@ -52,31 +55,58 @@ class CoordinatorClient {
   absl::Status ReportSnapshot(bpo::v1::ReportSnapshotRequest request);
 
   // Heartbeats every `interval` on a thread until destruction, extending the
-  // leases added here. The last answer's run state is kept.
-  void StartHeartbeats(absl::Duration interval);
+  // leases added here. The last answer's run state is kept. Leases follow
+  // progress: when MarkProgress() has not been called for `stall_timeout`
+  // (zero: never), heartbeats stop extending the leases (they expire and
+  // their work goes back to the queue) and `on_stall` is called, once per
+  // stall, on the heartbeat thread.
+  void StartHeartbeats(absl::Duration interval, absl::Duration stall_timeout = absl::ZeroDuration(),
+                       std::function<void(absl::Duration since_progress)> on_stall = nullptr);
+  // The work loop finished a unit of work (or saw that there is none).
+  void MarkProgress();
   void HoldLease(const std::string& lease_id);
   void ReleaseLease(const std::string& lease_id);
   bpo::v1::RunState last_state() const;
 
+  // The endpoint as configured (host:port or file:PATH).
   const std::string& address() const { return options_.address; }
+  // The host:port the channel dials now.
+  std::string resolved_address() const;
 
  private:
+  // One channel and its stubs; replaced whole when the address file names a
+  // new address.
+  struct Stubs {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<bpo::v1::Coordinator::Stub> coordinator;
+    std::unique_ptr<bpo::v1::PromptQueue::Stub> prompts;
+    std::unique_ptr<bpo::v1::AnnotationQueue::Stub> annotation;
+    std::unique_ptr<bpo::v1::LearnerFeed::Stub> learner;
+  };
+
   explicit CoordinatorClient(ClientOptions options);
+  // A channel to the address the endpoint names now, ready within `timeout`.
+  absl::StatusOr<std::shared_ptr<const Stubs>> Dial(absl::Duration timeout) const;
+  std::shared_ptr<const Stubs> stubs() const;
+  // With a file endpoint: reads the address file again and switches to the
+  // address it names if that changed.
+  void Refresh();
   // Runs `call` (a stub call on a prepared context) with retries.
   absl::Status Call(const char* method,
-                    const std::function<grpc::Status(grpc::ClientContext*)>& call);
+                    const std::function<grpc::Status(const Stubs&, grpc::ClientContext*)>& call);
 
   const ClientOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<bpo::v1::Coordinator::Stub> coordinator_;
-  std::unique_ptr<bpo::v1::PromptQueue::Stub> prompts_;
-  std::unique_ptr<bpo::v1::AnnotationQueue::Stub> annotation_;
-  std::unique_ptr<bpo::v1::LearnerFeed::Stub> learner_;
   std::string worker_id_;
 
   mutable absl::Mutex mu_;
+  std::shared_ptr<const Stubs> stubs_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> leases_ ABSL_GUARDED_BY(mu_);
   bpo::v1::RunState state_ ABSL_GUARDED_BY(mu_) = bpo::v1::RUN_STATE_RUNNING;
+  absl::Time last_progress_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  bool stalled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration stall_timeout_;  // set before the heartbeat thread starts
+  std::function<void(absl::Duration)> on_stall_;
   absl::Notification stop_;
   std::thread heartbeat_;
 };

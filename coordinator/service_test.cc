@@ -9,6 +9,8 @@
 
 #include <filesystem>
 
+#include "absl/synchronization/notification.h"
+#include "common/address_file.h"
 #include "common/config.h"
 #include "common/rpc.h"
 #include "coordinator/client.h"
@@ -32,6 +34,8 @@ class ServiceTest : public ::testing::Test {
     config_.mutable_schedule()->set_phases(2);
     config_.mutable_schedule()->set_batch_size(2);
     config_.mutable_schedule()->set_pairs_per_phase(4);
+    config_.mutable_coordinator()->set_actor_lease_seconds(actor_lease_seconds_);
+    dir_ = dir.string();
     std::vector<bpo::v1::Prompt> prompts(10);
     for (int i = 0; i < 10; ++i) prompts[i].set_text(absl::StrCat("prompt ", i));
     auto store =
@@ -53,6 +57,8 @@ class ServiceTest : public ::testing::Test {
   void TearDown() override { server_.server->Shutdown(); }
 
   static constexpr int kMaxMessage = 1 << 20;
+  int actor_lease_seconds_ = 120;
+  std::string dir_;
   bpo::v1::RunConfig config_;
   metrics::Registry registry_;
   std::unique_ptr<RunStore> store_;
@@ -156,6 +162,105 @@ TEST_F(ServiceTest, ClientRetriesWhileTheCoordinatorIsDown) {
   restart.join();
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(status->run_id(), "svc");
+}
+
+// A coordinator that restarts listens on a new port (port 0) and rewrites its
+// address file; a client with the file endpoint follows it.
+TEST_F(ServiceTest, AClientFollowsTheAddressFileWhenTheCoordinatorMoves) {
+  const std::string file = dir_ + "/addresses/coordinator.json";
+  ClientOptions o;
+  o.address = "file:" + file;
+  o.transport = TransportSecurity::Plaintext();
+  o.retry_for = absl::Milliseconds(500);
+  // Not written yet: UNAVAILABLE naming the file.
+  auto early = CoordinatorClient::Connect(o);
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(early.status().message()), HasSubstr(file + " does not exist yet"));
+
+  ASSERT_TRUE(WriteAddressFile(file, {{"grpc", address_}}).ok());
+  o.retry_for = absl::Seconds(30);
+  auto client = CoordinatorClient::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ((*client)->resolved_address(), address_);
+  ASSERT_TRUE((*client)->Status().ok());
+
+  // The coordinator moves: a new server on a new port, the old one gone.
+  auto moved = StartGrpcServer("127.0.0.1:0", services_->list(), TransportSecurity::Plaintext(),
+                               kMaxMessage);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  server_.server->Shutdown();
+  server_ = std::move(*moved);
+  const std::string new_address = absl::StrCat("127.0.0.1:", server_.port);
+  ASSERT_TRUE(WriteAddressFile(file, {{"grpc", new_address}}).ok());
+  absl::StatusOr<bpo::v1::RunStatus> status = (*client)->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ((*client)->resolved_address(), new_address);
+}
+
+class StallTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    actor_lease_seconds_ = 3;
+    ServiceTest::SetUp();
+  }
+};
+
+// Heartbeats extend a lease while the work loop makes progress, and stop
+// when it stalls: the lease then expires and its prompts go back.
+TEST_F(StallTest, LeasesFollowProgressAndAStalledWorkersLeasesExpire) {
+  ClientOptions o;
+  o.address = address_;
+  o.transport = TransportSecurity::Plaintext();
+  auto client = CoordinatorClient::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  bpo::v1::WorkerInfo actor;
+  actor.set_kind(bpo::v1::WORKER_KIND_ACTOR);
+  actor.set_name("a");
+  ASSERT_TRUE((*client)->Register(actor).ok());
+  // A learner publishes snapshot 0: the first phase opens.
+  auto learner = CoordinatorClient::Connect(o);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  bpo::v1::WorkerInfo learner_info;
+  learner_info.set_kind(bpo::v1::WORKER_KIND_LEARNER);
+  learner_info.set_name("learner");
+  learner_info.set_world_size(1);
+  ASSERT_TRUE((*learner)->Register(learner_info).ok());
+  bpo::v1::ReportSnapshotRequest snapshot;
+  snapshot.mutable_snapshot()->set_version(0);
+  snapshot.mutable_snapshot()->set_sha256(std::string(64, 'a'));
+  snapshot.mutable_snapshot()->set_size_bytes(1024);
+  snapshot.set_path(LimitsFromConfig(store_->config()).snapshot_dir + "/snapshot-0");
+  absl::Status reported = (*learner)->ReportSnapshot(snapshot);
+  ASSERT_TRUE(reported.ok()) << reported;
+  auto lease = (*client)->LeasePrompts(2);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_EQ(lease->work_size(), 2);
+  (*client)->HoldLease(lease->lease().lease_id());
+  absl::Notification stalled;
+  (*client)->StartHeartbeats(absl::Milliseconds(100), absl::Seconds(2),
+                             [&](absl::Duration) { stalled.Notify(); });
+
+  // Progress for twice the lease's 3 s: the lease is extended.
+  for (const absl::Time until = absl::Now() + absl::Seconds(6); absl::Now() < until;) {
+    (*client)->MarkProgress();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_FALSE(stalled.HasBeenNotified());
+  EXPECT_EQ(*store_->ExpireLeases(), 0);
+
+  // No progress: after 2 s the worker is told it stalled, and 3 s later its
+  // lease expires.
+  ASSERT_TRUE(stalled.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  int64_t expired = 0;
+  for (const absl::Time until = absl::Now() + absl::Seconds(30);
+       expired == 0 && absl::Now() < until; absl::SleepFor(absl::Milliseconds(100))) {
+    expired = *store_->ExpireLeases();
+  }
+  EXPECT_EQ(expired, 1);
+  // Its prompts are back: all of the phase's 4 can be leased.
+  auto again = (*client)->LeasePrompts(4);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->work_size(), 4);
 }
 
 }  // namespace

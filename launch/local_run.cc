@@ -14,13 +14,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/address_file.h"
 #include "common/certs.h"
 #include "common/config.h"
+#include "common/files.h"
 #include "common/status_macros.h"
 #include "common/transport.h"
 #include "coordinator/client.h"
 #include "coordinator/sqlite.h"
-#include "launch/ports.h"
 #include "launch/progress.h"
 #include "launch/supervisor.h"
 #include "nlohmann/json.hpp"
@@ -37,12 +38,16 @@ struct RunLayout {
   // This launch's own rendezvous directory: <run dir>/rendezvous/<launch>,
   // so no attempt of this launch meets files of an earlier one.
   std::string rendezvous_dir;
-  std::string local_config;  // the config file every child reads
-  std::string coordinator_address;
+  std::string local_config;  // the config every child reads
+  // Every child listens on port 0 and writes what it bound to
+  // <addresses_dir>/<name>.json (common/address_file.h); the coordinator's
+  // endpoint is its file.
+  std::string addresses_dir;
+  std::string coordinator_endpoint;  // file:<addresses_dir>/coordinator.json
 };
 
-// Creates the run directory, puts loopback ports into the config's endpoints
-// and writes it as local-config.yaml.
+// Creates the run directory, points the config's endpoints at port 0 and the
+// coordinator's address file, and writes it as local-config.yaml.
 absl::StatusOr<RunLayout> PrepareRunDir(bpo::v1::RunConfig& config, const std::string& source) {
   RunLayout layout;
   BPO_ASSIGN_OR_RETURN(layout.run_dir, RunPath(config));
@@ -62,9 +67,17 @@ absl::StatusOr<RunLayout> PrepareRunDir(bpo::v1::RunConfig& config, const std::s
   if (ec) {
     return absl::PermissionDeniedError(absl::StrCat(layout.rendezvous_dir, ": ", ec.message()));
   }
-  layout.coordinator_address = absl::StrCat("127.0.0.1:", PickLoopbackPort());
-  config.mutable_endpoints()->set_coordinator(layout.coordinator_address);
-  config.mutable_endpoints()->set_snapshots(absl::StrCat("127.0.0.1:", PickLoopbackPort()));
+  // No port is chosen here: each child binds port 0 and says what it got.
+  // Addresses of an earlier launch are stale.
+  layout.addresses_dir = absl::StrCat(layout.run_dir, "/addresses");
+  std::filesystem::remove_all(layout.addresses_dir, ec);
+  std::filesystem::create_directories(layout.addresses_dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat(layout.addresses_dir, ": ", ec.message()));
+  }
+  layout.coordinator_endpoint = absl::StrCat("file:", layout.addresses_dir, "/coordinator.json");
+  config.mutable_endpoints()->set_coordinator(layout.coordinator_endpoint);
+  config.mutable_endpoints()->set_snapshots("127.0.0.1:0");
   config.mutable_endpoints()->set_metrics("127.0.0.1:0");
   layout.local_config = absl::StrCat(layout.run_dir, "/local-config.yaml");
   std::ofstream out(layout.local_config);
@@ -76,19 +89,22 @@ absl::StatusOr<RunLayout> PrepareRunDir(bpo::v1::RunConfig& config, const std::s
   return layout;
 }
 
-// One child per process of the run, in start order, with its /metrics address.
-std::vector<std::pair<ChildSpec, std::string>> MakeChildren(const bpo::v1::RunConfig& config,
-                                                            const RunLayout& layout,
-                                                            const std::string& program) {
+std::string AddressFile(const RunLayout& layout, const std::string& child) {
+  return absl::StrCat(layout.addresses_dir, "/", child, ".json");
+}
+
+// One child per process of the run, in start order.
+std::vector<ChildSpec> MakeChildren(const bpo::v1::RunConfig& config, const RunLayout& layout,
+                                    const std::string& program) {
   const auto& launch = config.launch();
-  std::vector<std::pair<ChildSpec, std::string>> children;
+  std::vector<ChildSpec> children;
   auto add = [&](std::string name, const char* command, bool learner,
                  std::vector<std::string> extra) {
     ChildSpec c;
     c.name = std::move(name);
     c.program = program;
-    const std::string metrics = absl::StrCat("127.0.0.1:", PickLoopbackPort());
-    c.argv = {"bpo", command, "--config=" + layout.local_config, "--metrics_address=" + metrics};
+    c.argv = {"bpo", command, "--config=" + layout.local_config, "--metrics_address=127.0.0.1:0",
+              "--address_file=" + AddressFile(layout, c.name)};
     const bool coordinator = std::string(command) == "coordinator";
     if (!coordinator) c.argv.push_back("--name=" + c.name);
     for (auto& e : extra) c.argv.push_back(std::move(e));
@@ -106,7 +122,7 @@ std::vector<std::pair<ChildSpec, std::string>> MakeChildren(const bpo::v1::RunCo
     // The coordinator serves until stopped, and stops last.
     c.may_finish = !coordinator;
     c.stop_stage = coordinator ? 1 : 0;
-    children.emplace_back(std::move(c), metrics);
+    children.push_back(std::move(c));
   };
   add("coordinator", "coordinator", false, {"--linger_seconds=3600"});
   for (int r = 0; r < config.learner().world_size(); ++r) {
@@ -119,20 +135,58 @@ std::vector<std::pair<ChildSpec, std::string>> MakeChildren(const bpo::v1::RunCo
   return children;
 }
 
-void WritePrometheusTargets(const std::vector<std::pair<ChildSpec, std::string>>& children,
-                            const std::string& run_id, const std::string& run_dir) {
-  nlohmann::json targets = nlohmann::json::array();
-  for (const auto& [spec, metrics] : children) {
-    targets.push_back(
-        {{"targets", {metrics}}, {"labels", {{"run_id", run_id}, {"process", spec.name}}}});
+// Keeps <run dir>/prometheus-targets.json (Prometheus file discovery) equal
+// to the /metrics addresses the children published, and says when one
+// appears or moves (a restarted child has a new port).
+class MetricsTargets {
+ public:
+  MetricsTargets(std::vector<std::string> children, const RunLayout& layout, std::string run_id,
+                 std::string scheme, bool tty)
+      : children_(std::move(children)),
+        layout_(layout),
+        run_id_(std::move(run_id)),
+        scheme_(std::move(scheme)),
+        tty_(tty) {}
+
+  void Refresh() {
+    bool changed = false;
+    for (const std::string& name : children_) {
+      absl::StatusOr<std::string> metrics =
+          ResolveEndpoint(absl::StrCat("file:", AddressFile(layout_, name)), "metrics");
+      if (!metrics.ok() || known_[name] == *metrics) continue;
+      known_[name] = *metrics;
+      changed = true;
+      std::cout << (tty_ ? "\n" : "") << "  " << name << " metrics " << scheme_ << "://" << *metrics
+                << "/metrics\n"
+                << std::flush;
+    }
+    if (!changed) return;
+    nlohmann::json targets = nlohmann::json::array();
+    for (const std::string& name : children_) {
+      auto it = known_.find(name);
+      if (it == known_.end() || it->second.empty()) continue;
+      targets.push_back(
+          {{"targets", {it->second}}, {"labels", {{"run_id", run_id_}, {"process", name}}}});
+    }
+    const std::string path = absl::StrCat(layout_.run_dir, "/prometheus-targets.json");
+    if (absl::Status s = WriteFileAtomically(path, targets.dump(2) + "\n"); !s.ok()) {
+      std::cout << "bpo local: " << s << "\n";
+    }
   }
-  std::ofstream(absl::StrCat(run_dir, "/prometheus-targets.json")) << targets.dump(2) << "\n";
-}
+
+ private:
+  const std::vector<std::string> children_;
+  const RunLayout& layout_;
+  const std::string run_id_;
+  const std::string scheme_;
+  const bool tty_;
+  std::map<std::string, std::string> known_;
+};
 
 // Polls the children and reports progress until the run ends; stops every
 // child and returns the exit code.
-int Watch(Supervisor& supervisor, ProgressReporter& progress, const LocalRunOptions& options,
-          const RunLayout& layout, bool tty) {
+int Watch(Supervisor& supervisor, ProgressReporter& progress, MetricsTargets& targets,
+          const LocalRunOptions& options, const RunLayout& layout, bool tty) {
   auto stop_all = [&](int code, const std::string& why) {
     if (tty) std::cout << "\n";
     if (!why.empty()) std::cout << why << "\n";
@@ -168,6 +222,7 @@ int Watch(Supervisor& supervisor, ProgressReporter& progress, const LocalRunOpti
         return stop_all(kExitOk, "");
       }
     }
+    targets.Refresh();
     progress.MaybeReport();
     absl::SleepFor(absl::Milliseconds(200));
   }
@@ -222,21 +277,23 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   }
   BPO_ASSIGN_OR_RETURN(const RunLayout layout, PrepareRunDir(config, options.config_source));
   BPO_ASSIGN_OR_RETURN(const TransportSecurity transport, PrepareLocalTransport(config));
-  auto children = MakeChildren(config, layout, options.program);
-  WritePrometheusTargets(children, config.run_id(), layout.run_dir);
+  std::vector<ChildSpec> children = MakeChildren(config, layout, options.program);
+  std::vector<std::string> names;
+  for (const ChildSpec& c : children) names.push_back(c.name);
+  const bool tty = isatty(STDOUT_FILENO);
+  MetricsTargets targets(names, layout, config.run_id(), transport.plaintext ? "http" : "https",
+                         tty);
 
   SupervisorOptions so;
   so.max_restarts = config.launch().max_restarts();
   so.gang_restart_note = "restarting all learner ranks from the last checkpoint";
-  std::map<std::string, std::string> metrics;
-  for (auto& [spec, address] : children) {
-    metrics[spec.name] = address;
+  for (ChildSpec& spec : children) {
     if (spec.name == "coordinator") {
       // Everyone else needs it: wait until it serves.
       // The supervisor probes it while the coordinator lives (60 s at most).
       spec.ready = [&layout, &transport]() -> absl::Status {
         coordinator::ClientOptions co;
-        co.address = layout.coordinator_address;
+        co.address = layout.coordinator_endpoint;
         co.transport = transport;
         co.retry_for = absl::Seconds(1);
         return coordinator::CoordinatorClient::Connect(co).status();
@@ -244,11 +301,8 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
     }
     so.children.push_back(std::move(spec));
   }
-  const bool tty = isatty(STDOUT_FILENO);
-  const char* scheme = transport.plaintext ? "http" : "https";
-  so.on_started = [&metrics, scheme](const ChildSpec& c, pid_t pid) {
-    std::cout << "  started " << c.name << " (pid " << pid << "), metrics " << scheme << "://"
-              << metrics[c.name] << "/metrics\n";
+  so.on_started = [](const ChildSpec& c, pid_t pid) {
+    std::cout << "  started " << c.name << " (pid " << pid << ")\n";
   };
   so.on_restart = [tty](const std::string& notice) {
     std::cout << (tty ? "\n" : "") << "bpo local: " << notice << "\n" << std::flush;
@@ -266,14 +320,15 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   std::cout << std::flush;
 
   coordinator::ClientOptions co;
-  co.address = layout.coordinator_address;
+  co.address = layout.coordinator_endpoint;
   co.rpc_deadline = absl::Seconds(5);
   co.retry_for = absl::Seconds(1);
   co.transport = transport;
   BPO_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::CoordinatorClient> status_client,
                        coordinator::CoordinatorClient::Connect(co));
   ProgressReporter progress(status_client.get(), &std::cout, tty);
-  return Watch(supervisor, progress, options, layout, tty);
+  targets.Refresh();
+  return Watch(supervisor, progress, targets, options, layout, tty);
 }
 
 }  // namespace bpo::launch

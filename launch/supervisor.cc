@@ -137,6 +137,15 @@ Supervisor::PollResult Supervisor::Poll() {
     if (result.state != State::kRunning) return result;
     gang_restarted = gang_restarted || d.child->spec.gang;
   }
+  // Restarts whose back-off has passed.
+  const absl::Time now = absl::Now();
+  for (Child& child : children_) {
+    if (!child.pending_restart || child.restart_at > now) continue;
+    child.pending_restart = false;
+    if (absl::Status s = Launch(child); !s.ok()) {
+      return {State::kStartFailed, std::string(s.message())};
+    }
+  }
   for (const Child& child : children_) {
     if (child.spec.required && !child.finished) return {};
   }
@@ -161,18 +170,27 @@ Supervisor::PollResult Supervisor::OnChildFailed(Child& child, int wait_status) 
       if (other.spec.gang) restart.push_back(&other);
     }
     StopTogether(restart, options_.stop_grace);
+    for (Child* c : restart) c->pending_restart = false;  // stopped, not yet restarted
     ++gang_attempt_;
     notice = absl::StrCat(what, "; ", options_.gang_restart_note);
   } else {
     notice = absl::StrCat(what, "; restarting it (", child.restarts + 1, "/", options_.max_restarts,
                           ")");
   }
+  // Back off: restart_backoff, doubled at each restart of this child.
+  absl::Duration backoff = options_.restart_backoff;
+  for (int i = 0; i < child.restarts && backoff < options_.restart_backoff_max; ++i) backoff *= 2;
+  backoff = std::min(backoff, options_.restart_backoff_max);
+  if (backoff > absl::ZeroDuration()) {
+    absl::StrAppend(&notice, " in ", absl::FormatDuration(backoff));
+  }
   if (options_.on_restart) options_.on_restart(notice);
+  const absl::Time at = absl::Now() + backoff;
   for (Child* c : restart) {
     c->finished = false;
     ++c->restarts;
-    if (absl::Status s = Launch(*c); !s.ok())
-      return {State::kStartFailed, std::string(s.message())};
+    c->pending_restart = true;
+    c->restart_at = at;
   }
   return {};
 }

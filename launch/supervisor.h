@@ -56,8 +56,13 @@ struct ChildSpec {
 };
 
 struct SupervisorOptions {
-  std::vector<ChildSpec> children;                // started in this order
-  int max_restarts = 3;                           // per child; one more failure stops the run
+  std::vector<ChildSpec> children;  // started in this order
+  int max_restarts = 3;             // per child; one more failure stops the run
+  // A failed child (or gang) starts again after a back-off that doubles at
+  // each restart of it, from restart_backoff up to restart_backoff_max; Poll
+  // never blocks on it. Zero: at once.
+  absl::Duration restart_backoff = absl::Seconds(1);
+  absl::Duration restart_backoff_max = absl::Seconds(30);
   absl::Duration stop_grace = absl::Seconds(10);  // SIGTERM, then SIGKILL
   absl::Duration start_failure_grace = absl::Seconds(5);
   // How long a child's `ready` may stay UNAVAILABLE during Start().
@@ -104,7 +109,8 @@ class Supervisor {
   absl::Status Start();
 
   // Reaps the children that exited (without blocking), restarts them per
-  // their policy and says whether the run goes on. Once it returns anything
+  // their policy (once their back-off has passed) and says whether the run
+  // goes on. Once it returns anything
   // but kRunning, the caller calls Stop().
   PollResult Poll();
 
@@ -112,7 +118,8 @@ class Supervisor {
   // SIGKILL to whoever has not exited stop_grace later; reaps them all.
   void Stop();
 
-  // The running pid of child `name`, or -1 (not running, or no such child).
+  // The running pid of child `name`, or -1 (not running, waiting out its
+  // restart back-off, or no such child).
   pid_t pid(std::string_view name) const;
 
  private:
@@ -121,6 +128,9 @@ class Supervisor {
     pid_t pid = -1;
     int restarts = 0;
     bool finished = false;  // exited 0 and may_finish
+    // Failed, and to start again at restart_at (the back-off).
+    bool pending_restart = false;
+    absl::Time restart_at;
   };
 
   absl::Status Launch(Child& child);

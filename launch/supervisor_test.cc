@@ -25,6 +25,7 @@ namespace bpo::launch {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
@@ -101,6 +102,7 @@ class SupervisorTest : public ::testing::Test {
 
 TEST_F(SupervisorTest, StartsInOrderAndStopsWorkersBeforeTheServer) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   std::vector<std::string> calls;
   ChildSpec server = Server("server");
   server.stop_stage = 1;
@@ -140,6 +142,7 @@ TEST_F(SupervisorTest, StartsInOrderAndStopsWorkersBeforeTheServer) {
 
 TEST_F(SupervisorTest, ChildIgnoringSigtermIsKilledAfterTheGrace) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   options.stop_grace = absl::Milliseconds(300);
   // The shell's ignored SIGTERM stays ignored by the sleep it becomes.
   options.children.push_back(Child("stubborn", "trap '' TERM; rec start $0; exec sleep 1000"));
@@ -154,8 +157,60 @@ TEST_F(SupervisorTest, ChildIgnoringSigtermIsKilledAfterTheGrace) {
   EXPECT_NE(kill(pid, 0), 0);
 }
 
+// Restarts back off: 200 ms, then 400 ms, then 400 ms (the cap), measured
+// between the supervisor's own restarts; Poll never blocks meanwhile.
+TEST_F(SupervisorTest, RestartsBackOffAndPollDoesNotBlock) {
+  SupervisorOptions options;
+  options.restart_backoff = absl::Milliseconds(200);
+  options.restart_backoff_max = absl::Milliseconds(400);
+  options.max_restarts = 3;
+  std::vector<std::string> notices;
+  std::vector<absl::Time> restarts;
+  options.on_restart = [&](const std::string& n) { notices.push_back(n); };
+  ChildSpec main = Server("main");
+  main.required = true;
+  options.children.push_back(main);
+  options.children.push_back(Child("crashing", "rec start $0; exit 2"));
+  Supervisor supervisor(std::move(options));
+  ASSERT_TRUE(supervisor.Start().ok());
+
+  std::vector<absl::Time> deaths;
+  Supervisor::PollResult r;
+  int polls_while_backing_off = 0;
+  const absl::Time deadline = absl::Now() + kDeadline;
+  while (absl::Now() < deadline) {
+    const size_t before = notices.size();
+    const absl::Time t0 = absl::Now();
+    const bool was_down = supervisor.pid("crashing") == -1;
+    r = supervisor.Poll();
+    // A death is noticed during this Poll (at or after t0); a restart
+    // happens during a Poll that ends now or later.
+    if (notices.size() > before) deaths.push_back(t0);
+    if (was_down && !deaths.empty() && supervisor.pid("crashing") > 0) {
+      restarts.push_back(absl::Now());
+    }
+    // Dead and not yet restarted, and Poll returned.
+    if (!deaths.empty() && supervisor.pid("crashing") == -1) ++polls_while_backing_off;
+    if (r.state != Supervisor::State::kRunning) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(r.state, Supervisor::State::kFailed);
+  ASSERT_EQ(notices.size(), 3u);
+  EXPECT_THAT(notices[0], HasSubstr("restarting it (1/3) in 200ms"));
+  EXPECT_THAT(notices[1], HasSubstr("restarting it (2/3) in 400ms"));
+  EXPECT_THAT(notices[2], HasSubstr("restarting it (3/3) in 400ms"));
+  ASSERT_EQ(restarts.size(), 3u);
+  EXPECT_GE(restarts[0] - deaths[0], absl::Milliseconds(200));
+  EXPECT_GE(restarts[1] - deaths[1], absl::Milliseconds(400));
+  EXPECT_GE(restarts[2] - deaths[2], absl::Milliseconds(400));
+  EXPECT_GT(polls_while_backing_off, 3) << "Poll waited out the back-offs";
+  EXPECT_EQ(Count("start crashing"), 4);
+  supervisor.Stop();
+}
+
 TEST_F(SupervisorTest, FailedChildIsRestartedUpToMaxRestarts) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   options.max_restarts = 2;
   std::vector<std::string> notices;
   options.on_restart = [&](const std::string& n) { notices.push_back(n); };
@@ -181,6 +236,7 @@ TEST_F(SupervisorTest, FailedChildIsRestartedUpToMaxRestarts) {
 
 TEST_F(SupervisorTest, StopPolicyEndsTheRunAtTheFirstFailure) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   std::vector<std::string> notices;
   options.on_restart = [&](const std::string& n) { notices.push_back(n); };
   ChildSpec main = Server("main");
@@ -206,6 +262,7 @@ TEST_F(SupervisorTest, ADeathBySignalIsReportedBeforeThePeerThatFailedBecauseOfI
   // learner-0 exits 1 when learner-1, whose all-reduce it waits on, is killed:
   // both are dead by the next poll, and the run must name the killed one.
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   for (const std::string name : {"learner-0", "learner-1"}) {
     // Each exits 1 on SIGTERM, as a rank whose peer vanished does.
     ChildSpec c = Child(name, "trap 'kill $!; exit 1' TERM; rec start $0 $1; sleep 1000 & wait");
@@ -233,6 +290,7 @@ TEST_F(SupervisorTest, ADeathBySignalIsReportedBeforeThePeerThatFailedBecauseOfI
 
 TEST_F(SupervisorTest, ExitZeroFinishesAWorkerButNotAServer) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   std::vector<std::string> notices;
   options.on_restart = [&](const std::string& n) { notices.push_back(n); };
   ChildSpec main = Server("main");
@@ -265,6 +323,7 @@ TEST_F(SupervisorTest, ExitZeroFinishesAWorkerButNotAServer) {
 
 TEST_F(SupervisorTest, GangRestartsTogetherWithTheNextAttemptThenFinishes) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   options.gang_restart_note = "restarting the gang";
   std::vector<std::string> notices;
   options.on_restart = [&](const std::string& n) { notices.push_back(n); };
@@ -303,6 +362,7 @@ TEST_F(SupervisorTest, GangRestartsTogetherWithTheNextAttemptThenFinishes) {
 
 TEST_F(SupervisorTest, ReadyFailureStopsWhatStartedAndStartsNothingMore) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   std::vector<std::string> started;
   options.on_started = [&](const ChildSpec& c, pid_t) { started.push_back(c.name); };
   ChildSpec first = Server("first");
@@ -330,6 +390,7 @@ TEST_F(SupervisorTest, ReadyFailureStopsWhatStartedAndStartsNothingMore) {
 
 TEST_F(SupervisorTest, AChildThatDiesDuringStartUpFailsStartAtOnceWithItsLog) {
   SupervisorOptions options;
+  options.restart_backoff = absl::ZeroDuration();
   ChildSpec coordinator = Child("coordinator", "echo 'coordinator: cannot open the store'; exit 3");
   int probes = 0;
   coordinator.ready = [&] {

@@ -494,7 +494,8 @@ TEST_F(SnapshotTest, CorruptPayloadIsDataLossAndNotCached) {
 }
 
 TEST(SnapshotClientTest, UnreachableServerIsUnavailableNamingTheAddress) {
-  const std::string address = absl::StrCat("127.0.0.1:", testing::PickFreePort());
+  const testing::ClosedPort closed;  // refuses connections
+  const std::string address = closed.address();
   SnapshotClient client(
       address, FreshDir("unreachable"),
       {.rpc_timeout = absl::Milliseconds(300), .transport = TransportSecurity::Plaintext()});

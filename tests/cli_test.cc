@@ -231,16 +231,19 @@ TEST(CliTest, RunPlansTheScheduleAndServesMetrics) {
 }
 
 TEST(CliTest, RunOnABusyPortFailsClearly) {
-  // Hold a port with a first `bpo run`, then ask a second one for it.
-  const int port = testing::PickFreePort();
-  const std::string address = absl::StrCat("127.0.0.1:", port);
+  // Hold a port with a first `bpo run` (on port 0: the port it got is read
+  // from /proc), then ask a second one for it.
   const fs::path dir = fs::temp_directory_path() / absl::StrCat("bpo_cli_busy_", getpid());
   const std::string config = TinyConfigIn(dir);
   const fs::path log = dir / "hold.log";
-  auto holder = testing::Subprocess::Start(
-      {BPO_BINARY, "run", "--config", config, "--metrics_address=" + address, "--serve_seconds=60"},
-      log.string());
+  auto holder = testing::Subprocess::Start({BPO_BINARY, "run", "--config", config,
+                                            "--metrics_address=127.0.0.1:0", "--serve_seconds=60"},
+                                           log.string());
   ASSERT_TRUE(holder.ok());
+  absl::StatusOr<int> listening = testing::ListeningPort(holder->pid());
+  ASSERT_TRUE(listening.ok()) << listening.status();
+  const int port = *listening;
+  const std::string address = absl::StrCat("127.0.0.1:", port);
   // The holder serves its metrics (LibTorch is loaded in that process too),
   // over HTTPS to the run's prometheus certificate.
   bool serving = false;

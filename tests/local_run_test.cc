@@ -277,9 +277,18 @@ TEST_F(LocalRunTest, EveryDashboardMetricIsServedDuringARun) {
 
   auto local = StartAndKill(Config("schedule: {total_steps: 8, phases: 4, batch_size: 4}"), 3, "");
   std::set<std::string> served;
-  std::ifstream targets_file(RunDir() + "/prometheus-targets.json");
-  const nlohmann::json targets = nlohmann::json::parse(targets_file, nullptr, false);
-  ASSERT_FALSE(targets.is_discarded());
+  // Every process listens on port 0 and publishes its address; the launcher
+  // lists each in the targets file as it appears.
+  size_t processes = 0;
+  for ([[maybe_unused]] const auto& pid : fs::directory_iterator(RunDir() + "/pids")) ++processes;
+  nlohmann::json targets;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60); absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(100))) {
+    std::ifstream targets_file(RunDir() + "/prometheus-targets.json");
+    targets = nlohmann::json::parse(targets_file, nullptr, false);
+    if (targets.is_array() && targets.size() == processes) break;
+  }
+  ASSERT_TRUE(targets.is_array() && targets.size() == processes) << targets.dump();
   // Scraped over HTTPS as Prometheus would, with the run's observer
   // certificate that `bpo local` issued.
   bpo::v1::RunConfig run;

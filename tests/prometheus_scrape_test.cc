@@ -52,14 +52,17 @@ class PrometheusScrapeTest : public ::testing::Test {
 
   // Starts Prometheus on `config` (prometheus.yml's text).
   void StartPrometheus(const std::string& config) {
-    web_port_ = testing::PickFreePort();
     std::ofstream(dir_ / "prometheus.yml") << config;
     auto process = testing::Subprocess::Start(
         {prometheus_, absl::StrCat("--config.file=", (dir_ / "prometheus.yml").string()),
          absl::StrCat("--storage.tsdb.path=", (dir_ / "data").string()),
-         absl::StrCat("--web.listen-address=127.0.0.1:", web_port_), "--log.level=warn"},
+         "--web.listen-address=127.0.0.1:0", "--log.level=warn"},
         (dir_ / "prometheus.log").string());
     ASSERT_TRUE(process.ok()) << process.status();
+    // It does not say which port it got: ask /proc.
+    absl::StatusOr<int> port = testing::ListeningPort(process->pid());
+    ASSERT_TRUE(port.ok()) << port.status();
+    web_port_ = *port;
     server_process_.emplace(std::move(*process));
   }
 

@@ -12,7 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -124,17 +127,67 @@ Subprocess::~Subprocess() {
   waitpid(pid_, &status, 0);
 }
 
-int PickFreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+ClosedPort::ClosedPort() {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr = {};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+  if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::abort();  // a test machine without loopback TCP
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+ClosedPort::~ClosedPort() {
+  if (fd_ >= 0) close(fd_);
+}
+
+std::string ClosedPort::address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+namespace {
+
+// Ports in state LISTEN (0A) by socket inode, from /proc/net/tcp or tcp6.
+std::map<std::string, int> ListeningSockets(const std::string& table) {
+  std::map<std::string, int> out;
+  std::ifstream in(table);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 10 || f[3] != "0A") continue;
+    const size_t colon = f[1].rfind(':');
+    if (colon == std::string::npos) continue;
+    out[f[9]] = static_cast<int>(std::strtol(f[1].c_str() + colon + 1, nullptr, 16));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<int> ListeningPort(pid_t pid, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  const std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
+  while (true) {
+    std::map<std::string, int> listening = ListeningSockets("/proc/net/tcp");
+    for (const auto& [inode, port] : ListeningSockets("/proc/net/tcp6")) listening[inode] = port;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(fd_dir, ec)) {
+      std::error_code link_ec;
+      const std::string target = std::filesystem::read_symlink(entry.path(), link_ec).string();
+      if (link_ec || !absl::StartsWith(target, "socket:[")) continue;
+      auto it = listening.find(target.substr(8, target.size() - 9));
+      if (it != listening.end()) return it->second;
+    }
+    if (ec) return absl::NotFoundError(absl::StrCat("process ", pid, " is gone"));
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "process ", pid, " did not listen on TCP within ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
 }
 
 std::string FindProgram(const std::string& name) {

@@ -41,8 +41,26 @@ class Subprocess {
   pid_t pid_;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int PickFreePort();
+// A TCP port on 127.0.0.1 that refuses connections for as long as this
+// object lives: bound (so nothing else can take it) but not listening.
+class ClosedPort {
+ public:
+  ClosedPort();
+  ~ClosedPort();
+  ClosedPort(const ClosedPort&) = delete;
+  ClosedPort& operator=(const ClosedPort&) = delete;
+  int port() const { return port_; }
+  std::string address() const;  // "127.0.0.1:<port>"
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// The TCP port process `pid` listens on (found through /proc: the process's
+// socket inodes against /proc/net/tcp{,6}), waiting up to `timeout` for it
+// to listen. For servers that bind port 0 and do not say which port they got.
+absl::StatusOr<int> ListeningPort(pid_t pid, absl::Duration timeout = absl::Seconds(60));
 
 // Full path of `name` on PATH, or "".
 std::string FindProgram(const std::string& name);
