@@ -56,6 +56,29 @@ class ServiceTest : public ::testing::Test {
   }
   void TearDown() override { server_.server->Shutdown(); }
 
+  // A client of the plaintext server.
+  std::unique_ptr<CoordinatorClient> Client() {
+    ClientOptions o;
+    o.address = address_;
+    o.transport = TransportSecurity::Plaintext();
+    o.retry_for = absl::Seconds(5);
+    auto client = CoordinatorClient::Connect(o);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+  // A client registered as worker `name`.
+  std::unique_ptr<CoordinatorClient> Worker(bpo::v1::WorkerKind kind, const std::string& name) {
+    std::unique_ptr<CoordinatorClient> client = Client();
+    if (client == nullptr) return nullptr;
+    bpo::v1::WorkerInfo info;
+    info.set_kind(kind);
+    info.set_name(name);
+    if (kind == bpo::v1::WORKER_KIND_LEARNER) info.set_world_size(1);
+    auto registered = client->Register(info);
+    EXPECT_TRUE(registered.ok()) << registered.status();
+    return client;
+  }
+
   static constexpr int kMaxMessage = 1 << 20;
   int actor_lease_seconds_ = 120;
   std::string dir_;
@@ -70,21 +93,13 @@ class ServiceTest : public ::testing::Test {
 };
 
 TEST_F(ServiceTest, OversizedMalformedAndUnknownRequestsAreRefusedPrecisely) {
-  ClientOptions o;
-  o.address = address_;
-  o.transport = TransportSecurity::Plaintext();
-  o.retry_for = absl::Seconds(5);
-  auto client = CoordinatorClient::Connect(o);
-  ASSERT_TRUE(client.ok()) << client.status();
-  bpo::v1::WorkerInfo actor;
-  actor.set_kind(bpo::v1::WORKER_KIND_ACTOR);
-  actor.set_name("a");
-  ASSERT_TRUE((*client)->Register(actor).ok());
+  auto client = Worker(bpo::v1::WORKER_KIND_ACTOR, "a");
+  ASSERT_NE(client, nullptr);
 
   // Oversized: refused by gRPC before the handler runs.
   auto stub = bpo::v1::PromptQueue::NewStub(channel_);
   bpo::v1::SubmitPairsRequest big;
-  big.set_worker_id((*client)->worker_id());
+  big.set_worker_id(client->worker_id());
   big.add_pairs()->mutable_a()->set_text(std::string(kMaxMessage + 10, 'x'));
   grpc::ClientContext c1;
   bpo::v1::SubmitPairsResponse out;
@@ -121,7 +136,7 @@ TEST_F(ServiceTest, OversizedMalformedAndUnknownRequestsAreRefusedPrecisely) {
   s = stub->LeasePrompts(&c3, lease, &lease_out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(s.error_message(), HasSubstr("unknown worker_id 'ghost'"));
-  auto labels = (*client)->LeasePairs(1, absl::Seconds(10));
+  auto labels = client->LeasePairs(1, absl::Seconds(10));
   EXPECT_EQ(labels.status().code(), absl::StatusCode::kPermissionDenied);
 
   // A learner of the wrong world size.
@@ -129,8 +144,9 @@ TEST_F(ServiceTest, OversizedMalformedAndUnknownRequestsAreRefusedPrecisely) {
   learner.set_kind(bpo::v1::WORKER_KIND_LEARNER);
   learner.set_name("l");
   learner.set_world_size(3);
-  auto lc = CoordinatorClient::Connect(o);
-  EXPECT_EQ((*lc)->Register(learner).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto lc = Client();
+  ASSERT_NE(lc, nullptr);
+  EXPECT_EQ(lc->Register(learner).status().code(), absl::StatusCode::kFailedPrecondition);
 
   // Nothing changed.
   auto c = store_->Counters();
@@ -208,41 +224,29 @@ class StallTest : public ServiceTest {
 // Heartbeats extend a lease while the work loop makes progress, and stop
 // when it stalls: the lease then expires and its prompts go back.
 TEST_F(StallTest, LeasesFollowProgressAndAStalledWorkersLeasesExpire) {
-  ClientOptions o;
-  o.address = address_;
-  o.transport = TransportSecurity::Plaintext();
-  auto client = CoordinatorClient::Connect(o);
-  ASSERT_TRUE(client.ok()) << client.status();
-  bpo::v1::WorkerInfo actor;
-  actor.set_kind(bpo::v1::WORKER_KIND_ACTOR);
-  actor.set_name("a");
-  ASSERT_TRUE((*client)->Register(actor).ok());
+  auto client = Worker(bpo::v1::WORKER_KIND_ACTOR, "a");
+  ASSERT_NE(client, nullptr);
   // A learner publishes snapshot 0: the first phase opens.
-  auto learner = CoordinatorClient::Connect(o);
-  ASSERT_TRUE(learner.ok()) << learner.status();
-  bpo::v1::WorkerInfo learner_info;
-  learner_info.set_kind(bpo::v1::WORKER_KIND_LEARNER);
-  learner_info.set_name("learner");
-  learner_info.set_world_size(1);
-  ASSERT_TRUE((*learner)->Register(learner_info).ok());
+  auto learner = Worker(bpo::v1::WORKER_KIND_LEARNER, "learner");
+  ASSERT_NE(learner, nullptr);
   bpo::v1::ReportSnapshotRequest snapshot;
   snapshot.mutable_snapshot()->set_version(0);
   snapshot.mutable_snapshot()->set_sha256(std::string(64, 'a'));
   snapshot.mutable_snapshot()->set_size_bytes(1024);
   snapshot.set_path(LimitsFromConfig(store_->config()).snapshot_dir + "/snapshot-0");
-  absl::Status reported = (*learner)->ReportSnapshot(snapshot);
+  absl::Status reported = learner->ReportSnapshot(snapshot);
   ASSERT_TRUE(reported.ok()) << reported;
-  auto lease = (*client)->LeasePrompts(2);
+  auto lease = client->LeasePrompts(2);
   ASSERT_TRUE(lease.ok()) << lease.status();
   ASSERT_EQ(lease->work_size(), 2);
-  (*client)->HoldLease(lease->lease().lease_id());
+  client->HoldLease(lease->lease().lease_id());
   absl::Notification stalled;
-  (*client)->StartHeartbeats(absl::Milliseconds(100), absl::Seconds(2),
-                             [&](absl::Duration) { stalled.Notify(); });
+  client->StartHeartbeats(absl::Milliseconds(100), absl::Seconds(2),
+                          [&](absl::Duration) { stalled.Notify(); });
 
   // Progress for twice the lease's 3 s: the lease is extended.
   for (const absl::Time until = absl::Now() + absl::Seconds(6); absl::Now() < until;) {
-    (*client)->MarkProgress();
+    client->MarkProgress();
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_FALSE(stalled.HasBeenNotified());
@@ -258,7 +262,7 @@ TEST_F(StallTest, LeasesFollowProgressAndAStalledWorkersLeasesExpire) {
   }
   EXPECT_EQ(expired, 1);
   // Its prompts are back: all of the phase's 4 can be leased.
-  auto again = (*client)->LeasePrompts(4);
+  auto again = client->LeasePrompts(4);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->work_size(), 4);
 }
