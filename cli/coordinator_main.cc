@@ -1,6 +1,7 @@
 // bpo coordinator: hosts the run's store and its four gRPC services.
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -117,7 +118,9 @@ int RunCoordinator(const std::vector<std::string>&) {
   ServeMetrics(&registry, http->get());
   const AddressMap bound = {{"grpc", PublishedAddress(listen, server->port)},
                             {"metrics", (*http)->address()}};
-  for (const std::string& path : {endpoint_file, absl::GetFlag(FLAGS_address_file)}) {
+  // Once per distinct file (`bpo local` names the same one twice).
+  for (const std::string& path :
+       std::set<std::string>{endpoint_file, absl::GetFlag(FLAGS_address_file)}) {
     if (path.empty()) continue;
     if (auto s = WriteAddressFile(path, bound); !s.ok()) return Fail("coordinator", s);
   }
