@@ -105,8 +105,8 @@ absl::Status Actor::Run() {
     // next round (coordinator.stall_seconds).
     client_->MarkProgress();
     if (lease.work().empty()) {
-      BPO_ASSIGN_OR_RETURN(bpo::v1::RunStatus status, client_->Status());
-      if (status.state() == bpo::v1::RUN_STATE_DONE) return absl::OkStatus();
+      BPO_ASSIGN_OR_RETURN(bool done, client_->RunDone());
+      if (done) return absl::OkStatus();
       coordinator::SleepRetryAfter(lease.retry_after());
       continue;
     }

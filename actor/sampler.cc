@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "common/stable_hash.h"
 #include "model/generate.h"
 
 namespace bpo::actor {
@@ -91,7 +91,12 @@ absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model, const mod
     prompts.push_back(
         model::KeepPromptTail(tok.Encode(w.prompt().text(), /*add_bos=*/true), *max_prompt));
   }
-  uint64_t seed = absl::HashOf(o.seed, work.front().pair_id(), work.size());
+  // The lease's random state: the run's sampling seed, the lease's first
+  // pair (the store hands out fixed groups) and the behavior version, so that
+  // a group sampled again (after a kill) or by another actor gets the same
+  // responses. Stable across processes (never absl::Hash, which is salted).
+  const uint64_t seed =
+      StableCombine({o.seed, StableHash(work.front().pair_id()), behavior_version});
   absl::StatusOr<std::vector<Sample>> samples = Generate2(model, tok, adapter, prompts, o, seed);
   if (!samples.ok()) return samples.status();
   // Identical pairs: resample those prompts (a new seed each round) or drop.
@@ -107,7 +112,8 @@ absl::StatusOr<SampledBatch> SamplePairs(const model::CausalLm& model, const mod
        ++round) {
     std::vector<std::vector<int64_t>> again;
     for (size_t i : identical) again.push_back(prompts[i]);
-    auto redo = Generate2(model, tok, adapter, again, o, absl::HashOf(seed, round + 1));
+    auto redo = Generate2(model, tok, adapter, again, o,
+                          StableCombine({seed, static_cast<uint64_t>(round) + 1}));
     if (!redo.ok()) return redo.status();
     for (size_t k = 0; k < identical.size(); ++k) {
       (*samples)[2 * identical[k]] = std::move((*redo)[2 * k]);

@@ -27,8 +27,8 @@ absl::Status RunAnnotator(Scorer* scorer, coordinator::CoordinatorClient* client
                          client->LeasePairs(options.pairs_per_lease, options.lease));
     client->MarkProgress();  // leases are extended while the loop comes round
     if (lease.pairs().empty()) {
-      BPO_ASSIGN_OR_RETURN(bpo::v1::RunStatus status, client->Status());
-      if (status.state() == bpo::v1::RUN_STATE_DONE) return absl::OkStatus();
+      BPO_ASSIGN_OR_RETURN(bool done, client->RunDone());
+      if (done) return absl::OkStatus();
       coordinator::SleepRetryAfter(lease.retry_after());
       continue;
     }

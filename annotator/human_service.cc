@@ -18,6 +18,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/rpc.h"
+#include "common/stable_hash.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -99,14 +100,9 @@ HttpResponse TooManyAttempts(absl::Duration wait) {
   return r;
 }
 
-// FNV-1a, then SplitMix64: a well-mixed per-rater seed.
+// A well-mixed per-rater seed.
 uint64_t RaterSeed(uint64_t seed, const std::string& name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-  uint64_t z = seed ^ h;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return StableCombine({seed, StableHash(name)});
 }
 
 const char* ChoiceKey(bpo::v1::Choice choice) {

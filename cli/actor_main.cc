@@ -53,8 +53,9 @@ int RunActor(const std::vector<std::string>&) {
   actor::ActorOptions options;
   options.run_id = worker->run_id;
   options.prompts_per_lease = config.sampling().prompts_per_lease();
-  options.sampler = actor::SamplerOptionsFrom(
-      config.sampling(), config.seeds().sampling() ^ std::hash<std::string>()(info.name()));
+  // One seed for every actor: a pair's random state depends on the pair and
+  // the snapshot, never on which actor sampled it (see SamplePairs).
+  options.sampler = actor::SamplerOptionsFrom(config.sampling(), config.seeds().sampling());
   options.sampler.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
   auto cache_dir = RunPath(config, "snapshot-cache");
   if (!cache_dir.ok()) return Fail("actor", cache_dir.status());

@@ -21,7 +21,8 @@ function(bpo_test name)
   if(NOT BPO_BUILD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  # LAUNCHER: a command line the test binary runs under (e.g. unshare).
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS;LAUNCHER" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE
@@ -33,7 +34,7 @@ function(bpo_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
-  add_test(NAME ${name} COMMAND ${name})
+  add_test(NAME ${name} COMMAND ${ARG_LAUNCHER} $<TARGET_FILE:${name}>)
   # ctest runs tests in parallel (-j nproc): one BLAS/OpenMP thread per test
   # keeps them from oversubscribing the cores (and spin-waiting on each other).
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}

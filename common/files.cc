@@ -66,13 +66,21 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes
     return absl::InternalError(absl::StrCat(path, ": write failed: ", why));
   }
   const std::string dir = std::filesystem::path(path).parent_path().string();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || ::fsync(dfd) != 0) {
-    why = ErrnoText();
-    if (dfd >= 0) ::close(dfd);
-    return absl::InternalError(absl::StrCat(dir, ": fsync after renaming ", path, ": ", why));
+  if (absl::Status s = FsyncDirectory(dir.empty() ? "." : dir); !s.ok()) {
+    return absl::InternalError(absl::StrCat(s.message(), " (after renaming ", path, ")"));
   }
-  ::close(dfd);
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDirectory(const std::string& dir) {
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return absl::InternalError(absl::StrCat(dir, ": cannot open: ", ErrnoText()));
+  if (::fsync(dfd) != 0) {
+    const std::string why = ErrnoText();
+    ::close(dfd);
+    return absl::InternalError(absl::StrCat(dir, ": fsync failed: ", why));
+  }
+  if (::close(dfd) != 0) return absl::InternalError(absl::StrCat(dir, ": close: ", ErrnoText()));
   return absl::OkStatus();
 }
 

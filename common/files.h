@@ -18,6 +18,10 @@ std::string Sha256Hex(std::string_view bytes);
 // same directory, fsync, rename over `path`, fsync of the directory.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes);
 
+// fsync of directory `dir` (its entries: files renamed or created in it,
+// subdirectories made in it). Errors name the directory.
+absl::Status FsyncDirectory(const std::string& dir);
+
 // The whole file; NOT_FOUND when it does not exist.
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 

@@ -219,6 +219,18 @@ bpo::v1::RunState CoordinatorClient::last_state() const {
   return state_;
 }
 
+absl::StatusOr<bool> CoordinatorClient::RunDone(absl::Duration max_age) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == bpo::v1::RUN_STATE_DONE) return true;
+    const absl::Time now = absl::Now();
+    if (now - status_checked_ < max_age) return false;
+    status_checked_ = now;
+  }
+  BPO_ASSIGN_OR_RETURN(bpo::v1::RunStatus status, Status());
+  return status.state() == bpo::v1::RUN_STATE_DONE;
+}
+
 void CoordinatorClient::MarkProgress() {
   absl::MutexLock lock(&mu_);
   last_progress_ = absl::Now();

@@ -67,6 +67,11 @@ class CoordinatorClient {
   void HoldLease(const std::string& lease_id);
   void ReleaseLease(const std::string& lease_id);
   bpo::v1::RunState last_state() const;
+  // Whether the run is done, for a worker that found no work: the state the
+  // heartbeats last reported, else GetRunStatus, called at most once per
+  // `max_age` (it reads the whole store; hundreds of idle workers polling it
+  // every retry_after would keep the store busy; docs/performance.md).
+  absl::StatusOr<bool> RunDone(absl::Duration max_age = absl::Seconds(1));
 
   // The endpoint as configured (host:port or file:PATH).
   const std::string& address() const { return options_.address; }
@@ -105,6 +110,7 @@ class CoordinatorClient {
   bpo::v1::RunState state_ ABSL_GUARDED_BY(mu_) = bpo::v1::RUN_STATE_RUNNING;
   absl::Time last_progress_ ABSL_GUARDED_BY(mu_) = absl::Now();
   bool stalled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time status_checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Duration stall_timeout_;  // set before the heartbeat thread starts
   std::function<void(absl::Duration)> on_stall_;
   absl::Notification stop_;

@@ -20,7 +20,9 @@ using internal::Serialize;
 using internal::SetDuration;
 using internal::ToTimestamp;
 
-constexpr int64_t kSchemaVersion = 1;
+// 2: pairs.grp, the fixed lease group of a pair (NULL in stores of version 1:
+// each such pair is its own group).
+constexpr int64_t kSchemaVersion = 2;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -38,7 +40,8 @@ CREATE TABLE IF NOT EXISTS pairs(
   label BLOB,
   step INTEGER,
   pos INTEGER,
-  note TEXT);
+  note TEXT,
+  grp INTEGER);
 CREATE INDEX IF NOT EXISTS pairs_by_state ON pairs(state, phase, seq);
 CREATE INDEX IF NOT EXISTS pairs_by_step ON pairs(step, pos);
 CREATE INDEX IF NOT EXISTS pairs_by_lease ON pairs(lease_id);
@@ -113,6 +116,17 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const RunConfig& config
 
 absl::Status RunStore::Init(const PromptLoader& load_prompts) {
   BPO_RETURN_IF_ERROR(db_->Exec(kSchema));
+  // Stores of schema 1 lack pairs.grp: add it (their pairs keep NULL, a
+  // group of one), then its index, which kSchema cannot name before.
+  BPO_ASSIGN_OR_RETURN(Statement * has_grp,
+                       db_->Prepare("SELECT COUNT(*) FROM pragma_table_info('pairs') "
+                                    "WHERE name = 'grp'"));
+  BPO_RETURN_IF_ERROR(has_grp->Step().status());
+  if (has_grp->Int(0) == 0) {
+    BPO_RETURN_IF_ERROR(db_->Exec("ALTER TABLE pairs ADD COLUMN grp INTEGER"));
+  }
+  BPO_RETURN_IF_ERROR(
+      db_->Exec("CREATE INDEX IF NOT EXISTS pairs_by_group ON pairs(grp, state, seq)"));
   return InTransaction(db_.get(), [&]() -> absl::Status {
     BPO_ASSIGN_OR_RETURN(Statement * get,
                          db_->Prepare("SELECT value FROM meta WHERE key = 'config'"));
@@ -193,19 +207,31 @@ int64_t RunStore::PromptIndex(int64_t cursor) {
   return permutation_[cursor % prompt_count_];
 }
 
-absl::Status RunStore::AddPair(int phase) {
+absl::StatusOr<int64_t> RunStore::AddPair(int phase, int64_t group) {
   BPO_ASSIGN_OR_RETURN(int64_t cursor, GetCounter("next_prompt"));
   BPO_ASSIGN_OR_RETURN(int64_t seq, GetCounter("next_seq"));
-  BPO_ASSIGN_OR_RETURN(Statement * st,
-                       db_->Prepare("INSERT INTO pairs(seq, pair_id, phase, prompt_idx, state) "
-                                    "VALUES(?, ?, ?, ?, 0)"));
+  BPO_ASSIGN_OR_RETURN(
+      Statement * st, db_->Prepare("INSERT INTO pairs(seq, pair_id, phase, prompt_idx, state, grp) "
+                                   "VALUES(?, ?, ?, ?, 0, ?)"));
   BPO_RETURN_IF_ERROR(st->Bind(1, seq)
                           .Bind(2, absl::StrCat("p", phase, "-", seq))
                           .Bind(3, static_cast<int64_t>(phase))
                           .Bind(4, PromptIndex(cursor))
+                          .Bind(5, group < 0 ? seq : group)
                           .Run());
   BPO_RETURN_IF_ERROR(SetCounter("next_prompt", cursor + 1));
-  return SetCounter("next_seq", seq + 1);
+  BPO_RETURN_IF_ERROR(SetCounter("next_seq", seq + 1));
+  return seq;
+}
+
+absl::Status RunStore::AddGroups(int phase, int64_t count) {
+  const int64_t size = std::max(1, config_.sampling().prompts_per_lease());
+  int64_t group = -1;
+  for (int64_t i = 0; i < count; ++i) {
+    BPO_ASSIGN_OR_RETURN(int64_t seq, AddPair(phase, i % size == 0 ? -1 : group));
+    if (i % size == 0) group = seq;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> RunStore::NewestSnapshot() {
@@ -221,8 +247,7 @@ absl::Status RunStore::OpenPhasesUpTo(int64_t newest_snapshot) {
                         newest_snapshot + (async ? config_.schedule().max_staleness() : 0));
   BPO_ASSIGN_OR_RETURN(int64_t opened, GetCounter("phases_opened"));
   for (int64_t p = opened; p <= last; ++p) {
-    for (int64_t i = 0; i < pairs_per_phase_; ++i)
-      BPO_RETURN_IF_ERROR(AddPair(static_cast<int>(p)));
+    BPO_RETURN_IF_ERROR(AddGroups(static_cast<int>(p), pairs_per_phase_));
     BPO_RETURN_IF_ERROR(SetCounter("phases_opened", p + 1));
   }
   return absl::OkStatus();

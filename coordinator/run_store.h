@@ -158,7 +158,18 @@ class RunStore {
   absl::Status SetCounter(const std::string& key, int64_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AddCounter(const std::string& key, int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inserts one queued pair of `phase` with the next prompt of the permutation.
-  absl::Status AddPair(int phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new pair of `phase` in lease group `group` (-1: a new group, numbered
+  // by the pair's seq); its seq.
+  absl::StatusOr<int64_t> AddPair(int phase, int64_t group = -1) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `count` new pairs of `phase` in fixed lease groups of
+  // sampling.prompts_per_lease: an actor samples a whole group, so that which
+  // prompts share a padded batch (and a random state) never depends on
+  // timing or on the number of actors.
+  absl::Status AddGroups(int phase, int64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Strict mode: once no pair of `phase` is waiting to be sampled or
+  // labelled, replaces the dropped ones, in groups, in one deterministic
+  // round (immediate replacement would number them in arrival order).
+  absl::Status Replenish(int64_t phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status OpenPhasesUpTo(int64_t newest_snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int64_t> NewestSnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // -1: none
   absl::StatusOr<std::string> NewLeaseId(const std::string& worker_id, int kind,

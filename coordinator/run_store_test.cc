@@ -389,6 +389,7 @@ TEST_F(RunStoreTest, IdenticalPairsAndTiesAreDroppedAndReplacedByNewPrompts) {
       Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rule", bpo::v1::ANNOTATOR_KIND_RULE);
   Publish(s.get(), learner, 0);
   auto lease = Lease(s.get(), actor, 4);
+  ASSERT_EQ(lease.work_size(), 4);
   auto sub = Sampled(actor, lease);
   sub.mutable_pairs()->DeleteSubrange(0, 1);
   sub.add_dropped_pair_ids(lease.work(0).pair_id());
@@ -397,20 +398,65 @@ TEST_F(RunStoreTest, IdenticalPairsAndTiesAreDroppedAndReplacedByNewPrompts) {
   EXPECT_EQ(Count(out->results(), ItemStatus::ACCEPTED), 4);
   auto c = s->Counters();
   EXPECT_EQ(c->pairs[PairState::kDropped], 1);
-  EXPECT_EQ(c->pairs[PairState::kQueued], 1);  // the replacement, with a new prompt
-  auto next = Lease(s.get(), actor, 4);
-  ASSERT_EQ(next.work_size(), 1);
-  EXPECT_NE(next.work(0).prompt().prompt_id(), lease.work(0).prompt().prompt_id());
-  ASSERT_TRUE(s->SubmitPairs(Sampled(actor, next)).ok());
-  // A tie (annotation.ties: skip) is dropped and replaced too.
+  // Strict: not replaced yet. Replacements are made in one round once no
+  // pair of the phase is waiting, so that their numbering (and the prompts
+  // they get) never depends on the order in which drops arrived.
+  EXPECT_EQ(c->pairs[PairState::kQueued], 0);
+  // A tie (annotation.ties: skip) is dropped too.
   auto labels = LeaseLabels(s.get(), annotator, 1);
   ASSERT_TRUE(s->SubmitLabels(Labels(annotator, labels, bpo::v1::CHOICE_TIE)).ok());
   c = s->Counters();
   EXPECT_EQ(c->pairs[PairState::kDropped], 2);
-  EXPECT_EQ(c->pairs[PairState::kQueued], 1);
+  EXPECT_EQ(c->pairs[PairState::kQueued], 0);
+  SampleAndLabelAll(s.get(), actor, annotator);
+  EXPECT_EQ(s->Counters()->pairs[PairState::kAnnotated], 2);
+  // Nothing of phase 0 is waiting: the learner's poll makes both
+  // replacements, one group, with new prompts.
+  EXPECT_EQ(Fetch(s.get(), learner, 0).pairs_size(), 0);
+  EXPECT_EQ(s->Counters()->pairs[PairState::kQueued], 2);
+  auto next = Lease(s.get(), actor, 4);
+  ASSERT_EQ(next.work_size(), 2);
+  for (const auto& w : next.work()) {
+    for (const auto& old : lease.work())
+      EXPECT_NE(w.prompt().prompt_id(), old.prompt().prompt_id());
+  }
+  ASSERT_TRUE(s->SubmitPairs(Sampled(actor, next)).ok());
   SampleAndLabelAll(s.get(), actor, annotator);
   EXPECT_EQ(s->Counters()->pairs[PairState::kAnnotated], 4);
   EXPECT_EQ(Fetch(s.get(), learner, 0).pairs_size(), 2);
+}
+
+TEST_F(RunStoreTest, LeasesHandOutFixedGroupsWhoeverAsks) {
+  config_.mutable_sampling()->set_prompts_per_lease(2);  // M = 4: groups {0, 1} and {2, 3}
+  auto s = Open();
+  const auto learner = Register(s.get(), bpo::v1::WORKER_KIND_LEARNER, "learner-0");
+  const auto a = Register(s.get(), bpo::v1::WORKER_KIND_ACTOR, "actor-a");
+  const auto b = Register(s.get(), bpo::v1::WORKER_KIND_ACTOR, "actor-b");
+  const auto rater =
+      Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rule", bpo::v1::ANNOTATOR_KIND_RULE);
+  Publish(s.get(), learner, 0);
+  auto ids = [](const auto& items) {
+    std::vector<std::string> out;
+    for (const auto& w : items) out.push_back(w.pair_id());
+    return out;
+  };
+  // Asking for more than a group gets one group; never two groups mixed.
+  auto first = Lease(s.get(), a, 4);
+  EXPECT_THAT(ids(first.work()), ::testing::ElementsAre("p0-0", "p0-1"));
+  auto second = Lease(s.get(), b, 4);
+  EXPECT_THAT(ids(second.work()), ::testing::ElementsAre("p0-2", "p0-3"));
+  // An expired group comes back whole, to whoever asks next.
+  now_ += absl::Seconds(31);
+  ASSERT_TRUE(s->ExpireLeases().ok());
+  auto again = Lease(s.get(), b, 4);
+  EXPECT_THAT(ids(again.work()), ::testing::ElementsAre("p0-0", "p0-1"));
+  ASSERT_TRUE(s->SubmitPairs(Sampled(b, again)).ok());
+  auto rest = Lease(s.get(), a, 4);
+  EXPECT_THAT(ids(rest.work()), ::testing::ElementsAre("p0-2", "p0-3"));
+  ASSERT_TRUE(s->SubmitPairs(Sampled(a, rest)).ok());
+  // A label lease holds one group's pairs too, whatever the rater asks.
+  auto labels = LeaseLabels(s.get(), rater, 8);
+  EXPECT_THAT(ids(labels.pairs()), ::testing::ElementsAre("p0-0", "p0-1"));
 }
 
 TEST_F(RunStoreTest, TwoRatersPerPairReportTheirAgreement) {
@@ -452,10 +498,15 @@ TEST_F(RunStoreTest, AsyncModeSamplesTheNextPhaseFromTheCurrentSnapshot) {
   const auto annotator =
       Register(s.get(), bpo::v1::WORKER_KIND_ANNOTATOR, "rule", bpo::v1::ANNOTATOR_KIND_RULE);
   Publish(s.get(), learner, 0);
-  // Phases 0 and 1 are both open on snapshot 0.
+  // Phases 0 and 1 are both open on snapshot 0 (one lease group each).
   auto lease = Lease(s.get(), actor, 100);
-  EXPECT_EQ(lease.work_size(), 8);
+  EXPECT_EQ(lease.work_size(), 4);
   ASSERT_TRUE(s->SubmitPairs(Sampled(actor, lease)).ok());
+  auto next = Lease(s.get(), actor, 100);
+  EXPECT_EQ(next.work_size(), 4);
+  EXPECT_EQ(next.snapshot_version(), 0u);
+  EXPECT_EQ(next.work(0).pair_id(), "p1-4");
+  ASSERT_TRUE(s->SubmitPairs(Sampled(actor, next)).ok());
   auto labels = LeaseLabels(s.get(), annotator, 2);  // only 2 of phase 0 annotated
   ASSERT_TRUE(s->SubmitLabels(Labels(annotator, labels)).ok());
   EXPECT_EQ(Fetch(s.get(), learner, 0).pairs_size(), 2) << "async: no wait for the whole phase";

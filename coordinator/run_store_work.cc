@@ -2,10 +2,10 @@
 #include <algorithm>
 #include <set>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/stable_hash.h"
 #include "common/status_macros.h"
 #include "coordinator/run_store.h"
 #include "coordinator/run_store_internal.h"
@@ -84,9 +84,12 @@ absl::StatusOr<bpo::v1::LeasePromptsResponse> RunStore::LeasePrompts(
     BPO_RETURN_IF_ERROR(ExpireLocked().status());
     BPO_ASSIGN_OR_RETURN(int64_t newest, NewestSnapshot());
     const int limit = std::clamp(request.max_prompts(), 1, kMaxItemsPerLease);
-    BPO_ASSIGN_OR_RETURN(Statement * pick,
-                         db_->Prepare("SELECT seq, pair_id, prompt_idx FROM pairs WHERE state = 0 "
-                                      "ORDER BY phase, seq LIMIT ?"));
+    // One fixed group (AddGroups): the oldest waiting pair's, in seq order.
+    BPO_ASSIGN_OR_RETURN(
+        Statement * pick,
+        db_->Prepare("SELECT seq, pair_id, prompt_idx FROM pairs WHERE state = 0 AND "
+                     "COALESCE(grp, seq) = (SELECT COALESCE(grp, seq) FROM pairs WHERE state = 0 "
+                     "ORDER BY phase, seq LIMIT 1) ORDER BY seq LIMIT ?"));
     pick->Bind(1, static_cast<int64_t>(limit));
     std::vector<std::tuple<int64_t, std::string, int64_t>> rows;
     while (newest >= 0) {
@@ -309,20 +312,25 @@ absl::StatusOr<bpo::v1::LeasePairsResponse> RunStore::LeasePairs(
     BPO_RETURN_IF_ERROR(TouchWorker(request.worker_id()));
     BPO_RETURN_IF_ERROR(ExpireLocked().status());
     const int limit = std::clamp(request.max_pairs(), 1, kMaxItemsPerLease);
-    BPO_ASSIGN_OR_RETURN(
-        Statement * pick,
-        db_->Prepare(
-            "SELECT p.seq, p.sampled FROM pairs p WHERE p.state = 2 "
-            "AND (SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.choice != 4) + "
-            "    (SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq) < ? "
-            "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.seq = p.seq AND l.worker_id = ?) "
-            "AND NOT EXISTS (SELECT 1 FROM label_leases ll WHERE ll.seq = p.seq AND ll.worker_id = "
-            "?) "
-            "ORDER BY p.phase, p.seq LIMIT ?"));
+    // Pairs this worker may label; a lease holds one sampling group's (the
+    // oldest such pair's), so that the annotator's padded batches, and
+    // with them its scores, never depend on timing.
+    constexpr char kOpen[] =
+        "p.state = 2 "
+        "AND (SELECT COUNT(*) FROM labels l WHERE l.seq = p.seq AND l.choice != 4) + "
+        "    (SELECT COUNT(*) FROM label_leases ll WHERE ll.seq = p.seq) < ?1 "
+        "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.seq = p.seq AND l.worker_id = ?2) "
+        "AND NOT EXISTS (SELECT 1 FROM label_leases ll WHERE ll.seq = p.seq AND "
+        "ll.worker_id = ?2)";
+    BPO_ASSIGN_OR_RETURN(Statement * pick,
+                         db_->Prepare(absl::StrCat(
+                             "SELECT p.seq, p.sampled FROM pairs p WHERE ", kOpen,
+                             " AND COALESCE(p.grp, p.seq) = (SELECT COALESCE(p.grp, p.seq) "
+                             "FROM pairs p WHERE ",
+                             kOpen, " ORDER BY p.phase, p.seq LIMIT 1) ORDER BY p.seq LIMIT ?3")));
     pick->Bind(1, static_cast<int64_t>(config_.annotation().raters_per_pair()))
         .Bind(2, request.worker_id())
-        .Bind(3, request.worker_id())
-        .Bind(4, static_cast<int64_t>(limit));
+        .Bind(3, static_cast<int64_t>(limit));
     std::vector<std::pair<int64_t, std::string>> rows;
     while (true) {
       BPO_ASSIGN_OR_RETURN(bool row, pick->Step());
@@ -546,7 +554,7 @@ absl::Status RunStore::Resolve(int64_t seq, const std::string& pair_id, int phas
     if (config_.annotation().ties() == bpo::v1::AnnotationConfig::SKIP) {
       return DropAndReplace(seq, phase, "tie");
     }
-    const uint64_t h = absl::HashOf(config_.seeds().global(), pair_id);
+    const uint64_t h = StableCombine({config_.seeds().global(), StableHash(pair_id)});
     choice = (h & 1) ? bpo::v1::CHOICE_A : bpo::v1::CHOICE_B;
   }
   final_label.set_choice(choice);
@@ -562,7 +570,22 @@ absl::Status RunStore::DropAndReplace(int64_t seq, int phase, const std::string&
   BPO_RETURN_IF_ERROR(drop->Bind(1, why).Bind(2, seq).Run());
   BPO_ASSIGN_OR_RETURN(Statement * release, db_->Prepare("DELETE FROM label_leases WHERE seq = ?"));
   BPO_RETURN_IF_ERROR(release->Bind(1, seq).Run());
-  return AddPair(phase);
+  // Strict: replaced by Replenish once the phase's other pairs are in.
+  if (config_.schedule().mode() == bpo::v1::ScheduleConfig::STRICT) return absl::OkStatus();
+  return AddPair(phase).status();
+}
+
+absl::Status RunStore::Replenish(int64_t phase) {
+  BPO_ASSIGN_OR_RETURN(
+      Statement * count,
+      db_->Prepare("SELECT SUM(state IN (0, 1, 2)), SUM(state IN (3, 4, 5)) FROM pairs "
+                   "WHERE phase = ?"));
+  count->Bind(1, phase);
+  BPO_RETURN_IF_ERROR(count->Step().status());
+  const int64_t pending = count->IsNull(0) ? 0 : count->Int(0);
+  const int64_t live = count->IsNull(1) ? 0 : count->Int(1);
+  if (pending > 0 || live >= pairs_per_phase_) return absl::OkStatus();
+  return AddGroups(static_cast<int>(phase), pairs_per_phase_ - live);
 }
 
 absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::BatchSlice(int64_t step, int rank,
@@ -641,6 +664,7 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
       return absl::OkStatus();
     }
     if (sch.mode() == bpo::v1::ScheduleConfig::STRICT) {
+      BPO_RETURN_IF_ERROR(Replenish(phase));
       BPO_ASSIGN_OR_RETURN(
           Statement * pending,
           db_->Prepare("SELECT COUNT(*) FROM pairs WHERE phase = ? AND state IN (0, 1, 2)"));
@@ -677,6 +701,9 @@ absl::StatusOr<bpo::v1::FetchBatchResponse> RunStore::FetchBatch(
       BPO_LOG(WARNING) << "pair #" << seq << " of phase " << phase
                        << " quarantined and replaced: " << why;
       BPO_RETURN_IF_ERROR(DropAndReplace(seq, static_cast<int>(phase), "quarantined: " + why));
+    }
+    if (!quarantine.empty() && sch.mode() == bpo::v1::ScheduleConfig::STRICT) {
+      BPO_RETURN_IF_ERROR(Replenish(phase));
     }
     if (static_cast<int64_t>(seqs.size()) < sch.batch_size()) {
       SetRetry(response.mutable_retry_after(), kRetryAfterMs);

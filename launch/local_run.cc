@@ -183,6 +183,30 @@ class MetricsTargets {
   std::map<std::string, std::string> known_;
 };
 
+// Steps committed in the run's store; 0 when it has none yet.
+absl::StatusOr<int64_t> CommittedSteps(const bpo::v1::RunConfig& config) {
+  std::string path = config.coordinator().store();
+  if (path.empty()) {
+    BPO_ASSIGN_OR_RETURN(path, RunPath(config, "coordinator.db"));
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return 0;
+  BPO_ASSIGN_OR_RETURN(auto db, coordinator::Database::Open(path, {.fsync = false}));
+  absl::StatusOr<coordinator::Statement*> st = db->Prepare("SELECT COUNT(*) FROM steps");
+  if (!st.ok()) return 0;  // no steps table yet
+  BPO_ASSIGN_OR_RETURN(bool row, (*st)->Step());
+  return row ? (*st)->Int(0) : 0;
+}
+
+// Every step committed and the final adapter exported (its safetensors
+// file is the last thing the learner writes).
+absl::StatusOr<bool> RunFinished(const bpo::v1::RunConfig& config, int64_t committed) {
+  if (committed < config.schedule().total_steps()) return false;
+  BPO_ASSIGN_OR_RETURN(const std::string run_dir, RunPath(config));
+  std::error_code ec;
+  return std::filesystem::exists(run_dir + "/adapter/adapter_model.safetensors", ec);
+}
+
 // Polls the children and reports progress until the run ends; stops every
 // child and returns the exit code.
 int Watch(Supervisor& supervisor, ProgressReporter& progress, MetricsTargets& targets,
@@ -202,10 +226,22 @@ int Watch(Supervisor& supervisor, ProgressReporter& progress, MetricsTargets& ta
     switch (poll.state) {
       case Supervisor::State::kRunning:
         break;
-      case Supervisor::State::kFailed:
+      case Supervisor::State::kFailed: {
+        // A process that died once the run was over (e.g. a learner rank
+        // killed after the last commit and the export) fails nothing.
+        absl::StatusOr<int64_t> committed = CommittedSteps(options.config);
+        absl::StatusOr<bool> finished =
+            committed.ok() ? RunFinished(options.config, *committed) : false;
+        if (finished.ok() && *finished) {
+          return stop_all(kExitOk, absl::StrCat("bpo local: ", poll.message,
+                                                "; the run had already finished: every step "
+                                                "committed and the adapter exported, in ",
+                                                layout.run_dir, "/adapter"));
+        }
         return stop_all(kExitFailure, absl::StrCat("bpo local: ", poll.message,
                                                    ". Run `bpo local` again with the same "
                                                    "config to resume."));
+      }
       case Supervisor::State::kStartFailed:
         return stop_all(kExitFailure, poll.message);
       case Supervisor::State::kDone: {
@@ -249,26 +285,17 @@ absl::StatusOr<TransportSecurity> PrepareLocalTransport(const bpo::v1::RunConfig
   return LoadTransport(config, "launcher");
 }
 
-// Steps committed in the run's store; 0 when it has none yet.
-absl::StatusOr<int64_t> CommittedSteps(const bpo::v1::RunConfig& config) {
-  std::string path = config.coordinator().store();
-  if (path.empty()) {
-    BPO_ASSIGN_OR_RETURN(path, RunPath(config, "coordinator.db"));
-  }
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return 0;
-  BPO_ASSIGN_OR_RETURN(auto db, coordinator::Database::Open(path, {.fsync = false}));
-  absl::StatusOr<coordinator::Statement*> st = db->Prepare("SELECT COUNT(*) FROM steps");
-  if (!st.ok()) return 0;  // no steps table yet
-  BPO_ASSIGN_OR_RETURN(bool row, (*st)->Step());
-  return row ? (*st)->Int(0) : 0;
-}
-
 absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   bpo::v1::RunConfig& config = options.config;
   // A finished run is not started again: say so, and succeed.
   BPO_ASSIGN_OR_RETURN(const int64_t committed, CommittedSteps(config));
-  if (committed >= config.schedule().total_steps()) {
+  BPO_ASSIGN_OR_RETURN(const bool finished, RunFinished(config, committed));
+  if (committed >= config.schedule().total_steps() && !finished) {
+    std::cout << "bpo local: every step of run " << config.run_id()
+              << " is committed but the final adapter was not exported (the learner stopped "
+                 "first); starting the run again to export it\n";
+  }
+  if (finished) {
     BPO_ASSIGN_OR_RETURN(const std::string run_dir, RunPath(config));
     std::cout << "bpo local: run " << config.run_id() << " is already finished (" << committed
               << "/" << config.schedule().total_steps() << " steps committed); adapter: " << run_dir

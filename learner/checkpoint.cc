@@ -1,13 +1,12 @@
 #include "learner/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/status_macros.h"
 #include "model/json_reader.h"
 #include "model/safetensors.h"
@@ -46,6 +45,12 @@ absl::Status SaveCheckpoint(const std::string& dir, int rank, int world_size,
   std::error_code ec;
   fs::create_directories(step_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat(step_dir, ": ", ec.message()));
+  // The new step directory's entry (and the checkpoint directory's, when it
+  // was just made) must survive a crash before DONE can claim the step.
+  BPO_RETURN_IF_ERROR(FsyncDirectory(dir));
+  if (const std::string parent = fs::path(dir).parent_path().string(); !parent.empty()) {
+    BPO_RETURN_IF_ERROR(FsyncDirectory(parent));
+  }
   std::vector<std::pair<std::string, at::Tensor>> t;
   for (int i = 0; i < lora.members(); ++i) {
     const auto params = lora.Parameters(i);
@@ -92,19 +97,9 @@ absl::Status SaveCheckpoint(const std::string& dir, int rank, int world_size,
 
 absl::Status MarkComplete(const std::string& step_dir) {
   const std::string tmp = step_dir + "/DONE.tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat(tmp, ": cannot create"));
-  const bool ok = ::write(fd, "ok\n", 3) == 3 && ::fsync(fd) == 0;
-  ::close(fd);
-  std::error_code ec;
-  if (ok) fs::rename(tmp, step_dir + "/DONE", ec);
-  if (!ok || ec) return absl::InternalError(absl::StrCat(step_dir, "/DONE: write failed"));
-  const int dfd = ::open(step_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
+  // WriteFileAtomically: write, fsync, close and rename checked, then the
+  // step directory fsynced, so that DONE exists only over a durable step.
+  return WriteFileAtomically(step_dir + "/DONE", "ok\n");
 }
 
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& dir) {

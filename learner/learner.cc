@@ -402,11 +402,13 @@ void Learner::PrintTimeAccount(double wall) const {
 
 absl::Status Learner::Export() {
   const model::MergeMode mode = trainer_options_.merge_mode;
-  BPO_RETURN_IF_ERROR(lora_->ExportMergedPeft(mode, run_dir_ + "/adapter", *policy_->model));
   for (int i = 0; i < lora_->members(); ++i) {
     BPO_RETURN_IF_ERROR(
         lora_->SavePeft(i, absl::StrCat(run_dir_, "/members/member", i), *policy_->model));
   }
+  // Last: adapter/adapter_model.safetensors (written atomically, after its
+  // config) marks the export complete; `bpo local` checks it.
+  BPO_RETURN_IF_ERROR(lora_->ExportMergedPeft(mode, run_dir_ + "/adapter", *policy_->model));
   *options_.out << "trained " << total_steps_ << " steps; merged adapter ("
                 << model::MergeModeName(mode) << ", PEFT format) in " << run_dir_ << "/adapter\n";
   return absl::OkStatus();

@@ -380,20 +380,32 @@ absl::Status WriteSafetensors(const std::string& path,
   for (size_t i = 0; ok && i < layout->data.size(); ++i) {
     ok = write_all(layout->data[i].data_ptr(), layout->data[i].nbytes());
   }
+  // Every step checked: a short write (a full disk), fsync, close (NFS
+  // reports deferred write errors there) and the rename.
   ok = ok && ::fsync(fd) == 0;
-  const int saved_errno = errno;
-  ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(ok ? errno : saved_errno);
+  std::string why = ok ? "" : std::strerror(errno);
+  if (::close(fd) != 0 && ok) {
+    ok = false;
+    why = std::strerror(errno);
+  }
+  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    why = std::strerror(errno);
+  }
+  if (!ok) {
     ::unlink(tmp.c_str());
     return absl::InternalError(absl::StrCat(path, ": write failed: ", why));
   }
   // Make the rename itself durable.
   const std::string dir = std::filesystem::path(path).parent_path().string();
   const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    why = std::strerror(errno);
+    if (dfd >= 0) ::close(dfd);
+    return absl::InternalError(absl::StrCat(dir, ": fsync after renaming ", path, ": ", why));
+  }
+  if (::close(dfd) != 0) {
+    return absl::InternalError(absl::StrCat(dir, ": close: ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }

@@ -4,6 +4,8 @@
 // kill -9 of one process mid-run. After every run the coordinator's store
 // must show exactly F*M pairs consumed, each once, in T complete batches,
 // with no annotated pair left behind.
+#include "tests/testing/local_run.h"
+
 #include <signal.h>
 
 #include <filesystem>
@@ -12,8 +14,11 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bpo/v1/common.pb.h"
+#include "common/files.h"
 #include "common/transport.h"
 #include "coordinator/sqlite.h"
 #include "gmock/gmock.h"
@@ -30,7 +35,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr int kSteps = 8, kBatch = 4, kPairs = 32;
+constexpr int kSteps = testing::kTinySteps, kBatch = testing::kTinyBatch;
 
 class LocalRunTest : public ::testing::Test {
  protected:
@@ -46,26 +51,7 @@ class LocalRunTest : public ::testing::Test {
   // configs/local-tiny.yaml with the output in the test's directory, absolute
   // paths, and the top-level keys of `extra` (YAML lines) replaced.
   std::string Config(const std::string& extra = "") {
-    std::string overrides =
-        absl::StrCat("output_dir: ", out_, "\nmodel: {policy: ", BPO_SOURCE_DIR,
-                     "/tests/fixtures/gemma}\n", "data: {prompts: ", BPO_SOURCE_DIR,
-                     "/configs/prompts-tiny.jsonl, format: jsonl}\n", extra, "\n");
-    std::set<std::string> replaced;
-    for (absl::string_view line : absl::StrSplit(overrides, '\n')) {
-      if (auto colon = line.find(':'); colon != absl::string_view::npos) {
-        replaced.insert(std::string(line.substr(0, colon)));
-      }
-    }
-    std::ifstream in(absl::StrCat(BPO_SOURCE_DIR, "/configs/local-tiny.yaml"));
-    const std::string path = absl::StrCat(out_, "/run.yaml");
-    std::ofstream f(path);
-    for (std::string line; std::getline(in, line);) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos && replaced.count(line.substr(0, colon))) continue;
-      f << line << "\n";
-    }
-    f << overrides;
-    return path;
+    return testing::WriteTinyConfig(out_, extra);
   }
 
   std::string RunDir() const { return out_ + "/local-tiny"; }
@@ -77,15 +63,7 @@ class LocalRunTest : public ::testing::Test {
     return r.ok() ? *r : testing::CommandResult{};
   }
 
-  int64_t Query(const std::string& sql) {
-    if (!fs::exists(RunDir() + "/coordinator.db")) return -1;
-    auto db = coordinator::Database::Open(RunDir() + "/coordinator.db", {.fsync = false});
-    if (!db.ok()) return -1;
-    auto st = (*db)->Prepare(sql);
-    if (!st.ok()) return -1;
-    auto row = (*st)->Step();
-    return row.ok() && *row ? (*st)->Int(0) : -1;
-  }
+  int64_t Query(const std::string& sql) { return testing::QueryStore(RunDir(), sql); }
 
   // Starts `bpo local`, waits until `steps` are committed, kills `victim`
   // with SIGKILL and returns the launcher, still running.
@@ -94,17 +72,20 @@ class LocalRunTest : public ::testing::Test {
     auto local =
         testing::Subprocess::Start({BPO_BINARY, "local", "--config", config}, out_ + "/local.log");
     EXPECT_TRUE(local.ok()) << local.status();
+    KillWhen(steps, victim);
+    return std::move(*local);
+  }
+
+  // Waits until `steps` are committed, then kills `victim` (if named).
+  void KillWhen(int steps, const std::string& victim) {
     const absl::Time deadline = absl::Now() + absl::Seconds(180);
     while (absl::Now() < deadline && Query("SELECT COUNT(*) FROM steps") < steps) {
       absl::SleepFor(absl::Milliseconds(100));
     }
-    if (victim.empty()) return std::move(*local);
-    std::ifstream pid_file(RunDir() + "/pids/" + victim + ".pid");
-    pid_t pid = -1;
-    pid_file >> pid;
+    if (victim.empty()) return;
+    const pid_t pid = testing::ProcessPid(RunDir(), victim);
     EXPECT_GT(pid, 0) << victim;
     if (pid > 0) kill(pid, SIGKILL);
-    return std::move(*local);
   }
 
   // Waits for the launcher to exit; its output.
@@ -119,19 +100,7 @@ class LocalRunTest : public ::testing::Test {
   // The store after a complete run: F*M pairs consumed, each once, in T
   // batches of B; nothing annotated left unused; every consumed pair labelled.
   void ExpectCompleteRun() {
-    EXPECT_EQ(Query("SELECT COUNT(*) FROM steps"), kSteps);
-    EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5"), kPairs);
-    EXPECT_EQ(Query("SELECT COUNT(DISTINCT pair_id) FROM pairs WHERE state = 5"), kPairs);
-    EXPECT_EQ(Query("SELECT COUNT(*) FROM (SELECT step FROM pairs WHERE state = 5 "
-                    "GROUP BY step HAVING COUNT(*) = 4)"),
-              kSteps);
-    EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state IN (3, 4)"), 0) << "annotated, unused";
-    EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5 AND label IS NULL"), 0);
-    // Every consumed pair was labelled by an annotator, in the labels table.
-    EXPECT_EQ(Query("SELECT COUNT(DISTINCT l.seq) FROM labels l JOIN pairs p ON p.seq = l.seq "
-                    "WHERE p.state = 5"),
-              kPairs);
-    EXPECT_TRUE(fs::exists(RunDir() + "/adapter/adapter_model.safetensors"));
+    EXPECT_THAT(testing::CompleteRunViolations(RunDir()), ::testing::IsEmpty());
   }
 
   std::string out_;
@@ -252,6 +221,78 @@ TEST_F(LocalRunTest, CtrlCStopsEveryProcess) {
   // The store is consistent: whatever was committed stays, nothing is half done.
   EXPECT_EQ(Query("SELECT COUNT(*) FROM pairs WHERE state = 5"),
             kBatch * Query("SELECT COUNT(*) FROM steps"));
+}
+
+// A strict run is a function of its config: the same pairs consumed in the
+// same batches, the same labels and bitwise the same final adapter with 1
+// actor, with 3, and with an actor and a learner rank killed mid-run. Which
+// actor takes which lease group, and when, must not matter.
+TEST_F(LocalRunTest, StrictRunsAreBitwiseReproducibleWhateverTheActorsAndKills) {
+  const std::string base = out_;
+  struct Outcome {
+    std::string adapter_sha256, batches, labels;
+  };
+  auto outcome = [&]() {
+    Outcome o;
+    auto adapter = ReadWholeFile(RunDir() + "/adapter/adapter_model.safetensors");
+    EXPECT_TRUE(adapter.ok()) << adapter.status();
+    if (adapter.ok()) o.adapter_sha256 = Sha256Hex(*adapter);
+    // Each batch's pairs in order, with their prompts, both responses and
+    // the behavior log-probs the actor computed; the labels the learner used.
+    auto db = coordinator::Database::Open(RunDir() + "/coordinator.db", {.fsync = false});
+    EXPECT_TRUE(db.ok()) << db.status();
+    if (!db.ok()) return o;
+    auto st = (*db)->Prepare(
+        "SELECT step, pos, prompt_idx, sampled, label FROM pairs WHERE state = 5 "
+        "ORDER BY step, pos");
+    EXPECT_TRUE(st.ok());
+    while (st.ok() && *(*st)->Step()) {
+      bpo::v1::SampledPair pair;
+      bpo::v1::Label label;
+      EXPECT_TRUE(pair.ParseFromString((*st)->Text(3)));
+      EXPECT_TRUE(label.ParseFromString((*st)->Text(4)));
+      absl::StrAppend(&o.batches, (*st)->Int(0), ":", (*st)->Int(1), " ", pair.pair_id(), " q",
+                      (*st)->Int(2), " v", pair.behavior_version(), " a[",
+                      absl::StrJoin(pair.a().token_ids(), ","), "] ", pair.a().behavior_logprob(),
+                      " b[", absl::StrJoin(pair.b().token_ids(), ","), "] ",
+                      pair.b().behavior_logprob(), "\n");
+      absl::StrAppend(&o.labels, pair.pair_id(), "=", label.choice(), " ");
+    }
+    return o;
+  };
+  auto use = [&](const std::string& name) {
+    out_ = base + "/" + name;
+    fs::create_directories(out_);
+  };
+  use("one-actor");
+  auto one = Local(Config("launch: {actors: 1, annotators: 1}"));
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  ExpectCompleteRun();
+  const Outcome reference = outcome();
+  ASSERT_EQ(reference.adapter_sha256.size(), 64u);
+  ASSERT_FALSE(reference.batches.empty());
+
+  use("three-actors");
+  auto three = Local(Config("launch: {actors: 3, annotators: 2}"));
+  ASSERT_EQ(three.exit_code, 0) << three.out << three.err;
+  ExpectCompleteRun();
+  Outcome o = outcome();
+  EXPECT_EQ(o.batches, reference.batches);
+  EXPECT_EQ(o.labels, reference.labels);
+  EXPECT_EQ(o.adapter_sha256, reference.adapter_sha256);
+
+  use("killed");
+  auto local = StartAndKill(
+      Config("launch: {actors: 2, annotators: 1, on_learner_failure: restart}"), 2, "actor-0");
+  KillWhen(5, "learner-1");
+  const std::string log = Wait(local);
+  EXPECT_THAT(log, HasSubstr("actor-0 died (killed by signal 9"));
+  EXPECT_THAT(log, HasSubstr("restarting all learner ranks from the last checkpoint"));
+  ExpectCompleteRun();
+  o = outcome();
+  EXPECT_EQ(o.batches, reference.batches);
+  EXPECT_EQ(o.labels, reference.labels);
+  EXPECT_EQ(o.adapter_sha256, reference.adapter_sha256);
 }
 
 // deploy/grafana/bpo-run.json is valid and every metric its panels query is

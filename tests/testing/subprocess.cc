@@ -109,13 +109,17 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
 }
 
 bool Subprocess::Running() {
-  if (pid_ <= 0) return false;
+  if (pid_ <= 0 || exited_) return false;
   int status;
-  return waitpid(pid_, &status, WNOHANG) == 0;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == 0) return true;
+  exited_ = true;
+  if (r == pid_ && WIFEXITED(status)) exit_code_ = WEXITSTATUS(status);
+  return false;
 }
 
 Subprocess::~Subprocess() {
-  if (pid_ <= 0) return;
+  if (pid_ <= 0 || exited_) return;
   kill(pid_, SIGTERM);
   for (int i = 0; i < 50; ++i) {
     int status;

@@ -29,16 +29,25 @@ class Subprocess {
  public:
   static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
                                           const std::string& log_path);
-  Subprocess(Subprocess&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+  Subprocess(Subprocess&& other) noexcept
+      : pid_(other.pid_), exited_(other.exited_), exit_code_(other.exit_code_) {
+    other.pid_ = -1;
+  }
   Subprocess& operator=(Subprocess&&) = delete;
   ~Subprocess();
 
   pid_t pid() const { return pid_; }
+  // False once the child has exited (it is reaped then, and never signalled
+  // again: its pid may belong to another process by now).
   bool Running();
+  // The exit status once Running() returned false; -1 when a signal ended it.
+  int exit_code() const { return exit_code_; }
 
  private:
   explicit Subprocess(pid_t pid) : pid_(pid) {}
   pid_t pid_;
+  bool exited_ = false;
+  int exit_code_ = -1;
 };
 
 // A TCP port on 127.0.0.1 that refuses connections for as long as this
