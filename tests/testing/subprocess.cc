@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -171,18 +172,32 @@ std::map<std::string, int> ListeningSockets(const std::string& table) {
 
 }  // namespace
 
+// The socket inodes a process holds open ("socket:[<inode>]" links).
+static std::set<std::string> SocketInodes(const std::string& fd_dir, std::error_code& ec) {
+  std::set<std::string> out;
+  for (const auto& entry : std::filesystem::directory_iterator(fd_dir, ec)) {
+    std::error_code link_ec;
+    const std::string target = std::filesystem::read_symlink(entry.path(), link_ec).string();
+    if (link_ec || !absl::StartsWith(target, "socket:[")) continue;
+    out.insert(target.substr(8, target.size() - 9));
+  }
+  return out;
+}
+
 absl::StatusOr<int> ListeningPort(pid_t pid, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   const std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
   while (true) {
     std::map<std::string, int> listening = ListeningSockets("/proc/net/tcp");
     for (const auto& [inode, port] : ListeningSockets("/proc/net/tcp6")) listening[inode] = port;
+    // Between fork and exec a child still holds this process's sockets (a
+    // test's own servers): those are never the child's port.
+    std::error_code self_ec;
+    const std::set<std::string> ours = SocketInodes("/proc/self/fd", self_ec);
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(fd_dir, ec)) {
-      std::error_code link_ec;
-      const std::string target = std::filesystem::read_symlink(entry.path(), link_ec).string();
-      if (link_ec || !absl::StartsWith(target, "socket:[")) continue;
-      auto it = listening.find(target.substr(8, target.size() - 9));
+    for (const std::string& inode : SocketInodes(fd_dir, ec)) {
+      if (ours.count(inode)) continue;
+      auto it = listening.find(inode);
       if (it != listening.end()) return it->second;
     }
     if (ec) return absl::NotFoundError(absl::StrCat("process ", pid, " is gone"));
