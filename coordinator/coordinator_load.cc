@@ -8,8 +8,9 @@
 // for a think time and submit pairs of fake tokens; annotators lease pairs,
 // "score" them for a think time and submit labels; one learner rank fetches
 // batches, "trains" for a step time, commits, and reports a snapshot whenever
-// the coordinator asks for one. Idle workers do what the real ones do: ask
-// for the run status and sleep the coordinator's retry_after. The schedule is
+// the coordinator asks for one. Idle workers do what the real ones do
+// (CoordinatorClient::RunDone): ask for the run status at most once a second
+// and sleep the coordinator's retry_after. The schedule is
 // async and far longer than the test, so the run never finishes.
 //
 // Latency of the calls the workers make is taken around the client call
