@@ -4,6 +4,8 @@
 // configured (launch.*), and stops everything cleanly on Ctrl-C. The launcher
 // itself is launch/local_run.h (the run directory's layout is described
 // there); this file reads the config and hands it over.
+#include <ATen/Context.h>
+
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -25,6 +27,9 @@ int RunLocal(const std::vector<std::string>&) {
   options.config = std::move(file->config);
   options.config_source = file->source;
   options.stop_requested = &StopRequested;
+  if (options.config.model().device() == "cuda" && at::hasCUDA()) {
+    options.cuda_devices = static_cast<int>(at::getNumGPUs());
+  }
   const absl::StatusOr<int> code = launch::RunLocal(std::move(options));
   return code.ok() ? *code : Fail("local", code.status());
 }

@@ -15,8 +15,25 @@ function(bpo_library name)
   bpo_target_defaults(bpo_${name})
 endfunction()
 
+# bpo_relocatable_paths(TARGET [BINARY path]): BPO_SOURCE_DIR (and BPO_BINARY)
+# read at run time from $BPO_TEST_SOURCE_DIR ($BPO_TEST_BINARY) when set, else
+# this build's paths, so that the test runs from scripts/gpu-bundle's folder on
+# another machine (tests/testing/runtime_paths.h).
+function(bpo_relocatable_paths target)
+  cmake_parse_arguments(ARG "" "BINARY" "" ${ARGN})
+  target_compile_definitions(${target} PRIVATE
+      "BPO_SOURCE_DIR=::bpo::testing::RuntimePath(\"BPO_TEST_SOURCE_DIR\", \"${PROJECT_SOURCE_DIR}\")")
+  if(ARG_BINARY)
+    target_compile_definitions(${target} PRIVATE
+        "BPO_BINARY=::bpo::testing::RuntimePath(\"BPO_TEST_BINARY\", \"${ARG_BINARY}\")")
+  endif()
+  target_compile_options(${target} PRIVATE
+      -include ${PROJECT_SOURCE_DIR}/tests/testing/runtime_paths.h)
+endfunction()
+
 # bpo_test(NAME SRCS ... DEPS ... LABELS ... [TIMEOUT s]): one GoogleTest binary
 # registered with ctest under the given labels (unit, integration, gpu, slow).
+# Tests labelled gpu get bpo_relocatable_paths (scripts/gpu-bundle runs them).
 function(bpo_test name)
   if(NOT BPO_BUILD_TESTS)
     return()
@@ -25,12 +42,16 @@ function(bpo_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS;LAUNCHER" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
-  target_compile_definitions(${name} PRIVATE
-      BPO_SOURCE_DIR="${PROJECT_SOURCE_DIR}" BPO_BINARY_DIR="${PROJECT_BINARY_DIR}")
-  bpo_target_defaults(${name})
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
+  target_compile_definitions(${name} PRIVATE BPO_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  if("gpu" IN_LIST ARG_LABELS)
+    bpo_relocatable_paths(${name})
+  else()
+    target_compile_definitions(${name} PRIVATE BPO_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  endif()
+  bpo_target_defaults(${name})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()

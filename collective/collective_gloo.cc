@@ -3,6 +3,7 @@
 // bounded by the context's timeout. Any exception from Gloo breaks the
 // communicator: it closes its connections, so peers fail fast instead of
 // waiting out their timeout, and every later call returns the same error.
+#include <ATen/core/grad_mode.h>
 #include <signal.h>
 
 #include <algorithm>

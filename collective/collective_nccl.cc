@@ -1,12 +1,13 @@
 // The NCCL backend (built only with BPO_HAVE_NCCL): CUDA tensors, in place.
 //
-// LibTorch 1.13 from Debian is CPU-only, so no c10/cuda header is used: the
-// collectives run on the tensors' data_ptr() through the CUDA runtime API, on
-// a stream this communicator creates with cudaStreamCreate. That stream is
-// *blocking*: it waits for work queued on the legacy default stream (where a
-// CUDA LibTorch queues by default) and such later work waits for it. Callers
-// that queue gradient work on other streams must synchronize them first. Every
-// call returns only when the collective has completed on this rank.
+// The collectives run on the tensors' data_ptr() through the CUDA runtime API.
+// With a CUDA LibTorch (BPO_TORCH_HAS_CUDA: the wheel's 2.x) they are queued on
+// LibTorch's current CUDA stream of this rank's device, behind the kernels that
+// produced the tensors, with no extra synchronization. Debian's LibTorch 1.13
+// is CPU-only and has no c10/cuda headers: there the communicator creates its
+// own stream with cudaStreamCreate, a *blocking* one that waits for work on the
+// legacy default stream and that such later work waits for. Every call returns
+// only when the collective has completed on this rank.
 //
 // The communicator is non-blocking (ncclConfig_t.blocking = 0, NCCL >= 2.14):
 // initialization and enqueueing never block without bound. A watchdog thread
@@ -18,6 +19,10 @@
 // not allow two ranks of one communicator on the same GPU.
 #include <cuda_runtime_api.h>
 #include <nccl.h>
+
+#ifdef BPO_TORCH_HAS_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -159,7 +164,7 @@ class NcclCollective final : public Collective {
       }
     }
     if (done_ != nullptr) cudaEventDestroy(done_);
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    if (own_stream_ && stream_ != nullptr) cudaStreamDestroy(stream_);
     if (scratch_ != nullptr) cudaFree(scratch_);
     if (host_words_ != nullptr) cudaFreeHost(host_words_);
   }
@@ -168,7 +173,10 @@ class NcclCollective final : public Collective {
   // store, ncclCommInitRankConfig within the timeout, then the watchdog.
   absl::Status Init() {
     BPO_CUDA_CHECK(where_, cudaSetDevice(device_));
+#ifndef BPO_TORCH_HAS_CUDA
     BPO_CUDA_CHECK(where_, cudaStreamCreate(&stream_));
+    own_stream_ = true;
+#endif
     BPO_CUDA_CHECK(where_, cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
     BPO_CUDA_CHECK(where_, cudaMalloc(reinterpret_cast<void**>(&scratch_), 2 * sizeof(uint64_t)));
     BPO_CUDA_CHECK(where_,
@@ -334,6 +342,9 @@ class NcclCollective final : public Collective {
     {
       absl::MutexLock lock(&mu_);
       BPO_CUDA_CHECK(where_, cudaSetDevice(device_));
+#ifdef BPO_TORCH_HAS_CUDA
+      stream_ = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream();
+#endif
       deadline_ = deadline;
       if (absl::Status status = enqueue(); !status.ok()) {
         AbortLocked(status);
@@ -434,7 +445,10 @@ class NcclCollective final : public Collective {
   const std::string where_;  // "rank r/R on host, cuda:d"
   std::shared_ptr<RendezvousStore> store_;
   const int device_;
+  // LibTorch's current stream at each Launch (BPO_TORCH_HAS_CUDA), else one
+  // created in Init and owned.
   cudaStream_t stream_ = nullptr;
+  bool own_stream_ = false;
   cudaEvent_t done_ = nullptr;
   uint64_t* scratch_ = nullptr;       // [2] on device_: shape check and barrier
   uint64_t* host_words_ = nullptr;    // [2] pinned

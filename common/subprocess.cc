@@ -21,6 +21,23 @@ absl::StatusOr<pid_t> SpawnProcess(const std::string& program, std::vector<std::
   argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  std::vector<char*> envp;
+  if (!options.env.empty()) {
+    auto overridden = [&](const char* entry) {
+      for (const std::string& e : options.env) {
+        const size_t eq = e.find('=');
+        if (eq != std::string::npos && std::strncmp(entry, e.data(), eq + 1) == 0) return true;
+      }
+      return false;
+    };
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (!overridden(*e)) env_storage.emplace_back(*e);
+    }
+    env_storage.insert(env_storage.end(), options.env.begin(), options.env.end());
+    for (std::string& e : env_storage) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
   const char* log = options.log_path.empty() ? nullptr : options.log_path.c_str();
   const int log_flags = O_WRONLY | O_CREAT | (options.append_log ? O_APPEND : O_TRUNC);
   std::fflush(nullptr);
@@ -36,7 +53,11 @@ absl::StatusOr<pid_t> SpawnProcess(const std::string& program, std::vector<std::
       dup2(out, 2);
       if (out > 2) close(out);
     }
-    execv(program.c_str(), argv.data());
+    if (envp.empty()) {
+      execv(program.c_str(), argv.data());
+    } else {
+      execve(program.c_str(), argv.data(), envp.data());
+    }
     _exit(127);
   }
   return pid;

@@ -32,6 +32,9 @@ struct SpawnOptions {
   // When not 0, the signal the child gets when the parent thread that
   // spawned it dies (prctl PR_SET_PDEATHSIG).
   int parent_death_signal = 0;
+  // "NAME=value" entries set in the child's environment, on top of (and
+  // replacing the same names of) the parent's.
+  std::vector<std::string> env;
 };
 
 // Starts `program` with argv `args` (args[0] is the name it sees) and

@@ -123,6 +123,28 @@ TEST(SpawnProcessTest, ParentDeathSignalReachesTheChild) {
   std::filesystem::remove(ready);
 }
 
+TEST(SpawnProcessTest, EnvIsAddedAndReplacesTheParentsValue) {
+  const std::string log = LogPath("env");
+  ASSERT_EQ(setenv("BPO_SUBPROCESS_TEST_KEEP", "parent", 1), 0);
+  ASSERT_EQ(setenv("BPO_SUBPROCESS_TEST_REPLACE", "parent", 1), 0);
+  SpawnOptions options;
+  options.log_path = log;
+  options.env = {"BPO_SUBPROCESS_TEST_REPLACE=child", "BPO_SUBPROCESS_TEST_NEW=a=b"};
+  auto pid = SpawnProcess("/bin/sh",
+                          {"sh", "-c",
+                           "echo $BPO_SUBPROCESS_TEST_KEEP $BPO_SUBPROCESS_TEST_REPLACE "
+                           "$BPO_SUBPROCESS_TEST_NEW; env | grep -c BPO_SUBPROCESS_TEST_REPLACE"},
+                          options);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  int status = 0;
+  ASSERT_EQ(waitpid(*pid, &status, 0), *pid);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(ReadAll(log), "parent child a=b\n1\n");
+  unsetenv("BPO_SUBPROCESS_TEST_KEEP");
+  unsetenv("BPO_SUBPROCESS_TEST_REPLACE");
+  std::filesystem::remove(log);
+}
+
 TEST(SpawnProcessTest, MissingProgramExits127) {
   auto pid = SpawnProcess("/nonexistent/program", {"program"});
   ASSERT_TRUE(pid.ok()) << pid.status();

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -93,9 +94,32 @@ std::string AddressFile(const RunLayout& layout, const std::string& child) {
   return absl::StrCat(layout.addresses_dir, "/", child, ".json");
 }
 
-// One child per process of the run, in start order.
+}  // namespace
+
+absl::StatusOr<GpuAssignment> AssignGpus(int learners, int actors, int annotators, int gpus) {
+  if (gpus < 1) return absl::FailedPreconditionError("model.device is cuda but no GPU is visible");
+  if (learners > gpus) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("learner.world_size = ", learners, " but this host has ", gpus,
+                     " GPU(s): each learner rank needs a GPU of its own"));
+  }
+  GpuAssignment a;
+  for (int r = 0; r < learners; ++r) a.learners.push_back(r);
+  const int first_free = learners < gpus ? learners : 0;
+  const int free = gpus - first_free;
+  int next = 0;
+  for (int i = 0; i < actors; ++i) a.actors.push_back(first_free + next++ % free);
+  for (int i = 0; i < annotators; ++i) a.annotators.push_back(first_free + next++ % free);
+  return a;
+}
+
+namespace {
+
+// One child per process of the run, in start order. With `gpus`, each child
+// gets its GPU in BPO_CUDA_DEVICE (model/policy.h, ResolveProcessDevice).
 std::vector<ChildSpec> MakeChildren(const bpo::v1::RunConfig& config, const RunLayout& layout,
-                                    const std::string& program) {
+                                    const std::string& program,
+                                    const std::optional<GpuAssignment>& gpus) {
   const auto& launch = config.launch();
   std::vector<ChildSpec> children;
   auto add = [&](std::string name, const char* command, bool learner,
@@ -124,13 +148,21 @@ std::vector<ChildSpec> MakeChildren(const bpo::v1::RunConfig& config, const RunL
     c.stop_stage = coordinator ? 1 : 0;
     children.push_back(std::move(c));
   };
+  auto gpu = [&](const std::vector<int>& of, int i) {
+    if (gpus) children.back().env.push_back(absl::StrCat("BPO_CUDA_DEVICE=", of[i]));
+  };
   add("coordinator", "coordinator", false, {"--linger_seconds=3600"});
   for (int r = 0; r < config.learner().world_size(); ++r) {
     add(absl::StrCat("learner-", r), "learner", true, {absl::StrCat("--rank=", r)});
+    if (gpus) gpu(gpus->learners, r);
   }
-  for (int i = 0; i < launch.actors(); ++i) add(absl::StrCat("actor-", i), "actor", false, {});
+  for (int i = 0; i < launch.actors(); ++i) {
+    add(absl::StrCat("actor-", i), "actor", false, {});
+    if (gpus) gpu(gpus->actors, i);
+  }
   for (int i = 0; i < launch.annotators(); ++i) {
     add(absl::StrCat("annotator-", i), "annotator", false, {});
+    if (gpus) gpu(gpus->annotators, i);
   }
   return children;
 }
@@ -304,7 +336,12 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   }
   BPO_ASSIGN_OR_RETURN(const RunLayout layout, PrepareRunDir(config, options.config_source));
   BPO_ASSIGN_OR_RETURN(const TransportSecurity transport, PrepareLocalTransport(config));
-  std::vector<ChildSpec> children = MakeChildren(config, layout, options.program);
+  std::optional<GpuAssignment> gpus;
+  if (config.model().device() == "cuda") {
+    BPO_ASSIGN_OR_RETURN(gpus, AssignGpus(config.learner().world_size(), config.launch().actors(),
+                                          config.launch().annotators(), options.cuda_devices));
+  }
+  std::vector<ChildSpec> children = MakeChildren(config, layout, options.program, gpus);
   std::vector<std::string> names;
   for (const ChildSpec& c : children) names.push_back(c.name);
   const bool tty = isatty(STDOUT_FILENO);

@@ -38,7 +38,21 @@ struct LocalRunOptions {
   std::string program = "/proc/self/exe";  // the `bpo` binary every child runs
   // Polled a few times a second; true stops every child (exit code 130).
   std::function<bool()> stop_requested;
+  // GPUs visible on this host (bpo local counts them). With model.device
+  // "cuda", each child gets BPO_CUDA_DEVICE from AssignGpus.
+  int cuda_devices = 0;
 };
+
+// Which GPU each process of a run uses on a host with `gpus` GPUs: learner
+// rank r takes GPU r (one GPU per rank; more ranks than GPUs is an error, as
+// NCCL cannot put two ranks of one communicator on a GPU); the actors and then
+// the annotators take the GPUs the learners left free, in turn, or share all
+// of them when the learners use every GPU. Returned in that order: learners,
+// actors, annotators.
+struct GpuAssignment {
+  std::vector<int> learners, actors, annotators;
+};
+absl::StatusOr<GpuAssignment> AssignGpus(int learners, int actors, int annotators, int gpus);
 
 // The launcher's transport for a run: unless security.plaintext, creates the
 // run CA in the certificate directory (CertificateDir) if it has none and

@@ -41,6 +41,7 @@ absl::Status Supervisor::Launch(Child& child) {
   // Ctrl-C reaches the supervising process only; it stops the children in order.
   spawn.new_process_group = true;
   spawn.parent_death_signal = SIGTERM;
+  spawn.env = child.spec.env;
   const absl::StatusOr<pid_t> pid = SpawnProcess(child.spec.program, std::move(argv), spawn);
   if (!pid.ok()) return pid.status();
   child.pid = *pid;

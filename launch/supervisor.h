@@ -33,8 +33,9 @@ struct ChildSpec {
   // Appended to argv at every start of a gang child, from the gang's attempt
   // number (0 at first, +1 at every gang restart).
   std::function<std::string(int attempt)> gang_arg;
-  std::string log_path;  // stdout and stderr, appended to; must be set
-  std::string pid_path;  // when set, the pid is written there at every start
+  std::string log_path;          // stdout and stderr, appended to; must be set
+  std::string pid_path;          // when set, the pid is written there at every start
+  std::vector<std::string> env;  // "NAME=value" added to its environment
   OnFailure on_failure = OnFailure::kRestart;
   std::string policy_name;  // the setting behind on_failure, named when it stops the run
   // Gang children restart together: when one fails, every gang child is

@@ -120,10 +120,11 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
 
 absl::Status Learner::LoadModel() {
   const bpo::v1::ModelConfig& m = options_.config.model();
+  BPO_ASSIGN_OR_RETURN(const std::string device, model::ResolveProcessDevice(m.device()));
   BPO_ASSIGN_OR_RETURN(
       model::LoadOptions load,
       model::ParseLoadOptions(m.dtype() == v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
-                              m.device()));
+                              device));
   model::PolicyOptions policy_options;
   policy_options.load = load;
   policy_options.tokenizer = m.tokenizer();
@@ -177,6 +178,9 @@ absl::Status Learner::JoinRanks() {
       c.run_id(), "-from-",
       latest.ok() && options_.resume ? fs::path(*latest).filename().string() : "start");
   co.rendezvous = options_.rendezvous;
+  // NCCL runs on the GPU this rank's model is on.
+  const at::Device device = policy_->model->options().device();
+  if (device.is_cuda()) co.cuda_device = device.has_index() ? device.index() : 0;
   if (co.rendezvous.empty()) {
     fs::create_directories(run_dir_ + "/rendezvous");
     co.rendezvous = "file:" + run_dir_ + "/rendezvous";

@@ -1,5 +1,7 @@
 #include "learner/reward_training.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>

@@ -1,5 +1,7 @@
 #include "learner/sft.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>

@@ -1,5 +1,7 @@
 #include "learner/trainer.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <chrono>
 #include <set>
 
@@ -135,8 +137,18 @@ absl::StatusOr<at::Tensor> EnsembleTrainer::ReferenceLogps(const PairBatch& b,
   return Reduce(sums, counts);
 }
 
-absl::StatusOr<StepMetrics> EnsembleTrainer::StepUnguarded(const PairBatch& b) {
-  if (auto s = Validate(b); !s.ok()) return s;
+absl::StatusOr<StepMetrics> EnsembleTrainer::StepUnguarded(const PairBatch& host) {
+  if (auto s = Validate(host); !s.ok()) return s;
+  // Batches are assembled on the CPU; the step runs where the model is (one
+  // copy per step; everything after stays on the device).
+  PairBatch b = host;
+  const at::Device device = model_->options().device();
+  if (b.input_ids.device() != device) {
+    b.input_ids = b.input_ids.to(device, /*non_blocking=*/true);
+    b.attention_mask = b.attention_mask.to(device, /*non_blocking=*/true);
+    b.response_mask = b.response_mask.to(device, /*non_blocking=*/true);
+    if (b.behavior_logps.defined()) b.behavior_logps = b.behavior_logps.to(device);
+  }
   const auto start = std::chrono::steady_clock::now();
   const int64_t B = b.pairs();
   StepMetrics m;

@@ -15,6 +15,7 @@
 // (Gemma "gelu" forced to tanh, hidden_activation read first) the first and
 // third cases were off by 1.5e-3 and 9.2e-4.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"

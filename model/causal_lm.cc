@@ -223,7 +223,9 @@ at::Tensor CausalLm::Project(const at::Tensor& x, int64_t layer, LinearKind kind
   at::Tensor y = at::linear(x, lin.weight, lin.bias);
   if (adapter != nullptr) {
     at::Tensor delta = adapter->Delta(layer, kind, x);
-    if (delta.defined()) y = y + delta;
+    // An fp32 delta on a bf16 model: the sum in fp32, rounded once (PEFT).
+    if (delta.defined())
+      y = delta.scalar_type() == y.scalar_type() ? y + delta : (y + delta).to(y.scalar_type());
   }
   return y;
 }

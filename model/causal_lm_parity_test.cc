@@ -10,6 +10,7 @@
 //   gemma 5.6e-3, gemma2 8.5e-3, each as accurate as HF's against fp32);
 //   greedy tokens: identical.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <string>
 

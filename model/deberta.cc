@@ -1,5 +1,6 @@
 #include "model/deberta.h"
 
+#include <ATen/core/grad_mode.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 

@@ -13,6 +13,7 @@
 #define BPO_MODEL_DEBERTA_H_
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cstdint>
 #include <memory>

@@ -1,6 +1,7 @@
 #include "model/generate.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 
 #include <limits>
 
@@ -71,7 +72,13 @@ static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model,
     next_pos = next_pos.index_select(0, rows);
   }
 
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  // Sampling draws on the model's device: on a GPU a CPU draw would copy the
+  // [N, vocab] probabilities to the host at every step. The CUDA generator is
+  // a fresh one seeded like the CPU one (other numbers than the CPU's for the
+  // same seed; greedy decoding is the same on both).
+  at::Generator gen = device.is_cuda() ? at::globalContext().defaultGenerator(device).clone()
+                                       : at::detail::createCPUGenerator(o.seed);
+  if (device.is_cuda()) gen.set_current_seed(o.seed);
   Generation out;
   out.tokens = at::full({N, o.max_new_tokens}, pad, long_opts);
   out.logprobs = at::zeros({N, o.max_new_tokens}, long_opts.dtype(at::kFloat));
@@ -88,8 +95,8 @@ static absl::StatusOr<Generation> GenerateUnguarded(const CausalLm& model,
       token = logits.argmax(-1);
     } else {
       at::Tensor warped = ApplyTopKTopP(logits / o.temperature, o.top_k, o.top_p);
-      at::Tensor probs = at::softmax(warped, -1).to(at::kCPU);
-      token = at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1).to(device);
+      const at::Tensor probs = at::softmax(warped, -1);
+      token = at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1);
     }
     const at::Tensor alive = finished.logical_not();
     token = at::where(alive, token, at::full_like(token, pad));

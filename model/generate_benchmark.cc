@@ -10,6 +10,7 @@
 //
 //   build/bin/generate_benchmark --benchmark_repetitions=3 --benchmark_report_aggregates_only
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <benchmark/benchmark.h>
 
 #include <chrono>

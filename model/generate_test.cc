@@ -3,6 +3,7 @@
 #include "model/generate.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"

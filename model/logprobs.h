@@ -5,6 +5,7 @@
 #define BPO_MODEL_LOGPROBS_H_
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "model/causal_lm.h"
 

@@ -1,6 +1,7 @@
 #include "model/lora.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -81,15 +82,20 @@ at::Tensor LoraMember::Delta(int64_t layer, LinearKind kind, const at::Tensor& x
   const int slot = ensemble_->Slot(layer, kind);
   if (slot < 0) return {};
   const double p = ensemble_->options_.dropout;
-  const at::Tensor in = training_ && p > 0 ? at::dropout(x, p, /*train=*/true) : x;
-  return at::linear(at::linear(in, ensemble_->a_[index_][slot]), ensemble_->b_[index_][slot]) *
-         ensemble_->scaling();
+  const at::Tensor& a = ensemble_->a_[index_][slot];
+  // fp32 factors on a bf16 model: the input is cast up, as PEFT does; the
+  // caller rounds base output + delta back to the model's dtype.
+  const at::Tensor xa = x.scalar_type() == a.scalar_type() ? x : x.to(a.scalar_type());
+  const at::Tensor in = training_ && p > 0 ? at::dropout(xa, p, /*train=*/true) : xa;
+  return at::linear(at::linear(in, a), ensemble_->b_[index_][slot]) * ensemble_->scaling();
 }
 
 at::Tensor MergedLora::Delta(int64_t layer, LinearKind kind, const at::Tensor& x) const {
   const int slot = slot_[layer * kNumLinearKinds + static_cast<int>(kind)];
   if (slot < 0) return {};
-  return at::linear(at::linear(x, a_[slot]), b_[slot]);
+  const at::Tensor& a = a_[slot];
+  return at::linear(at::linear(x.scalar_type() == a.scalar_type() ? x : x.to(a.scalar_type()), a),
+                    b_[slot]);
 }
 
 MergedLora MergedLora::FromTensors(std::vector<int> slots, std::vector<at::Tensor> a,
@@ -134,7 +140,10 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::Create(const CausalL
   std::unique_ptr<LoraEnsemble> e(new LoraEnsemble());
   e->options_ = options;
   if (auto s = e->InitTargets(model); !s.ok()) return s;
-  const auto opts = model.options();
+  // The factors are trained in fp32 whatever the model's dtype, on its device:
+  // PEFT's default (autocast_adapter_dtype) for bf16 and fp16 models. bf16
+  // moments could not follow AdamW's updates (0.999 * v rounds back to v).
+  const auto opts = model.options().dtype(at::kFloat);
   for (int i = 0; i < options.members; ++i) {
     at::Generator gen = at::detail::createCPUGenerator(options.seed + static_cast<uint64_t>(i));
     std::vector<at::Tensor> a, b;
@@ -253,7 +262,8 @@ absl::StatusOr<std::unique_ptr<LoraEnsemble>> LoraEnsemble::LoadPeft(
                            absl::StrJoin(tensor->sizes(), ", "), "], expected [",
                            absl::StrJoin(want, ", "), "]"));
         }
-        at::Tensor param = tensor->to(model.options(), false, true).set_requires_grad(true);
+        at::Tensor param =
+            tensor->to(model.options().dtype(at::kFloat), false, true).set_requires_grad(true);
         (ab[0] == 'A' ? a : b).push_back(param);
       }
     }

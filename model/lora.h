@@ -103,7 +103,8 @@ class MergedLora : public LinearAdapter {
 
 class LoraEnsemble {
  public:
-  // Fresh members for `model`'s shapes, in the model's dtype and device.
+  // Fresh members for `model`'s shapes, in fp32 (PEFT's default, whatever the
+  // model's dtype) on the model's device.
   static absl::StatusOr<std::unique_ptr<LoraEnsemble>> Create(const CausalLm& model,
                                                               const LoraOptions& options);
   // Members from PEFT adapter directories (adapter_config.json +

@@ -1,6 +1,8 @@
 // LoRA ensembles against PEFT (fixtures: tests/fixtures/{llama,gemma}/lora):
 // member forward, both merge modes, PEFT import/export, merge into weights.
 // Tolerance: fp32 logits max |Δ| <= 1e-4 relative to the largest magnitude.
+#include <ATen/core/grad_mode.h>
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"

@@ -6,6 +6,8 @@
 //                q/v_proj of layer 0 and gate/down_proj of layer 1.
 // Tolerance as model/lora_parity_test.cc: fp32 logits max |Δ| <= 1e-4 of the
 // largest reference magnitude (measured: below 1e-6).
+#include <ATen/core/grad_mode.h>
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"

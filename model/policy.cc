@@ -1,5 +1,7 @@
 #include "model/policy.h"
 
+#include <cstdlib>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -32,6 +34,37 @@ absl::StatusOr<LoadOptions> ParseLoadOptions(const std::string& dtype, const std
         absl::StrCat("device '", device, "': expected cpu, cuda or cuda:N"));
   }
   return o;
+}
+
+absl::StatusOr<std::string> ResolveProcessDevice(
+    const std::string& configured, const std::function<const char*(const char*)>& getenv,
+    int visible_gpus) {
+  if (configured != "cuda") return configured;
+  if (const char* explicit_device = getenv("BPO_CUDA_DEVICE"); explicit_device != nullptr) {
+    int ordinal = -1;
+    if (!absl::SimpleAtoi(explicit_device, &ordinal) || ordinal < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("BPO_CUDA_DEVICE='", explicit_device,
+                                                     "': expected a GPU ordinal (0, 1, ...)"));
+    }
+    if (visible_gpus > 0 && ordinal >= visible_gpus) {
+      return absl::InvalidArgumentError(absl::StrCat("BPO_CUDA_DEVICE=", ordinal, " but only ",
+                                                     visible_gpus, " GPU(s) are visible"));
+    }
+    return absl::StrCat("cuda:", ordinal);
+  }
+  for (const char* name : {"LOCAL_RANK", "SLURM_LOCALID"}) {
+    const char* value = getenv(name);
+    int index = -1;
+    if (value == nullptr || !absl::SimpleAtoi(value, &index) || index < 0) continue;
+    return absl::StrCat("cuda:", visible_gpus > 0 ? index % visible_gpus : index);
+  }
+  return std::string("cuda:0");
+}
+
+absl::StatusOr<std::string> ResolveProcessDevice(const std::string& configured) {
+  return ResolveProcessDevice(
+      configured, [](const char* name) { return std::getenv(name); },
+      configured == "cuda" && at::hasCUDA() ? static_cast<int>(at::getNumGPUs()) : 0);
 }
 
 static absl::StatusOr<Policy> LoadPolicyUnguarded(const std::string& dir,

@@ -4,6 +4,7 @@
 #ifndef BPO_MODEL_POLICY_H_
 #define BPO_MODEL_POLICY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,23 @@ absl::StatusOr<Policy> LoadPolicy(const std::string& dir, const PolicyOptions& o
 
 // "float32"/"bfloat16" and "cpu"/"cuda[:N]" as flags and configs spell them.
 absl::StatusOr<LoadOptions> ParseLoadOptions(const std::string& dtype, const std::string& device);
+
+// The device this process runs its model on for model.device = `configured`.
+// "cpu" and "cuda:N" stay as they are. "cuda" picks one GPU of this host for
+// this process, from the first of these environment variables that is set:
+//   BPO_CUDA_DEVICE  an ordinal (`bpo local` and the deploy scripts set it for
+//                    each process: learner rank r on GPU r, workers after them);
+//   LOCAL_RANK       the process's index on its host (torchrun, Kubernetes);
+//   SLURM_LOCALID    the task's index on its node (srun);
+// the last two modulo the number of visible GPUs; with none set, cuda:0.
+// CUDA_VISIBLE_DEVICES applies first, as always. An unparsable or
+// out-of-range BPO_CUDA_DEVICE is an error naming the variable.
+absl::StatusOr<std::string> ResolveProcessDevice(const std::string& configured);
+
+// The same, with the environment and the GPU count given (for tests).
+absl::StatusOr<std::string> ResolveProcessDevice(
+    const std::string& configured, const std::function<const char*(const char*)>& getenv,
+    int visible_gpus);
 
 }  // namespace bpo::model
 

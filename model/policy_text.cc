@@ -1,5 +1,7 @@
 #include "model/policy_text.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <map>
 

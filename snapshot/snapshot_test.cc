@@ -5,6 +5,7 @@
 // verification, errors). Prints snapshot size and publish / fetch latency.
 #include "snapshot/snapshot.h"
 
+#include <ATen/core/grad_mode.h>
 #include <unistd.h>
 
 #include <algorithm>
