@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "annotator/annotator.h"
 #include "annotator/human_service.h"
@@ -11,6 +12,7 @@
 #include "cli/command.h"
 #include "cli/shared_flags.h"
 #include "cli/worker.h"
+#include "common/address_file.h"
 #include "common/config.h"
 #include "common/process_metrics.h"
 #include "model/policy.h"
@@ -59,7 +61,12 @@ int RunHuman(const bpo::v1::RunConfig& local) {
   registry.AddCollector(metrics::MakeProcessCollector("annotator"));
   auto service = annotator::HumanAnnotationService::Start(o, &registry);
   if (!service.ok()) return Fail("annotator", service.status());
-  if (auto s = PublishAddresses({{"http", (*service)->url()}}); !s.ok()) {
+  // The rating page serves /metrics too.
+  const std::string dialable = PublishedAddress((*service)->address(), (*service)->port());
+  const std::string scheme = o.transport.plaintext ? "http://" : "https://";
+  if (auto s =
+          PublishAddresses({{"http", absl::StrCat(scheme, dialable, "/")}, {"metrics", dialable}});
+      !s.ok()) {
     return Fail("annotator", s);
   }
   std::cout << "human annotation: " << o.raters.size() << " raters sign in at " << (*service)->url()

@@ -15,10 +15,15 @@ ABSL_FLAG(std::string, log_level, "info", "Minimum log level: debug, info, warni
 namespace bpo::cli {
 
 std::vector<const Command*> AllCommands() {
+  // One command a line, in `bpo --help` order.
+  // clang-format off
   return {&QuickstartCommand(),
           &ReproduceCommand(),
           &RunCommand(),
           &LocalCommand(),
+          &DeploySlurmCommand(),
+          &DeployStatusCommand(),
+          &DeployWatchCommand(),
           &CoordinatorCommand(),
           &ActorCommand(),
           &AnnotatorCommand(),
@@ -39,6 +44,7 @@ std::vector<const Command*> AllCommands() {
           &CertsIssueCommand(),
           &CertsTokenCommand(),
           &InfoCommand()};
+  // clang-format on
 }
 
 }  // namespace bpo::cli

@@ -117,7 +117,7 @@ int RunCoordinator(const std::vector<std::string>&) {
   if (!http.ok()) return Fail("coordinator", http.status());
   ServeMetrics(&registry, http->get());
   const AddressMap bound = {{"grpc", PublishedAddress(listen, server->port)},
-                            {"metrics", (*http)->address()}};
+                            {"metrics", PublishedAddress((*http)->address(), (*http)->port())}};
   // Once per distinct file (`bpo local` names the same one twice).
   for (const std::string& path :
        std::set<std::string>{endpoint_file, absl::GetFlag(FLAGS_address_file)}) {

@@ -3,6 +3,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/endpoint.h"
 #include "model/policy_text.h"
 
 ABSL_FLAG(std::string, config, "", "Run config (YAML); empty uses the built-in defaults.");
@@ -30,6 +31,9 @@ ABSL_FLAG(int64_t, max_prompt_tokens, 512,
 ABSL_FLAG(std::string, reward_model, "",
           "Hugging Face directory of a DeBERTa-v3 reward model; overrides model.reward_model.");
 ABSL_FLAG(std::string, task, "", "Built-in synthetic task: tldr or dialogue.");
+ABSL_FLAG(std::string, out, "",
+          "Output directory: sft.jsonl, prompts.jsonl and test.jsonl (task generate); "
+          "bpo.sbatch and run.yaml (deploy slurm).");
 // The checkpoint commands' (bpo model info, generate, logprobs, score, eval).
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory of the policy (causal LM).");
 ABSL_FLAG(std::string, adapter, "",
@@ -75,7 +79,13 @@ absl::StatusOr<TransportSecurity> TransportFromFlags(const bpo::v1::RunConfig& c
 absl::Status PublishAddresses(const AddressMap& addresses) {
   const std::string path = absl::GetFlag(FLAGS_address_file);
   if (path.empty()) return absl::OkStatus();
-  return WriteAddressFile(path, addresses);
+  AddressMap dialable = addresses;
+  for (auto& [key, address] : dialable) {
+    if (absl::StatusOr<Endpoint> ep = ParseEndpoint(address); ep.ok()) {
+      address = PublishedAddress(address, ep->port);
+    }
+  }
+  return WriteAddressFile(path, dialable);
 }
 
 }  // namespace bpo::cli

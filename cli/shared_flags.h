@@ -26,6 +26,7 @@ ABSL_DECLARE_FLAG(std::string, policy);
 ABSL_DECLARE_FLAG(int64_t, max_prompt_tokens);
 ABSL_DECLARE_FLAG(std::string, reward_model);
 ABSL_DECLARE_FLAG(std::string, task);
+ABSL_DECLARE_FLAG(std::string, out);
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(std::string, adapter);
 ABSL_DECLARE_FLAG(std::string, merge_mode);
@@ -52,7 +53,9 @@ std::vector<std::string> AdaptersFromFlag(const std::string& flag);
 // --tls_cert and --tls_key overriding the config's security section.
 absl::StatusOr<TransportSecurity> TransportFromFlags(const bpo::v1::RunConfig& config,
                                                      absl::string_view name);
-// Writes `addresses` to --address_file when it is set.
+// Writes `addresses` to --address_file when it is set; a "host:port" on a
+// wildcard host (0.0.0.0, ::) is written with this machine's name, the
+// address other machines dial (PublishedAddress).
 absl::Status PublishAddresses(const AddressMap& addresses);
 }  // namespace bpo::cli
 

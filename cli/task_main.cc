@@ -8,7 +8,6 @@
 #include "cli/shared_flags.h"
 #include "tasks/synthetic.h"
 
-ABSL_FLAG(std::string, out, "", "Directory for sft.jsonl, prompts.jsonl and test.jsonl.");
 ABSL_FLAG(uint64_t, data_seed, 1, "Seed of the generated data.");
 ABSL_FLAG(int, sft_size, 2000, "SFT demonstrations.");
 ABSL_FLAG(int, alignment_size, 2000, "Alignment prompts (the coordinator's prompt set).");
@@ -60,7 +59,7 @@ const Command& TaskGenerateCommand() {
       0,
       &RunTaskGenerate,
       {},
-      {"task"}};
+      {"task", "out"}};
   return kCommand;
 }
 

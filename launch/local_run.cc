@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -15,17 +14,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/address_file.h"
 #include "common/certs.h"
 #include "common/config.h"
-#include "common/files.h"
 #include "common/status_macros.h"
 #include "common/transport.h"
 #include "coordinator/client.h"
-#include "coordinator/sqlite.h"
+#include "launch/metrics_targets.h"
 #include "launch/progress.h"
+#include "launch/run_completion.h"
 #include "launch/supervisor.h"
-#include "nlohmann/json.hpp"
 
 namespace bpo::launch {
 namespace {
@@ -170,78 +167,37 @@ std::vector<ChildSpec> MakeChildren(const bpo::v1::RunConfig& config, const RunL
 // Keeps <run dir>/prometheus-targets.json (Prometheus file discovery) equal
 // to the /metrics addresses the children published, and says when one
 // appears or moves (a restarted child has a new port).
-class MetricsTargets {
+class TargetsReporter {
  public:
-  MetricsTargets(std::vector<std::string> children, const RunLayout& layout, std::string run_id,
-                 std::string scheme, bool tty)
-      : children_(std::move(children)),
-        layout_(layout),
-        run_id_(std::move(run_id)),
+  TargetsReporter(std::vector<std::string> children, const RunLayout& layout,
+                  const std::string& run_id, std::string scheme, bool tty)
+      : targets_({.processes = std::move(children),
+                  .addresses_dir = layout.addresses_dir,
+                  .path = absl::StrCat(layout.run_dir, "/prometheus-targets.json"),
+                  .run_id = run_id}),
         scheme_(std::move(scheme)),
         tty_(tty) {}
 
   void Refresh() {
-    bool changed = false;
-    for (const std::string& name : children_) {
-      absl::StatusOr<std::string> metrics =
-          ResolveEndpoint(absl::StrCat("file:", AddressFile(layout_, name)), "metrics");
-      if (!metrics.ok() || known_[name] == *metrics) continue;
-      known_[name] = *metrics;
-      changed = true;
-      std::cout << (tty_ ? "\n" : "") << "  " << name << " metrics " << scheme_ << "://" << *metrics
-                << "/metrics\n"
+    std::vector<ScrapeTarget> changed;
+    const absl::Status written = targets_.Refresh(&changed);
+    for (const ScrapeTarget& t : changed) {
+      std::cout << (tty_ ? "\n" : "") << "  " << t.process << " metrics " << scheme_ << "://"
+                << t.address << "/metrics\n"
                 << std::flush;
     }
-    if (!changed) return;
-    nlohmann::json targets = nlohmann::json::array();
-    for (const std::string& name : children_) {
-      auto it = known_.find(name);
-      if (it == known_.end() || it->second.empty()) continue;
-      targets.push_back(
-          {{"targets", {it->second}}, {"labels", {{"run_id", run_id_}, {"process", name}}}});
-    }
-    const std::string path = absl::StrCat(layout_.run_dir, "/prometheus-targets.json");
-    if (absl::Status s = WriteFileAtomically(path, targets.dump(2) + "\n"); !s.ok()) {
-      std::cout << "bpo local: " << s << "\n";
-    }
+    if (!written.ok()) std::cout << "bpo local: " << written << "\n";
   }
 
  private:
-  const std::vector<std::string> children_;
-  const RunLayout& layout_;
-  const std::string run_id_;
+  MetricsTargets targets_;
   const std::string scheme_;
   const bool tty_;
-  std::map<std::string, std::string> known_;
 };
-
-// Steps committed in the run's store; 0 when it has none yet.
-absl::StatusOr<int64_t> CommittedSteps(const bpo::v1::RunConfig& config) {
-  std::string path = config.coordinator().store();
-  if (path.empty()) {
-    BPO_ASSIGN_OR_RETURN(path, RunPath(config, "coordinator.db"));
-  }
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return 0;
-  BPO_ASSIGN_OR_RETURN(auto db, coordinator::Database::Open(path, {.fsync = false}));
-  absl::StatusOr<coordinator::Statement*> st = db->Prepare("SELECT COUNT(*) FROM steps");
-  if (!st.ok()) return 0;  // no steps table yet
-  BPO_ASSIGN_OR_RETURN(bool row, (*st)->Step());
-  return row ? (*st)->Int(0) : 0;
-}
-
-// Every step committed and the final adapter exported (its safetensors
-// file is the last thing the learner writes).
-absl::StatusOr<bool> RunFinished(const bpo::v1::RunConfig& config, int64_t committed) {
-  if (committed < config.schedule().total_steps()) return false;
-  BPO_ASSIGN_OR_RETURN(const std::string run_dir, RunPath(config));
-  std::error_code ec;
-  return std::filesystem::exists(run_dir + "/adapter/adapter_model.safetensors", ec);
-}
 
 // Polls the children and reports progress until the run ends; stops every
 // child and returns the exit code.
-int Watch(Supervisor& supervisor, ProgressReporter& progress, MetricsTargets& targets,
+int Watch(Supervisor& supervisor, ProgressReporter& progress, TargetsReporter& targets,
           const LocalRunOptions& options, const RunLayout& layout, bool tty) {
   auto stop_all = [&](int code, const std::string& why) {
     if (tty) std::cout << "\n";
@@ -261,10 +217,8 @@ int Watch(Supervisor& supervisor, ProgressReporter& progress, MetricsTargets& ta
       case Supervisor::State::kFailed: {
         // A process that died once the run was over (e.g. a learner rank
         // killed after the last commit and the export) fails nothing.
-        absl::StatusOr<int64_t> committed = CommittedSteps(options.config);
-        absl::StatusOr<bool> finished =
-            committed.ok() ? RunFinished(options.config, *committed) : false;
-        if (finished.ok() && *finished) {
+        absl::StatusOr<RunCompletion> completion = ReadRunCompletion(options.config);
+        if (completion.ok() && completion->finished()) {
           return stop_all(kExitOk, absl::StrCat("bpo local: ", poll.message,
                                                 "; the run had already finished: every step "
                                                 "committed and the adapter exported, in ",
@@ -320,18 +274,18 @@ absl::StatusOr<TransportSecurity> PrepareLocalTransport(const bpo::v1::RunConfig
 absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   bpo::v1::RunConfig& config = options.config;
   // A finished run is not started again: say so, and succeed.
-  BPO_ASSIGN_OR_RETURN(const int64_t committed, CommittedSteps(config));
-  BPO_ASSIGN_OR_RETURN(const bool finished, RunFinished(config, committed));
-  if (committed >= config.schedule().total_steps() && !finished) {
+  BPO_ASSIGN_OR_RETURN(const RunCompletion completion, ReadRunCompletion(config));
+  if (completion.steps_committed >= completion.total_steps && !completion.finished()) {
     std::cout << "bpo local: every step of run " << config.run_id()
               << " is committed but the final adapter was not exported (the learner stopped "
                  "first); starting the run again to export it\n";
   }
-  if (finished) {
+  if (completion.finished()) {
     BPO_ASSIGN_OR_RETURN(const std::string run_dir, RunPath(config));
-    std::cout << "bpo local: run " << config.run_id() << " is already finished (" << committed
-              << "/" << config.schedule().total_steps() << " steps committed); adapter: " << run_dir
-              << "/adapter. Remove " << run_dir << " to run it again.\n";
+    std::cout << "bpo local: run " << config.run_id() << " is already finished ("
+              << completion.steps_committed << "/" << config.schedule().total_steps()
+              << " steps committed); adapter: " << run_dir << "/adapter. Remove " << run_dir
+              << " to run it again.\n";
     return kExitOk;
   }
   BPO_ASSIGN_OR_RETURN(const RunLayout layout, PrepareRunDir(config, options.config_source));
@@ -345,8 +299,8 @@ absl::StatusOr<int> RunLocal(LocalRunOptions options) {
   std::vector<std::string> names;
   for (const ChildSpec& c : children) names.push_back(c.name);
   const bool tty = isatty(STDOUT_FILENO);
-  MetricsTargets targets(names, layout, config.run_id(), transport.plaintext ? "http" : "https",
-                         tty);
+  TargetsReporter targets(names, layout, config.run_id(), transport.plaintext ? "http" : "https",
+                          tty);
 
   SupervisorOptions so;
   so.max_restarts = config.launch().max_restarts();

@@ -18,16 +18,19 @@ namespace bpo::launch {
 std::string ProgressBar(int64_t done, int64_t total, int width);
 
 // "phase 1/4 step 3/8 [...] | pairs ... | loss 0.6931 | 2.0 pairs/s | ETA 12s";
-// the rate is over `elapsed_seconds`, the ETA from the steps done since
-// `first_step` (the step when the launcher first looked: a resumed run).
+// the rate is of the pairs consumed since `first_pairs_consumed` over
+// `elapsed_seconds`, the ETA from the steps done since `first_step` (the step
+// and pairs when the launcher first looked: a resumed run).
 std::string FormatProgressLine(const bpo::v1::RunStatus& status, int64_t first_step,
-                               double elapsed_seconds);
+                               double elapsed_seconds, int64_t first_pairs_consumed = 0);
 
-// Asks the coordinator for the run's status at most once per interval and
-// writes the progress line to `out`. Not thread-safe.
+// Asks the coordinator for the run's status at most once per interval
+// (`every`; zero: the defaults above) and writes the progress line to `out`.
+// Not thread-safe.
 class ProgressReporter {
  public:
-  ProgressReporter(coordinator::CoordinatorClient* client, std::ostream* out, bool tty);
+  ProgressReporter(coordinator::CoordinatorClient* client, std::ostream* out, bool tty,
+                   absl::Duration every = absl::ZeroDuration());
 
   // Reports when the interval has passed since the last report.
   void MaybeReport();
@@ -40,9 +43,11 @@ class ProgressReporter {
   coordinator::CoordinatorClient* client_;
   std::ostream* out_;
   bool tty_;
+  absl::Duration every_;
   absl::Time t0_;
   absl::Time last_report_ = absl::InfinitePast();
   int64_t first_step_ = -1;
+  int64_t first_pairs_consumed_ = 0;
   bpo::v1::RunStatus last_;
 };
 

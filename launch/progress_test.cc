@@ -30,6 +30,10 @@ TEST(ProgressTest, LineWithRateAndEta) {
   EXPECT_EQ(FormatProgressLine(s, 2, 8.0),
             "phase 2/4 step 4/8 [##########..........] | pairs 3 queued 5 sampled 4 annotated 16 "
             "consumed /32 | loss 0.5000 | 2.0 pairs/s | ETA 16s");
+  // Resumed at step 2 with 8 pairs consumed: the rate counts this launch's.
+  EXPECT_EQ(FormatProgressLine(s, 2, 8.0, 8),
+            "phase 2/4 step 4/8 [##########..........] | pairs 3 queued 5 sampled 4 annotated 16 "
+            "consumed /32 | loss 0.5000 | 1.0 pairs/s | ETA 16s");
   s.clear_last_step_metrics();
   EXPECT_EQ(FormatProgressLine(s, 4, 0.0),
             "phase 2/4 step 4/8 [##########..........] | pairs 3 queued 5 sampled 4 annotated 16 "

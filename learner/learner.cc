@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/address_file.h"
 #include "common/config.h"
-#include "common/endpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -249,10 +249,8 @@ absl::Status Learner::StartSnapshots() {
     BPO_ASSIGN_OR_RETURN(
         snapshot_server_,
         StartGrpcServer(c.endpoints().snapshots(), {snapshot_service_.get()}, options_.transport));
-    auto ep = ParseEndpoint(c.endpoints().snapshots());
-    std::string host = ep.ok() ? ep->host : "127.0.0.1";
-    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
-    serve_address_ = absl::StrCat(host, ":", snapshot_server_.port);
+    // What the actors dial: on a wildcard host, this machine's name.
+    serve_address_ = PublishedAddress(c.endpoints().snapshots(), snapshot_server_.port);
   }
   if (!online) {
     if (trainer_->steps_done() % options_.snapshot_every != 0) return absl::OkStatus();

@@ -64,8 +64,8 @@ TEST(CliTest, BadCommandLines) {
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_EQ(
       unknown.err,
-      "bpo: unknown command 'trian'; commands: quickstart, reproduce, run, local, coordinator, "
-      "actor, "
+      "bpo: unknown command 'trian'; commands: quickstart, reproduce, run, local, deploy slurm, "
+      "deploy status, deploy watch, coordinator, actor, "
       "annotator, annotator add-rater, learner, config check, config defaults, model info, "
       "generate, logprobs, score, "
       "task generate, sft, train-rm, eval, aggregate, certs init, certs issue, certs token, info "
