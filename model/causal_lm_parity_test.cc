@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "model/causal_lm.h"
+#include "model/fixture_testing.h"
 #include "model/generate.h"
 #include "model/logprobs.h"
 #include "model/safetensors.h"
@@ -24,35 +25,9 @@
 namespace bpo::model {
 namespace {
 
-std::string FixtureDir(const std::string& arch) {
-  return absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/", arch);
-}
-
-class Reference {
- public:
-  explicit Reference(const std::string& arch) {
-    auto file = SafetensorsFile::Open(FixtureDir(arch) + "/reference.safetensors");
-    EXPECT_TRUE(file.ok()) << file.status();
-    if (file.ok()) file_ = std::move(*file);
-  }
-  at::Tensor operator[](const std::string& name) const {
-    auto t = file_->Tensor(name);
-    EXPECT_TRUE(t.ok()) << t.status();
-    return t.ok() ? *t : at::Tensor();
-  }
-  bool ok() const { return file_ != nullptr; }
-
- private:
-  std::unique_ptr<SafetensorsFile> file_;
-};
-
-// max |a - b| over rows where mask == 1, divided by max |b| there.
-double RelativeError(const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
-  const at::Tensor m = mask.to(at::kBool);
-  const at::Tensor da = a.to(at::kFloat).index({m});
-  const at::Tensor db = b.to(at::kFloat).index({m});
-  return (da - db).abs().max().item<double>() / db.abs().max().item<double>();
-}
+using fixtures::FixtureDir;
+using fixtures::Reference;
+using fixtures::RelativeError;
 
 class CausalLmParityTest : public ::testing::TestWithParam<std::string> {};
 

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "model/causal_lm.h"
 #include "model/deberta.h"
+#include "model/fixture_testing.h"
 #include "model/generate.h"
 #include "model/logprobs.h"
 #include "model/lora.h"
@@ -35,41 +36,9 @@ namespace {
 
 constexpr double kFp32Tolerance = 1e-4;
 
-std::string FixtureDir(const std::string& name) {
-  return absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/", name);
-}
-
-// A fixture's reference.safetensors: the parity tests' inputs and HF outputs.
-class Reference {
- public:
-  explicit Reference(const std::string& name) {
-    auto file = SafetensorsFile::Open(FixtureDir(name) + "/reference.safetensors");
-    EXPECT_TRUE(file.ok()) << file.status();
-    if (file.ok()) file_ = std::move(*file);
-  }
-  at::Tensor operator[](const std::string& name) const {
-    auto t = file_->Tensor(name);
-    EXPECT_TRUE(t.ok()) << t.status();
-    return t.ok() ? t->clone() : at::Tensor();
-  }
-  bool ok() const { return file_ != nullptr; }
-
- private:
-  std::unique_ptr<SafetensorsFile> file_;
-};
-
-// max |a - b| over positions where mask != 0, divided by max |b| there (any
-// devices; compared on the CPU in float32).
-double RelativeError(const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
-  const at::Tensor m = mask.cpu().to(at::kBool);
-  const at::Tensor da = a.detach().cpu().to(at::kFloat).index({m});
-  const at::Tensor db = b.detach().cpu().to(at::kFloat).index({m});
-  return (da - db).abs().max().item<double>() / db.abs().max().item<double>();
-}
-
-double RelativeError(const at::Tensor& a, const at::Tensor& b) {
-  return RelativeError(a, b, at::ones(b.sizes(), at::kBool));
-}
+using fixtures::FixtureDir;
+using fixtures::Reference;
+using fixtures::RelativeError;
 
 // Loads through ParseLoadOptions, as configs and flags spell dtype and device.
 std::unique_ptr<CausalLm> LoadCausalLm(const std::string& arch, const std::string& dtype,

@@ -23,44 +23,21 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "model/deberta.h"
+#include "model/fixture_testing.h"
 #include "model/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace bpo::model {
 namespace {
 
-std::string FixtureDir(const std::string& name) {
-  return absl::StrCat(BPO_SOURCE_DIR, "/tests/fixtures/", name);
-}
-
-class Reference {
- public:
-  Reference() {
-    auto file = SafetensorsFile::Open(FixtureDir("deberta") + "/reference.safetensors");
-    EXPECT_TRUE(file.ok()) << file.status();
-    if (file.ok()) file_ = std::move(*file);
-  }
-  at::Tensor operator[](const std::string& name) const {
-    auto t = file_->Tensor(name);
-    EXPECT_TRUE(t.ok()) << t.status();
-    return t.ok() ? t->clone() : at::Tensor();
-  }
-  bool ok() const { return file_ != nullptr; }
-
- private:
-  std::unique_ptr<SafetensorsFile> file_;
-};
+using fixtures::FixtureDir;
+using fixtures::Reference;
+using fixtures::RelativeError;
 
 nlohmann::json ReferenceJson() {
   std::ifstream in(FixtureDir("deberta") + "/reference.json");
   EXPECT_TRUE(in.good());
   return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-}
-
-// max |a - b| divided by max |b|.
-double RelativeError(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>() /
-         b.to(at::kFloat).abs().max().item<double>();
 }
 
 TEST(DebertaConfigTest, ReadsTheFixture) {
@@ -146,7 +123,7 @@ TEST(DebertaBucketsTest, MatchHuggingFaceTable) {
 }
 
 TEST(DebertaParityTest, Fp32ScoresMatch) {
-  const Reference ref;
+  const Reference ref("deberta");
   ASSERT_TRUE(ref.ok());
   auto model = DebertaRewardModel::Load(FixtureDir("deberta"));
   ASSERT_TRUE(model.ok()) << model.status();
@@ -166,7 +143,7 @@ TEST(DebertaParityTest, Fp32ScoresMatch) {
 }
 
 TEST(DebertaParityTest, PaddingDoesNotChangeScores) {
-  const Reference ref;
+  const Reference ref("deberta");
   ASSERT_TRUE(ref.ok());
   auto model = DebertaRewardModel::Load(FixtureDir("deberta"));
   ASSERT_TRUE(model.ok()) << model.status();
@@ -184,7 +161,7 @@ TEST(DebertaParityTest, PaddingDoesNotChangeScores) {
 }
 
 TEST(DebertaParityTest, Bf16ScoresMatch) {
-  const Reference ref;
+  const Reference ref("deberta");
   ASSERT_TRUE(ref.ok());
   auto model = DebertaRewardModel::Load(FixtureDir("deberta"), {at::kBFloat16, at::kCPU});
   ASSERT_TRUE(model.ok()) << model.status();
@@ -209,7 +186,7 @@ TEST(DebertaParityTest, Bf16ScoresMatch) {
 // Same bounds on a GPU, where the bf16 kernels accumulate in float32 (no upcast).
 TEST(DebertaParityTest, CudaScoresMatch) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  const Reference ref;
+  const Reference ref("deberta");
   ASSERT_TRUE(ref.ok());
   for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     auto model = DebertaRewardModel::Load(FixtureDir("deberta"), {dtype, at::kCUDA});
