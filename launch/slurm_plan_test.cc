@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "launch/config_testing.h"
 
 namespace bpo::launch {
 namespace {
@@ -18,22 +19,12 @@ using Kind = SlurmStep::Kind;
 
 // A config of the top-level sections below, `extra`'s replacing them.
 bpo::v1::RunConfig Config(const std::string& extra) {
-  std::map<std::string, std::string> sections = {
-      {"run_id", "t"},
-      {"output_dir", "/runs"},
-      {"schedule", "{total_steps: 8, phases: 4, batch_size: 8}"},
-      {"model", "{policy: /models/p, reward_model: /models/rm}"},
-      {"data", "{prompts: /p.jsonl, format: jsonl}"}};
-  for (absl::string_view line : absl::StrSplit(extra, '\n', absl::SkipEmpty())) {
-    const size_t colon = line.find(':');
-    sections[std::string(line.substr(0, colon))] = std::string(line.substr(colon + 1));
-  }
-  std::string yaml;
-  for (const auto& [key, value] : sections) absl::StrAppend(&yaml, key, ": ", value, "\n");
-  absl::StatusOr<RunConfigFile> file =
-      ParseRunConfig(yaml, "test.yaml", "/", {.check_files = false});
-  EXPECT_TRUE(file.ok()) << file.status();
-  return file.ok() ? file->config : bpo::v1::RunConfig();
+  return testing::ConfigFromSections({{"run_id", "t"},
+                                      {"output_dir", "/runs"},
+                                      {"schedule", "{total_steps: 8, phases: 4, batch_size: 8}"},
+                                      {"model", "{policy: /models/p, reward_model: /models/rm}"},
+                                      {"data", "{prompts: /p.jsonl, format: jsonl}"}},
+                                     extra, "test.yaml", "/");
 }
 
 // "name@component/node+nodes" of every step, for compact expectations.

@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "launch/config_testing.h"
 
 namespace bpo::launch {
 namespace {
@@ -25,25 +26,16 @@ using ::testing::Not;
 
 // A config of the top-level sections below, `extra`'s replacing them.
 SlurmRenderOptions Options(const std::string& extra, SlurmOptions slurm = {}) {
-  std::map<std::string, std::string> sections = {
-      {"run_id", "r1"},
-      {"output_dir", "/shared/runs"},
-      {"schedule", "{total_steps: 8, phases: 4, batch_size: 4}"},
-      {"model", "{policy: /models/p, reward_model: /models/rm}"},
-      {"data", "{prompts: /p.jsonl, format: jsonl}"},
-      {"learner", "{world_size: 2, checkpoint_every: 1}"},
-      {"launch", "{actors: 2, annotators: 1, max_restarts: 5}"}};
-  for (absl::string_view line : absl::StrSplit(extra, '\n', absl::SkipEmpty())) {
-    const size_t colon = line.find(':');
-    sections[std::string(line.substr(0, colon))] = std::string(line.substr(colon + 1));
-  }
-  std::string yaml;
-  for (const auto& [key, value] : sections) absl::StrAppend(&yaml, key, ": ", value, "\n");
-  absl::StatusOr<RunConfigFile> file =
-      ParseRunConfig(yaml, "/cfg/run.yaml", "/cfg", {.check_files = false});
-  EXPECT_TRUE(file.ok()) << file.status();
   SlurmRenderOptions o;
-  if (file.ok()) o.config = file->config;
+  o.config =
+      testing::ConfigFromSections({{"run_id", "r1"},
+                                   {"output_dir", "/shared/runs"},
+                                   {"schedule", "{total_steps: 8, phases: 4, batch_size: 4}"},
+                                   {"model", "{policy: /models/p, reward_model: /models/rm}"},
+                                   {"data", "{prompts: /p.jsonl, format: jsonl}"},
+                                   {"learner", "{world_size: 2, checkpoint_every: 1}"},
+                                   {"launch", "{actors: 2, annotators: 1, max_restarts: 5}"}},
+                                  extra, "/cfg/run.yaml", "/cfg");
   o.config_source = "/cfg/run.yaml";
   o.out_dir = "/shared/runs/r1/slurm";
   o.bpo = "/opt/bpo/bin/bpo";
