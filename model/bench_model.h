@@ -12,7 +12,7 @@
 
 #include "common/allocator.h"
 #include "model/causal_lm.h"
-#include "model/safetensors.h"
+#include "model/random_llama.h"
 
 namespace bpo::model {
 
@@ -38,32 +38,8 @@ inline void EnsureModel() {
       std::string(BPO_SOURCE_DIR_FOR_BENCH) + "/../shared/data/tokenizers/llama2-tokenizer.model";
   std::error_code ec;
   std::filesystem::copy_file(tokenizer, dir + "/tokenizer.model", ec);
-  std::ofstream(dir + "/config.json") << R"({"architectures": ["LlamaForCausalLM"],
-    "model_type": "llama", "vocab_size": 32000, "hidden_size": 256, "intermediate_size": 688,
-    "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
-    "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-    "hidden_act": "silu", "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
-    "torch_dtype": "float32"})";
-  at::manual_seed(0);
-  std::vector<std::pair<std::string, at::Tensor>> w;
-  auto normal = [](std::vector<int64_t> shape) { return at::randn(shape) * 0.02; };
-  w.emplace_back("model.embed_tokens.weight", normal({kVocab, kHidden}));
-  w.emplace_back("lm_head.weight", normal({kVocab, kHidden}));
-  w.emplace_back("model.norm.weight", at::ones({kHidden}));
-  const int64_t hd = kHidden / kHeads;
-  for (int64_t l = 0; l < kLayers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    w.emplace_back(p + "input_layernorm.weight", at::ones({kHidden}));
-    w.emplace_back(p + "post_attention_layernorm.weight", at::ones({kHidden}));
-    w.emplace_back(p + "self_attn.q_proj.weight", normal({kHeads * hd, kHidden}));
-    w.emplace_back(p + "self_attn.k_proj.weight", normal({kKvHeads * hd, kHidden}));
-    w.emplace_back(p + "self_attn.v_proj.weight", normal({kKvHeads * hd, kHidden}));
-    w.emplace_back(p + "self_attn.o_proj.weight", normal({kHidden, kHeads * hd}));
-    w.emplace_back(p + "mlp.gate_proj.weight", normal({kInter, kHidden}));
-    w.emplace_back(p + "mlp.up_proj.weight", normal({kInter, kHidden}));
-    w.emplace_back(p + "mlp.down_proj.weight", normal({kHidden, kInter}));
-  }
-  if (!WriteSafetensors(dir + "/model.safetensors", w).ok()) std::abort();
+  const LlamaShape shape{kVocab, kHidden, kInter, kLayers, kHeads, kKvHeads, 512};
+  if (!WriteRandomLlama(dir, shape, at::kFloat).ok()) std::abort();
 }
 
 inline const CausalLm& Model() {

@@ -52,8 +52,8 @@
 #include "model/generate.h"
 #include "model/lora.h"
 #include "model/policy.h"
+#include "model/random_llama.h"
 #include "model/runtime.h"
-#include "model/safetensors.h"
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, device, "cuda", "cpu, cuda or cuda:N");
@@ -74,10 +74,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-struct Shape {
-  int64_t vocab, hidden, inter, layers, heads, kv_heads;
-};
 
 void Sync(const at::Device& device) {
 #ifdef BPO_TORCH_HAS_CUDA
@@ -100,49 +96,10 @@ double MedianSeconds(const at::Device& device, int reps, F&& f) {
   return s[reps / 2];
 }
 
-// Writes config.json and model.safetensors (random normal(0, 0.02) weights,
-// norms 1) in `dtype`, unless the directory already holds the model.
-absl::Status EnsureModel(const std::string& dir, const Shape& s, at::ScalarType dtype) {
+// The random model, unless the directory already holds it.
+absl::Status EnsureModel(const std::string& dir, const model::LlamaShape& s, at::ScalarType dtype) {
   if (std::filesystem::exists(dir + "/model.safetensors")) return absl::OkStatus();
-  std::filesystem::create_directories(dir);
-  const json config = {{"architectures", {"LlamaForCausalLM"}},
-                       {"model_type", "llama"},
-                       {"vocab_size", s.vocab},
-                       {"hidden_size", s.hidden},
-                       {"intermediate_size", s.inter},
-                       {"num_hidden_layers", s.layers},
-                       {"num_attention_heads", s.heads},
-                       {"num_key_value_heads", s.kv_heads},
-                       {"max_position_embeddings", 2048},
-                       {"rms_norm_eps", 1e-5},
-                       {"rope_theta", 10000.0},
-                       {"hidden_act", "silu"},
-                       {"tie_word_embeddings", false},
-                       {"bos_token_id", 1},
-                       {"eos_token_id", 2},
-                       {"torch_dtype", dtype == at::kBFloat16 ? "bfloat16" : "float32"}};
-  std::ofstream(dir + "/config.json") << config.dump(2) << "\n";
-  at::manual_seed(0);
-  std::vector<std::pair<std::string, at::Tensor>> w;
-  auto normal = [&](std::vector<int64_t> shape) { return (at::randn(shape) * 0.02).to(dtype); };
-  auto ones = [&](int64_t n) { return at::ones({n}, at::TensorOptions().dtype(dtype)); };
-  w.emplace_back("model.embed_tokens.weight", normal({s.vocab, s.hidden}));
-  w.emplace_back("lm_head.weight", normal({s.vocab, s.hidden}));
-  w.emplace_back("model.norm.weight", ones(s.hidden));
-  const int64_t hd = s.hidden / s.heads;
-  for (int64_t l = 0; l < s.layers; ++l) {
-    const std::string p = absl::StrCat("model.layers.", l, ".");
-    w.emplace_back(p + "input_layernorm.weight", ones(s.hidden));
-    w.emplace_back(p + "post_attention_layernorm.weight", ones(s.hidden));
-    w.emplace_back(p + "self_attn.q_proj.weight", normal({s.heads * hd, s.hidden}));
-    w.emplace_back(p + "self_attn.k_proj.weight", normal({s.kv_heads * hd, s.hidden}));
-    w.emplace_back(p + "self_attn.v_proj.weight", normal({s.kv_heads * hd, s.hidden}));
-    w.emplace_back(p + "self_attn.o_proj.weight", normal({s.hidden, s.heads * hd}));
-    w.emplace_back(p + "mlp.gate_proj.weight", normal({s.inter, s.hidden}));
-    w.emplace_back(p + "mlp.up_proj.weight", normal({s.inter, s.hidden}));
-    w.emplace_back(p + "mlp.down_proj.weight", normal({s.hidden, s.inter}));
-  }
-  return model::WriteSafetensors(dir + "/model.safetensors", w);
+  return model::WriteRandomLlama(dir, s, dtype);
 }
 
 std::vector<int64_t> ParseList(const std::string& text, const char* flag) {
@@ -193,11 +150,11 @@ void ResetPeak(const at::Device& device) {
 
 int Main() {
   const std::string size = absl::GetFlag(FLAGS_size);
-  Shape shape;
+  model::LlamaShape shape;
   if (size == "1b") {
-    shape = {32000, 2048, 5632, 22, 32, 4};
+    shape = {32000, 2048, 5632, 22, 32, 4, 2048};
   } else if (size == "20m") {
-    shape = {32000, 256, 688, 4, 8, 4};
+    shape = {32000, 256, 688, 4, 8, 4, 2048};
   } else {
     std::cerr << "gpu_bench: --size='" << size << "': expected 1b or 20m\n";
     return 2;
