@@ -34,10 +34,9 @@ int RunActor(const std::vector<std::string>&) {
   if (policy_dir.empty())
     return Fail("actor", absl::InvalidArgumentError("model.policy names no model"));
 
-  auto device = model::ResolveProcessDevice(config.model().device());
-  if (!device.ok()) return Fail("actor", device.status());
-  auto load = model::ParseLoadOptions(
-      config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32", *device);
+  auto load = model::ProcessLoadOptions(
+      config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
+      config.model().device());
   if (!load.ok()) return Fail("actor", load.status());
   model::PolicyOptions po;
   po.load = *load;

@@ -104,11 +104,9 @@ int RunAnnotatorCommand(const std::vector<std::string>&) {
     if (dir.empty()) dir = local->config.model().reward_model();
     if (dir.empty())
       return Fail("annotator", absl::InvalidArgumentError("model.reward_model names no model"));
-    auto device = model::ResolveProcessDevice(local->config.model().device());
-    if (!device.ok()) return Fail("annotator", device.status());
-    auto load = model::ParseLoadOptions(
+    auto load = model::ProcessLoadOptions(
         local->config.model().dtype() == bpo::v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
-        *device);
+        local->config.model().device());
     if (!load.ok()) return Fail("annotator", load.status());
     auto rm =
         annotator::MakeRewardModelScorer(dir, *load, local->config.annotation().rm_max_length(),

@@ -120,11 +120,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(LearnerOptions options,
 
 absl::Status Learner::LoadModel() {
   const bpo::v1::ModelConfig& m = options_.config.model();
-  BPO_ASSIGN_OR_RETURN(const std::string device, model::ResolveProcessDevice(m.device()));
   BPO_ASSIGN_OR_RETURN(
       model::LoadOptions load,
-      model::ParseLoadOptions(m.dtype() == v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
-                              device));
+      model::ProcessLoadOptions(m.dtype() == v1::ModelConfig::BFLOAT16 ? "bfloat16" : "float32",
+                                m.device()));
   model::PolicyOptions policy_options;
   policy_options.load = load;
   policy_options.tokenizer = m.tokenizer();

@@ -67,6 +67,13 @@ absl::StatusOr<std::string> ResolveProcessDevice(const std::string& configured) 
       configured == "cuda" && at::hasCUDA() ? static_cast<int>(at::getNumGPUs()) : 0);
 }
 
+absl::StatusOr<LoadOptions> ProcessLoadOptions(const std::string& dtype,
+                                               const std::string& configured_device) {
+  absl::StatusOr<std::string> device = ResolveProcessDevice(configured_device);
+  if (!device.ok()) return device.status();
+  return ParseLoadOptions(dtype, *device);
+}
+
 static absl::StatusOr<Policy> LoadPolicyUnguarded(const std::string& dir,
                                                   const PolicyOptions& options) {
   Policy p;

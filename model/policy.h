@@ -51,6 +51,10 @@ absl::StatusOr<LoadOptions> ParseLoadOptions(const std::string& dtype, const std
 // out-of-range BPO_CUDA_DEVICE is an error naming the variable.
 absl::StatusOr<std::string> ResolveProcessDevice(const std::string& configured);
 
+// ParseLoadOptions on the device ResolveProcessDevice picks for this process.
+absl::StatusOr<LoadOptions> ProcessLoadOptions(const std::string& dtype,
+                                               const std::string& configured_device);
+
 // The same, with the environment and the GPU count given (for tests).
 absl::StatusOr<std::string> ResolveProcessDevice(
     const std::string& configured, const std::function<const char*(const char*)>& getenv,

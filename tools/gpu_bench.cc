@@ -159,12 +159,7 @@ int Main() {
     std::cerr << "gpu_bench: --size='" << size << "': expected 1b or 20m\n";
     return 2;
   }
-  auto device_name = model::ResolveProcessDevice(absl::GetFlag(FLAGS_device));
-  if (!device_name.ok()) {
-    std::cerr << "gpu_bench: " << device_name.status() << "\n";
-    return 2;
-  }
-  auto load = model::ParseLoadOptions(absl::GetFlag(FLAGS_dtype), *device_name);
+  auto load = model::ProcessLoadOptions(absl::GetFlag(FLAGS_dtype), absl::GetFlag(FLAGS_device));
   if (!load.ok()) {
     std::cerr << "gpu_bench: " << load.status() << "\n";
     return 2;
